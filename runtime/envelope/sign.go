@@ -1,0 +1,206 @@
+package envelope
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// MinKeySize is the shortest signing key accepted: HMAC-SHA256 wants at least its output size.
+const MinKeySize = 32
+
+// Key is one named HMAC-SHA256 signing key.
+type Key struct {
+	ID     string
+	Secret []byte
+}
+
+// Keyring signs and verifies envelopes and seals and opens caller blocks. The first
+// signing key signs; every key verifies, which is how keys are rotated: add the new key
+// second everywhere, then move it first, then drop the old one.
+type Keyring struct {
+	signing []Key
+	seal    cipher.AEAD // nil: caller blocks travel plain (but signed)
+	sealID  string
+}
+
+// NewKeyring checks the keys and builds a Keyring. At least one signing key is required.
+// sealKey, when not nil, must be 16, 24 or 32 bytes (AES-128/192/256).
+func NewKeyring(signing []Key, sealKey []byte) (*Keyring, error) {
+	if len(signing) == 0 {
+		return nil, errors.New("no signing key: give one with task.WithSigningKey(id, key); every client and worker of a deployment needs the same keys")
+	}
+	seen := map[string]bool{}
+	for _, k := range signing {
+		if k.ID == "" {
+			return nil, errors.New("signing key with an empty id")
+		}
+		if seen[k.ID] {
+			return nil, fmt.Errorf("signing key id %q given twice", k.ID)
+		}
+		seen[k.ID] = true
+		if len(k.Secret) < MinKeySize {
+			return nil, fmt.Errorf("signing key %q is %d bytes; use at least %d random bytes", k.ID, len(k.Secret), MinKeySize)
+		}
+	}
+	kr := &Keyring{signing: append([]Key(nil), signing...)}
+	if sealKey != nil {
+		block, err := aes.NewCipher(sealKey)
+		if err != nil {
+			return nil, fmt.Errorf("seal key: %w (use 16, 24 or 32 random bytes)", err)
+		}
+		kr.seal, _ = cipher.NewGCM(block) // cannot fail for a standard AES block
+		sum := sha256.Sum256(sealKey)
+		kr.sealID = hex.EncodeToString(sum[:4]) // names the key without revealing it
+	}
+	return kr, nil
+}
+
+// Sealing reports whether caller blocks are sealed.
+func (k *Keyring) Sealing() bool { return k.seal != nil }
+
+// SetCaller stores c in e: sealed when the keyring has a seal key, plain otherwise. A nil
+// c leaves the envelope without a caller block. Call it after e.ID is set: the seal is
+// bound to the id.
+func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
+	e.Caller, e.Sealed = nil, nil
+	if c == nil {
+		return nil
+	}
+	plain, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode caller: %w", err)
+	}
+	if k.seal == nil {
+		e.Caller = plain
+		return nil
+	}
+	nonce := make([]byte, k.seal.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("seal caller: %w", err)
+	}
+	e.Sealed = &Sealed{KeyID: k.sealID, Data: k.seal.Seal(nonce, nonce, plain, sealAD(e.ID))}
+	return nil
+}
+
+// Caller returns the envelope's caller block, opening the seal if there is one; nil when
+// the envelope carries none. Verify the envelope first.
+func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
+	plain := []byte(e.Caller)
+	if e.Sealed != nil {
+		if k.seal == nil {
+			return nil, fmt.Errorf("%w: caller block is sealed but this worker has no seal key (task.WithSealKey)", ErrMalformed)
+		}
+		if e.Sealed.KeyID != k.sealID {
+			return nil, fmt.Errorf("%w: caller block sealed with key %s, this worker has %s", ErrBadSignature, e.Sealed.KeyID, k.sealID)
+		}
+		n := k.seal.NonceSize()
+		if len(e.Sealed.Data) < n {
+			return nil, fmt.Errorf("%w: sealed caller block too short", ErrMalformed)
+		}
+		var err error
+		plain, err = k.seal.Open(nil, e.Sealed.Data[:n], e.Sealed.Data[n:], sealAD(e.ID))
+		if err != nil {
+			return nil, fmt.Errorf("%w: sealed caller block does not open", ErrBadSignature)
+		}
+	}
+	if len(plain) == 0 {
+		return nil, nil
+	}
+	var c Caller
+	if err := json.Unmarshal(plain, &c); err != nil {
+		return nil, fmt.Errorf("%w: caller block: %v", ErrMalformed, err)
+	}
+	return &c, nil
+}
+
+// sealAD binds a sealed caller block to its task, so a sealed block copied into another
+// task's envelope does not open.
+func sealAD(id string) []byte { return []byte("taskgen.caller.v1\x00" + id) }
+
+// Sign sets e's version, key id and signature (with the first signing key) and returns
+// the encoded envelope.
+func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
+	e.Version = Version
+	key := k.signing[0]
+	e.KeyID = key.ID
+	e.Sig = mac(key.Secret, e)
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	return data, nil
+}
+
+// Open decodes data and verifies its signature. It refuses data longer than maxSize
+// (0: DefaultMaxSize) before parsing it.
+func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxSize
+	}
+	if len(data) > maxSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxSize)
+	}
+	e, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range k.signing {
+		if key.ID == e.KeyID {
+			if !hmac.Equal(mac(key.Secret, e), e.Sig) {
+				return nil, fmt.Errorf("%w: signature does not match (key %q)", ErrBadSignature, e.KeyID)
+			}
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: unknown key id %q", ErrBadSignature, e.KeyID)
+}
+
+func mac(secret []byte, e *Envelope) []byte {
+	h := hmac.New(sha256.New, secret)
+	h.Write(signedBytes(e))
+	return h.Sum(nil)
+}
+
+// signedBytes is the canonical form the signature covers: a domain tag, then every field
+// but the signature, each as a uvarint length and its bytes, in a fixed order. Length
+// prefixes make the encoding unambiguous; the raw JSON of args and caller is signed as it
+// stands in the envelope, so any change to it, whitespace included, breaks the signature.
+func signedBytes(e *Envelope) []byte {
+	var b []byte
+	field := func(s []byte) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	str := func(s string) { field([]byte(s)) }
+	num := func(n int64) { str(strconv.FormatInt(n, 10)) }
+	str("taskgen.envelope.v1")
+	num(int64(e.Version))
+	str(e.KeyID)
+	str(e.ID)
+	str(e.Kind)
+	str(e.Queue)
+	str(e.Schema)
+	num(int64(e.Attempt))
+	num(int64(e.MaxRetries))
+	num(e.TimeoutMS)
+	num(e.SubmittedAt.UnixNano())
+	field(e.Caller)
+	if e.Sealed != nil {
+		str("sealed")
+		str(e.Sealed.KeyID)
+		field(e.Sealed.Data)
+	} else {
+		str("plain")
+	}
+	field(e.Args)
+	return b
+}

@@ -1,0 +1,57 @@
+package redisq
+
+import "strings"
+
+// Keys are the Redis keys of one queue. Every key of a queue carries the queue name as a
+// hash tag ("{email}"), so the keys of one queue live in one Redis Cluster slot and a Lua
+// script may touch several of them. Every key starts with the prefix, so an ACL user
+// limited to "~<prefix>:*" reaches all of them.
+type Keys struct {
+	prefix string
+	queue  string
+	base   string // "<prefix>:{<queue>}:"
+}
+
+// QueueKeys returns the keys of queue under prefix.
+func QueueKeys(prefix, queue string) Keys {
+	return Keys{prefix: prefix, queue: queue, base: prefix + ":{" + queue + "}:"}
+}
+
+// Queue returns the queue name.
+func (k Keys) Queue() string { return k.queue }
+
+// Stream is the stream of ready tasks, read through the consumer group.
+func (k Keys) Stream() string { return k.base + "stream" }
+
+// Delayed is the sorted set of tasks waiting for a time (Delay, At, retry backoff):
+// score is the due time in Unix milliseconds, member the envelope.
+func (k Keys) Delayed() string { return k.base + "delayed" }
+
+// Dead is the dead-letter stream.
+func (k Keys) Dead() string { return k.base + "dead" }
+
+// State is the hash holding one task's state, attempt, error and result.
+func (k Keys) State(id string) string { return k.base + "task:" + id }
+
+// Done is the list that receives one element when a task finishes; Result blocks on it.
+func (k Keys) Done(id string) string { return k.base + "done:" + id }
+
+// Unique is the key that holds the id of the task submitted with a uniqueness key.
+func (k Keys) Unique(key string) string { return k.base + "unique:" + key }
+
+// ValidQueueName reports whether name can be a queue: it becomes part of Redis keys (as a
+// hash tag) and of task ids, so braces, colons, slashes and spaces are not allowed.
+func ValidQueueName(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case (r == '.' || r == '_' || r == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return !strings.Contains(name, "..")
+}

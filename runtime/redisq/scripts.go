@@ -1,0 +1,102 @@
+package redisq
+
+import "github.com/redis/go-redis/v9"
+
+// Every script takes all the keys it touches in KEYS and nothing else there: Redis checks
+// KEYS against an ACL user's key patterns and routes Cluster requests by them. Group
+// names, ids, payloads and times go in ARGV. All KEYS of one call share the queue's hash tag.
+
+// enqueueScript adds a task, now or at a time, and records its state.
+//
+//	KEYS[1] stream   KEYS[2] delayed   KEYS[3] state   KEYS[4] unique (optional)
+//	ARGV[1] envelope ARGV[2] task id   ARGV[3] kind    ARGV[4] due ms (0: now)
+//	ARGV[5] now ms   ARGV[6] unique ttl ms
+//
+// Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
+var enqueueScript = redis.NewScript(`
+if #KEYS == 4 then
+  if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[6]) then
+    return {0, redis.call('GET', KEYS[4])}
+  end
+end
+local state = 'pending'
+if tonumber(ARGV[4]) > tonumber(ARGV[5]) then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  state = 'scheduled'
+else
+  redis.call('XADD', KEYS[1], '*', 'env', ARGV[1])
+end
+redis.call('HSET', KEYS[3], 'state', state, 'kind', ARGV[3], 'attempts', 0, 'submitted_ms', ARGV[5])
+return {1, ARGV[2]}
+`)
+
+// promoteScript moves due tasks from the delayed set to the stream. ZREM and XADD happen
+// in one script, so two workers promoting at once never deliver a task twice.
+//
+//	KEYS[1] delayed   KEYS[2] stream
+//	ARGV[1] now ms    ARGV[2] max tasks to move
+//
+// Returns the number of tasks moved.
+var promoteScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, env in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'env', env)
+  redis.call('ZREM', KEYS[1], env)
+end
+return #due
+`)
+
+// completeScript records a successful attempt and wakes Result waiters.
+//
+//	KEYS[1] stream   KEYS[2] state    KEYS[3] done
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] result JSON  ARGV[4] ttl ms
+//	ARGV[5] attempt  ARGV[6] now ms
+var completeScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[2], 'error', 'reason')
+redis.call('HSET', KEYS[2], 'state', 'succeeded', 'result', ARGV[3], 'attempts', ARGV[5], 'finished_ms', ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('DEL', KEYS[3])
+redis.call('RPUSH', KEYS[3], 'done')
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+`)
+
+// retryScript schedules the next attempt of a failed task.
+//
+//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] next envelope  ARGV[4] due ms
+//	ARGV[5] attempt that failed       ARGV[6] error text
+var retryScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('HSET', KEYS[3], 'state', 'retrying', 'attempts', ARGV[5], 'error', ARGV[6])
+return 1
+`)
+
+// deadScript moves a task to the dead-letter stream. With only two keys it is for an entry
+// whose envelope could not be trusted: there is no task id to record a state under.
+//
+//	KEYS[1] stream   KEYS[2] dead     KEYS[3] state (optional)  KEYS[4] done (optional)
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] envelope (as received)
+//	ARGV[4] reason   ARGV[5] error text  ARGV[6] attempts  ARGV[7] ttl ms  ARGV[8] now ms
+//	ARGV[9] task id  ARGV[10] kind
+var deadScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[9], 'kind', ARGV[10], 'reason', ARGV[4],
+  'error', ARGV[5], 'attempts', ARGV[6], 'failed_ms', ARGV[8], 'env', ARGV[3])
+if #KEYS == 4 then
+  redis.call('HDEL', KEYS[3], 'result')
+  redis.call('HSET', KEYS[3], 'state', 'dead', 'reason', ARGV[4], 'error', ARGV[5],
+    'attempts', ARGV[6], 'finished_ms', ARGV[8])
+  if ARGV[10] ~= '' then redis.call('HSET', KEYS[3], 'kind', ARGV[10]) end
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  redis.call('DEL', KEYS[4])
+  redis.call('RPUSH', KEYS[4], 'done')
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
+end
+return 1
+`)

@@ -1,0 +1,120 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/taskgen/taskgen/runtime/envelope"
+	"github.com/taskgen/taskgen/runtime/redisq"
+)
+
+// Client submits tasks and reads their results. It is safe for concurrent use.
+type Client struct {
+	cfg    config
+	keys   *envelope.Keyring
+	broker *redisq.Broker
+}
+
+// NewClient returns a client over rdb (one server, Sentinel or Cluster). A signing key
+// is required (WithSigningKey).
+func NewClient(rdb redis.UniversalClient, opts ...Option) (*Client, error) {
+	cfg, keys, err := build(rdb, opts)
+	if err != nil {
+		return nil, fmt.Errorf("task.NewClient: %w", err)
+	}
+	return &Client{cfg: cfg, keys: keys, broker: redisq.New(rdb, cfg.prefix)}, nil
+}
+
+func build(rdb redis.UniversalClient, opts []Option) (config, *envelope.Keyring, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if rdb == nil {
+		return cfg, nil, errors.New("nil Redis client")
+	}
+	if cfg.prefix == "" {
+		return cfg, nil, errors.New("empty key prefix")
+	}
+	if cfg.logger == nil {
+		cfg.logger = slogDiscard()
+	}
+	keys, err := envelope.NewKeyring(cfg.signing, cfg.sealKey)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, keys, nil
+}
+
+// Submit enqueues a task of Def d with args on behalf of caller and returns its ID. ctx
+// bounds only the enqueue; the task runs later with a context of the worker's. When d
+// takes a caller, an empty caller is refused with ErrNoCaller and an expired one with
+// ErrCallerExpired; when it does not, caller is not sent.
+func Submit[A any](ctx context.Context, c *Client, d Def, caller Caller, args A, opts ...SubmitOption) (ID, error) {
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return "", fmt.Errorf("submit %s: encode arguments: %w", d.Kind, err)
+	}
+	return c.submit(ctx, d, caller, raw, opts)
+}
+
+func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.RawMessage, opts []SubmitOption) (ID, error) {
+	if c == nil {
+		return "", fmt.Errorf("submit %s: nil *task.Client", d.Kind)
+	}
+	queue := d.queue()
+	switch {
+	case d.Kind == "":
+		return "", errors.New("submit: Def has no Kind")
+	case !redisq.ValidQueueName(queue):
+		return "", fmt.Errorf("submit %s: invalid queue name %q", d.Kind, queue)
+	case d.MaxRetries < 0:
+		return "", fmt.Errorf("submit %s: negative MaxRetries", d.Kind)
+	}
+	var sc submitConfig
+	for _, o := range opts {
+		o(&sc)
+	}
+	if sc.uniqueKey != "" && sc.uniqueTTL <= 0 {
+		return "", fmt.Errorf("submit %s: Unique(%q) needs a positive ttl", d.Kind, sc.uniqueKey)
+	}
+	now := time.Now()
+	var wireCaller *envelope.Caller
+	if d.Caller {
+		if caller.IsZero() {
+			return "", fmt.Errorf("submit %s: %w", d.Kind, ErrNoCaller)
+		}
+		if caller.Expired(now, 0) {
+			return "", fmt.Errorf("submit %s: caller %s: token expired at %s: %w", d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ErrCallerExpired)
+		}
+		wireCaller = &envelope.Caller{UserID: caller.UserID, Token: caller.Token.Reveal(), ExpiresAt: caller.ExpiresAt, Scopes: caller.Scopes}
+	}
+	id := newID(queue, now)
+	e := &envelope.Envelope{
+		ID: string(id), Kind: d.Kind, Queue: queue, Schema: d.Schema,
+		MaxRetries: d.MaxRetries, TimeoutMS: d.Timeout.Milliseconds(), SubmittedAt: now.UTC(), Args: args,
+	}
+	if err := c.keys.SetCaller(e, wireCaller); err != nil {
+		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
+	}
+	data, err := c.keys.Sign(e)
+	if err != nil {
+		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
+	}
+	if len(data) > c.cfg.maxEnvelope {
+		return "", fmt.Errorf("submit %s: envelope is %d bytes, over the %d byte limit (WithMaxEnvelopeSize); pass large data by reference: %w",
+			d.Kind, len(data), c.cfg.maxEnvelope, ErrMalformed)
+	}
+	got, err := c.broker.Enqueue(ctx, redisq.Task{
+		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Due: sc.due,
+		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
+	})
+	if err != nil {
+		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
+	}
+	return ID(got), nil
+}

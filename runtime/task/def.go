@@ -1,0 +1,33 @@
+package task
+
+import "time"
+
+// Def describes one task kind. taskgen generates one Def per task function (FTask); it is
+// the static half of the contract between the code that submits and the worker that runs.
+type Def struct {
+	// Kind is the stable wire name of the task, [a-z0-9][a-z0-9._-]*. Renaming the Go
+	// function does not change it, so queued tasks are not orphaned.
+	Kind string
+	// Queue is the queue the task is submitted to; empty means "default".
+	Queue string
+	// MaxRetries is the number of retries after the first attempt.
+	MaxRetries int
+	// Timeout bounds one attempt; zero means the worker's default (WithDefaultTimeout).
+	Timeout time.Duration
+	// Schema fingerprints the wire shape of the arguments. A worker refuses an envelope
+	// whose schema differs from the registered Def's with ErrSchemaMismatch.
+	Schema string
+	// Caller is true when the task function takes a task.Caller: Submit then refuses an
+	// empty caller with ErrNoCaller.
+	Caller bool
+}
+
+// DefaultQueue is the queue of a Def whose Queue is empty.
+const DefaultQueue = "default"
+
+func (d Def) queue() string {
+	if d.Queue == "" {
+		return DefaultQueue
+	}
+	return d.Queue
+}

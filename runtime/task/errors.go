@@ -1,0 +1,69 @@
+package task
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/taskgen/taskgen/runtime/envelope"
+)
+
+// Errors a task can end with. Match them with errors.Is. A task that fails with any of
+// them is not retried: it goes to its queue's dead-letter stream with the reason.
+var (
+	// ErrNoCaller: a task that takes a task.Caller was submitted with an empty Caller.
+	ErrNoCaller = errors.New("task needs a caller: pass the request's task.Caller, or task.System(name) for work no user started")
+	// ErrCallerExpired: the caller's token had expired when the task was submitted or started.
+	ErrCallerExpired = errors.New("caller token expired")
+	// ErrBadSignature: the envelope's signature did not verify, or its key id is unknown.
+	ErrBadSignature = envelope.ErrBadSignature
+	// ErrSchemaMismatch: the envelope's argument schema differs from the registered task's.
+	ErrSchemaMismatch = errors.New("argument schema mismatch")
+	// ErrUnknownKind: no task of the envelope's kind is registered on the worker.
+	ErrUnknownKind = errors.New("unknown task kind")
+	// ErrMalformed: the envelope or its arguments could not be decoded.
+	ErrMalformed = envelope.ErrMalformed
+	// ErrNilLifespan: RegisterTasks was given a nil lifespan value.
+	ErrNilLifespan = errors.New("nil lifespan value")
+	// ErrDuplicateKind: a kind was registered twice on one worker.
+	ErrDuplicateKind = errors.New("task kind already registered")
+	// ErrNotFound: Result was asked for a task that does not exist or whose result expired.
+	ErrNotFound = errors.New("task not found")
+)
+
+// permanentError marks an error that must not be retried.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so that the task is not retried: it goes to the dead-letter stream
+// at once. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, was made by Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// CheckLifespan returns an error wrapping ErrNilLifespan when v is nil: a nil interface,
+// or a nil pointer, map, slice, channel or func. Generated RegisterTasks functions call it
+// for every lifespan value, so a missing dependency fails at startup, not inside a task.
+func CheckLifespan(name string, v any) error {
+	if v == nil {
+		return fmt.Errorf("lifespan value %s: %w", name, ErrNilLifespan)
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		if rv.IsNil() {
+			return fmt.Errorf("lifespan value %s: %w", name, ErrNilLifespan)
+		}
+	}
+	return nil
+}

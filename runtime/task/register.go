@@ -1,0 +1,91 @@
+package task
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/taskgen/taskgen/runtime/redisq"
+)
+
+// kindPattern is the form of a task kind, the stable wire name of a task.
+var kindPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// handler is a registered task with its types erased: it decodes the arguments, runs the
+// function and encodes the result.
+type handler struct {
+	def Def
+	run func(ctx context.Context, caller Caller, args json.RawMessage) (json.RawMessage, error)
+}
+
+// Register makes fn the function that runs tasks of d on w. Generated RegisterTasks
+// functions call it; call it directly only for tasks without generated code. It fails if
+// d.Kind is invalid or already registered on w.
+func Register[A, R any](w *Worker, d Def, fn func(ctx context.Context, caller Caller, args A) (R, error)) error {
+	if w == nil {
+		return fmt.Errorf("register %s: nil *task.Worker", d.Kind)
+	}
+	if fn == nil {
+		return fmt.Errorf("register %s: nil function", d.Kind)
+	}
+	h := &handler{def: d, run: func(ctx context.Context, caller Caller, raw json.RawMessage) (json.RawMessage, error) {
+		var args A
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&args); err != nil {
+			return nil, fmt.Errorf("%w: decode arguments of %s into %T: %v", ErrMalformed, d.Kind, args, err)
+		}
+		r, err := fn(ctx, caller, args)
+		if err != nil {
+			return nil, err
+		}
+		out, err := json.Marshal(r)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("encode result of %s: %w", d.Kind, err))
+		}
+		return out, nil
+	}}
+	return w.register(h)
+}
+
+func (w *Worker) register(h *handler) error {
+	d := h.def
+	switch {
+	case !kindPattern.MatchString(d.Kind):
+		return fmt.Errorf("register %q: kind must match %s", d.Kind, kindPattern)
+	case !redisq.ValidQueueName(d.queue()):
+		return fmt.Errorf("register %s: invalid queue name %q", d.Kind, d.queue())
+	case d.MaxRetries < 0:
+		return fmt.Errorf("register %s: negative MaxRetries", d.Kind)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, dup := w.handlers[d.Kind]; dup {
+		return fmt.Errorf("register %s: %w (two packages declare this kind, or RegisterTasks ran twice on one worker)", d.Kind, ErrDuplicateKind)
+	}
+	w.handlers[d.Kind] = h
+	return nil
+}
+
+func (w *Worker) handler(kind string) (*handler, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h, ok := w.handlers[kind]
+	return h, ok
+}
+
+// errorReason names why err ends a task at once, or returns "" when err may be retried.
+func errorReason(err error) string {
+	for _, r := range reasonErrors {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	if IsPermanent(err) {
+		return ReasonPermanent
+	}
+	return ""
+}

@@ -1,0 +1,112 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskgen/taskgen/runtime/redisq"
+)
+
+// Failure reasons recorded with a dead-lettered task.
+const (
+	ReasonCallerExpired  = "caller_expired"
+	ReasonBadSignature   = "bad_signature"
+	ReasonSchemaMismatch = "schema_mismatch"
+	ReasonUnknownKind    = "unknown_kind"
+	ReasonMalformed      = "malformed"
+	ReasonNoCaller       = "no_caller"
+	ReasonPermanent      = "permanent"
+	ReasonRetriesSpent   = "retries_exhausted"
+)
+
+// reasonErrors maps a recorded reason back to the error it stands for, so errors.Is
+// works on what Result returns, in another process, after the fact.
+var reasonErrors = []struct {
+	reason string
+	err    error
+}{
+	{ReasonCallerExpired, ErrCallerExpired},
+	{ReasonBadSignature, ErrBadSignature},
+	{ReasonSchemaMismatch, ErrSchemaMismatch},
+	{ReasonUnknownKind, ErrUnknownKind},
+	{ReasonMalformed, ErrMalformed},
+	{ReasonNoCaller, ErrNoCaller},
+}
+
+// FailedError is what Result returns for a task that failed for good. errors.Is matches
+// it against ErrCallerExpired, ErrBadSignature and the other errors of this package when
+// that is why it failed.
+type FailedError struct {
+	ID       ID
+	Kind     string
+	Reason   string // one of the Reason constants
+	Message  string // the last error's text
+	Attempts int
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("task %s (%s) failed after %d attempt(s): %s: %s", e.ID, e.Kind, e.Attempts, e.Reason, e.Message)
+}
+
+// Unwrap returns the package error the failure reason stands for, if any.
+func (e *FailedError) Unwrap() error {
+	for _, r := range reasonErrors {
+		if r.reason == e.Reason {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// resultWait bounds one blocking wait on Redis, so that a deadline-less ctx still gets
+// its cancellation noticed; it is a block, not a poll interval.
+const resultWait = 5 * time.Second
+
+// Result waits until task id finishes and returns its result, or a *FailedError when it
+// failed for good. A task whose function returns only an error is read with
+// Result[struct{}]. It blocks on Redis (no polling) until the task finishes or ctx ends.
+func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
+	var zero R
+	queue, err := id.parse()
+	if err != nil {
+		return zero, err
+	}
+	for {
+		st, err := c.broker.GetState(ctx, queue, string(id))
+		if errors.Is(err, redisq.ErrNoTask) {
+			return zero, fmt.Errorf("result of %s: %w (never submitted, or its result expired)", id, ErrNotFound)
+		}
+		if err != nil {
+			return zero, fmt.Errorf("result of %s: %w", id, err)
+		}
+		switch st.State {
+		case redisq.StateSucceeded:
+			var r R
+			if err := json.Unmarshal(st.Result, &r); err != nil {
+				return zero, fmt.Errorf("result of %s: decode into %T: %w", id, r, err)
+			}
+			return r, nil
+		case redisq.StateDead:
+			return zero, &FailedError{ID: id, Kind: st.Kind, Reason: st.Reason, Message: st.Error, Attempts: st.Attempts}
+		}
+		wait := resultWait
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl))
+		}
+		if wait <= 0 {
+			return zero, fmt.Errorf("result of %s: %w", id, ctx.Err())
+		}
+		if _, err := c.broker.WaitDone(ctx, queue, string(id), wait); err != nil {
+			if ctx.Err() != nil {
+				return zero, fmt.Errorf("result of %s: %w", id, ctx.Err())
+			}
+			return zero, fmt.Errorf("result of %s: %w", id, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return zero, fmt.Errorf("result of %s: %w", id, err)
+		}
+	}
+}

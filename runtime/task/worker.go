@@ -1,0 +1,475 @@
+package task
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/taskgen/taskgen/runtime/envelope"
+	"github.com/taskgen/taskgen/runtime/redisq"
+)
+
+// Worker runs registered tasks from its queues. Register tasks (RegisterTasks of each
+// generated package), then call Run.
+type Worker struct {
+	cfg    config
+	keys   *envelope.Keyring
+	broker *redisq.Broker
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	handlers map[string]*handler
+	started  atomic.Bool
+
+	inflightMu sync.Mutex
+	inflight   map[string]map[string]bool // queue -> stream entry ids being run here
+}
+
+// NewWorker returns a worker over rdb (one server, Sentinel or Cluster). A signing key is
+// required (WithSigningKey): the worker verifies every envelope and re-signs retries.
+func NewWorker(rdb redis.UniversalClient, opts ...Option) (*Worker, error) {
+	cfg, keys, err := build(rdb, opts)
+	if err != nil {
+		return nil, fmt.Errorf("task.NewWorker: %w", err)
+	}
+	switch {
+	case len(cfg.queues) == 0:
+		return nil, errors.New("task.NewWorker: no queues (WithQueues)")
+	case cfg.concurrency < 1:
+		return nil, fmt.Errorf("task.NewWorker: concurrency %d, want at least 1", cfg.concurrency)
+	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
+		return nil, fmt.Errorf("task.NewWorker: backoff base %s and max %s: want 0 < base <= max", cfg.backoffBase, cfg.backoffMax)
+	case cfg.lease < 100*time.Millisecond:
+		return nil, fmt.Errorf("task.NewWorker: lease %s is too short", cfg.lease)
+	case cfg.defaultTimeout <= 0 || cfg.resultTTL <= 0 || cfg.shutdownTimeout < 0:
+		return nil, errors.New("task.NewWorker: timeouts and result TTL must be positive")
+	}
+	for _, q := range cfg.queues {
+		if !redisq.ValidQueueName(q) {
+			return nil, fmt.Errorf("task.NewWorker: invalid queue name %q", q)
+		}
+	}
+	if cfg.consumer == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		cfg.consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	return &Worker{
+		cfg: cfg, keys: keys, broker: redisq.New(rdb, cfg.prefix),
+		log:      cfg.logger.With("consumer", cfg.consumer),
+		handlers: map[string]*handler{}, inflight: map[string]map[string]bool{},
+	}, nil
+}
+
+// Kinds returns the registered task kinds, sorted.
+func (w *Worker) Kinds() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kinds := make([]string, 0, len(w.handlers))
+	for k := range w.handlers {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// Run fetches and runs tasks until ctx ends. Then it stops fetching, waits up to the
+// shutdown timeout for running tasks, cancels the contexts of those still running and
+// returns once they have returned. Tasks that did not finish stay leased and another
+// worker takes them over after the lease. Run may be called once.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return errors.New("task.Worker.Run called twice")
+	}
+	w.warnUnconsumed()
+	w.log.Info("worker started", "queues", w.cfg.queues, "kinds", w.Kinds(), "concurrency", w.cfg.concurrency)
+
+	// Tasks run under a context of their own, derived from nothing the caller of Run or
+	// the submitter holds; it is cancelled only when the shutdown timeout runs out.
+	taskCtx, cancelTasks := context.WithCancel(context.Background())
+	defer cancelTasks()
+	slots := make(chan struct{}, w.cfg.concurrency)
+	var loops, tasks sync.WaitGroup
+	start := func(m redisq.Message) {
+		w.track(m, true)
+		tasks.Add(1)
+		go func() {
+			defer func() { <-slots }()
+			defer tasks.Done()
+			defer w.track(m, false)
+			w.process(taskCtx, m)
+		}()
+	}
+	for _, q := range w.cfg.queues {
+		loops.Add(3)
+		go func() { defer loops.Done(); w.fetchLoop(ctx, q, slots, start) }()
+		go func() { defer loops.Done(); w.promoteLoop(ctx, q) }()
+		go func() { defer loops.Done(); w.reclaimLoop(ctx, q, slots, start) }()
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
+
+	<-ctx.Done()
+	loops.Wait()
+	w.log.Info("worker stopping: draining running tasks", "timeout", w.cfg.shutdownTimeout)
+	drained := make(chan struct{})
+	go func() { tasks.Wait(); close(drained) }()
+	var err error
+	select {
+	case <-drained:
+	case <-time.After(w.cfg.shutdownTimeout):
+		w.log.Warn("shutdown timeout: cancelling running tasks")
+		cancelTasks()
+		select {
+		case <-drained:
+		case <-time.After(w.cfg.lease):
+			err = errors.New("task.Worker.Run: tasks ignored their cancelled context; their leases will expire and other workers will run them again")
+		}
+	}
+	stopHeartbeat()
+	<-hbDone
+	w.log.Info("worker stopped")
+	return err
+}
+
+func (w *Worker) warnUnconsumed() {
+	consumed := map[string]bool{}
+	for _, q := range w.cfg.queues {
+		consumed[q] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, h := range w.handlers {
+		if !consumed[h.def.queue()] {
+			w.log.Warn("registered task's queue is not consumed by this worker (WithQueues)", "kind", h.def.Kind, "queue", h.def.queue())
+		}
+	}
+}
+
+// acquire takes one slot, waiting, then up to max-1 more without waiting. It returns 0
+// when ctx ended first.
+func acquire(ctx context.Context, slots chan struct{}, max int) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	return 1 + tryAcquire(slots, max-1)
+}
+
+// tryAcquire takes up to max slots without waiting and returns how many it took.
+func tryAcquire(slots chan struct{}, max int) int {
+	for n := 0; n < max; n++ {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return n
+		}
+	}
+	return max
+}
+
+func release(slots chan struct{}, n int) {
+	for range n {
+		<-slots
+	}
+}
+
+const (
+	fetchBatch = 16
+	fetchBlock = time.Second
+)
+
+func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{}, start func(redisq.Message)) {
+	var fails int
+	ready := false
+	for ctx.Err() == nil {
+		if !ready {
+			if err := w.broker.EnsureGroup(ctx, queue); err != nil {
+				w.pause(ctx, &fails, "cannot create consumer group", err)
+				continue
+			}
+			ready = true
+		}
+		n := acquire(ctx, slots, fetchBatch)
+		if n == 0 {
+			return
+		}
+		// The read is not cancelled with ctx: entries Redis hands over while shutdown
+		// begins must be started, not left leased to a worker that no longer runs them.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBlock+5*time.Second)
+		msgs, err := w.broker.Fetch(rctx, queue, w.cfg.consumer, n, fetchBlock)
+		cancel()
+		release(slots, n-len(msgs))
+		if err != nil {
+			ready = !errors.Is(err, redisq.ErrNoGroup)
+			w.pause(ctx, &fails, "fetch failed", err)
+			continue
+		}
+		fails = 0
+		for _, m := range msgs {
+			start(m)
+		}
+	}
+}
+
+// pause logs a Redis failure and sleeps with exponential backoff, so that a worker
+// whose Redis is away neither spins nor gives up.
+func (w *Worker) pause(ctx context.Context, fails *int, msg string, err error) {
+	*fails++
+	d := min(50*time.Millisecond<<min(*fails, 7), 5*time.Second)
+	if *fails == 1 || *fails%20 == 0 {
+		w.log.Error(msg, "err", err, "failures", *fails, "retry_in", d)
+	}
+	sleep(ctx, d)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+const promoteBatch = 100
+
+func (w *Worker) promoteLoop(ctx context.Context, queue string) {
+	var fails int
+	for ctx.Err() == nil {
+		n, err := w.broker.Promote(ctx, queue, time.Now(), promoteBatch)
+		if err != nil {
+			w.pause(ctx, &fails, "promote failed", err)
+			continue
+		}
+		fails = 0
+		if n == promoteBatch {
+			continue
+		}
+		wait := time.Second
+		if next, ok, err := w.broker.NextDue(ctx, queue); err == nil && ok {
+			wait = min(max(time.Until(next), 5*time.Millisecond), wait)
+		}
+		sleep(ctx, wait)
+	}
+}
+
+func (w *Worker) reclaimLoop(ctx context.Context, queue string, slots chan struct{}, start func(redisq.Message)) {
+	every := w.cfg.lease / 2
+	var fails int
+	for {
+		sleep(ctx, every)
+		if ctx.Err() != nil {
+			return
+		}
+		n := tryAcquire(slots, fetchBatch)
+		if n == 0 {
+			continue
+		}
+		msgs, err := w.broker.Reclaim(ctx, queue, w.cfg.consumer, w.cfg.lease, n)
+		release(slots, n-len(msgs))
+		if err != nil {
+			if !errors.Is(err, redisq.ErrNoGroup) {
+				w.pause(ctx, &fails, "reclaim failed", err)
+			}
+			continue
+		}
+		fails = 0
+		for _, m := range msgs {
+			w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", queue, "entry", m.EntryID)
+			start(m)
+		}
+	}
+}
+
+func (w *Worker) track(m redisq.Message, on bool) {
+	w.inflightMu.Lock()
+	defer w.inflightMu.Unlock()
+	ids := w.inflight[m.Queue]
+	if ids == nil {
+		ids = map[string]bool{}
+		w.inflight[m.Queue] = ids
+	}
+	if on {
+		ids[m.EntryID] = true
+	} else {
+		delete(ids, m.EntryID)
+	}
+}
+
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	for {
+		sleep(ctx, w.cfg.lease/3)
+		if ctx.Err() != nil {
+			return
+		}
+		w.inflightMu.Lock()
+		batch := map[string][]string{}
+		for q, ids := range w.inflight {
+			for id := range ids {
+				batch[q] = append(batch[q], id)
+			}
+		}
+		w.inflightMu.Unlock()
+		for q, ids := range batch {
+			if err := w.broker.Heartbeat(ctx, q, w.cfg.consumer, ids...); err != nil && ctx.Err() == nil {
+				w.log.Error("lease heartbeat failed", "queue", q, "err", err)
+			}
+		}
+	}
+}
+
+// settleTimeout bounds the Redis writes that record an outcome. They run under a context
+// of their own, so a task finished during shutdown is still recorded.
+const settleTimeout = 10 * time.Second
+
+// process verifies one delivered envelope and runs its task. Anything that cannot be
+// verified or resolved ends the task at once, with the reason, in the dead-letter stream.
+func (w *Worker) process(ctx context.Context, m redisq.Message) {
+	sctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	log := w.log.With("queue", m.Queue, "entry", m.EntryID)
+	untrusted := func(reason string, err error) {
+		log.Error("task refused", "reason", reason, "err", err)
+		if err := w.broker.Dead(sctx, m, redisq.Failure{Reason: reason, Error: err.Error()}, w.cfg.resultTTL); err != nil {
+			log.Error("cannot dead-letter refused task; it stays leased and will be retried", "err", err)
+		}
+	}
+	if m.Envelope == nil {
+		untrusted(ReasonMalformed, fmt.Errorf("%w: stream entry has no %q field", ErrMalformed, redisq.EnvelopeField))
+		return
+	}
+	e, err := w.keys.Open(m.Envelope, w.cfg.maxEnvelope)
+	if err != nil {
+		untrusted(errorReason(err), err)
+		return
+	}
+	if e.Queue != m.Queue {
+		untrusted(ReasonBadSignature, fmt.Errorf("%w: envelope signed for queue %q found on queue %q", ErrBadSignature, e.Queue, m.Queue))
+		return
+	}
+	log = log.With("id", e.ID, "kind", e.Kind, "attempt", e.Attempt+1)
+	fail := func(err error, attempts int) {
+		reason := errorReason(err)
+		if reason == "" {
+			reason = ReasonRetriesSpent
+		}
+		log.Error("task failed for good", "reason", reason, "err", err)
+		f := redisq.Failure{ID: e.ID, Kind: e.Kind, Reason: reason, Error: err.Error(), Attempts: attempts}
+		if err := w.broker.Dead(sctx, m, f, w.cfg.resultTTL); err != nil {
+			log.Error("cannot dead-letter task; it stays leased and will be retried", "err", err)
+		}
+	}
+	h, ok := w.handler(e.Kind)
+	if !ok {
+		fail(fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownKind, e.Kind, w.Kinds()), e.Attempt)
+		return
+	}
+	if e.Schema != h.def.Schema {
+		fail(fmt.Errorf("%w: envelope has %q, worker has %q: submitter and worker were built from different versions of the task", ErrSchemaMismatch, e.Schema, h.def.Schema), e.Attempt)
+		return
+	}
+	caller, err := w.caller(e)
+	if err != nil {
+		fail(err, e.Attempt)
+		return
+	}
+	if h.def.Caller && caller.IsZero() {
+		fail(fmt.Errorf("%w: the envelope carries no caller", ErrNoCaller), e.Attempt)
+		return
+	}
+	if caller.Expired(time.Now(), w.cfg.clockSkew) {
+		fail(fmt.Errorf("%w: caller %s: token expired at %s, before the task started", ErrCallerExpired, caller.UserID, caller.ExpiresAt.Format(time.RFC3339)), e.Attempt)
+		return
+	}
+	attempt := e.Attempt + 1
+	if err := w.broker.MarkRunning(sctx, m.Queue, e.ID, attempt); err != nil {
+		log.Warn("cannot record running state", "err", err)
+	}
+	timeout := e.Timeout()
+	if timeout <= 0 {
+		timeout = w.cfg.defaultTimeout
+	}
+	runCtx, cancelRun := context.WithTimeout(ctx, timeout)
+	began := time.Now()
+	result, err := call(runCtx, h, caller, e.Args, log)
+	cancelRun()
+	log = log.With("took", time.Since(began).Round(time.Microsecond), "caller", caller)
+	if err == nil {
+		if err := w.broker.Complete(sctx, m, e.ID, attempt, result, w.cfg.resultTTL); err != nil {
+			log.Error("task succeeded but its result could not be stored; it stays leased and will run again", "err", err)
+			return
+		}
+		log.Info("task succeeded")
+		return
+	}
+	if errorReason(err) != "" || attempt > e.MaxRetries {
+		fail(err, attempt)
+		return
+	}
+	next := *e
+	next.Attempt = attempt
+	data, serr := w.keys.Sign(&next)
+	if serr != nil {
+		fail(fmt.Errorf("re-sign for retry: %w (after: %v)", serr, err), attempt)
+		return
+	}
+	delay := w.backoff(attempt)
+	if rerr := w.broker.Retry(sctx, m, e.ID, attempt, data, time.Now().Add(delay), err.Error()); rerr != nil {
+		log.Error("cannot schedule retry; the task stays leased and will run again", "err", rerr)
+		return
+	}
+	log.Warn("task failed, will retry", "err", err, "retry_in", delay.Round(time.Millisecond), "retries_left", e.MaxRetries-attempt+1)
+}
+
+func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
+	wc, err := w.keys.Caller(e)
+	if err != nil || wc == nil {
+		return Caller{}, err
+	}
+	return Caller{UserID: wc.UserID, Token: Secret(wc.Token), ExpiresAt: wc.ExpiresAt, Scopes: wc.Scopes}, nil
+}
+
+// call runs the task function, turning a panic into an error: a panicking task is a
+// failed attempt, not a dead worker.
+func call(ctx context.Context, h *handler, caller Caller, args []byte, log *slog.Logger) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("task panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("task panicked: %v", r)
+		}
+	}()
+	return h.run(ctx, caller, args)
+}
+
+// backoff returns the delay before retry number attempt: base·2^(attempt-1) capped at
+// max, of which the upper half is random so that retries of many tasks spread out.
+func (w *Worker) backoff(attempt int) time.Duration {
+	d := w.cfg.backoffBase
+	for i := 1; i < attempt && d < w.cfg.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.backoffMax)
+	half := d / 2
+	j, err := rand.Int(rand.Reader, big.NewInt(int64(half)+1))
+	if err != nil {
+		return d
+	}
+	return half + time.Duration(j.Int64())
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
