@@ -34,6 +34,10 @@ type Worker struct {
 
 	inflightMu sync.Mutex
 	inflight   map[string]map[string]bool // queue -> stream entry ids being run here
+
+	// promote wakes a queue's promoter when this worker schedules a retry, so a short
+	// backoff is not stretched to the promoter's idle interval.
+	promote map[string]chan struct{}
 }
 
 // NewWorker returns a worker over rdb (one server, Sentinel or Cluster). A signing key is
@@ -70,6 +74,7 @@ func NewWorker(rdb redis.UniversalClient, opts ...Option) (*Worker, error) {
 		cfg: cfg, keys: keys, broker: redisq.New(rdb, cfg.prefix),
 		log:      cfg.logger.With("consumer", cfg.consumer),
 		handlers: map[string]*handler{}, inflight: map[string]map[string]bool{},
+		promote: promoteSignals(cfg.queues),
 	}, nil
 }
 
@@ -113,10 +118,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	for _, q := range w.cfg.queues {
-		loops.Add(3)
+		loops.Add(2)
 		go func() { defer loops.Done(); w.fetchLoop(ctx, q, slots, start) }()
 		go func() { defer loops.Done(); w.promoteLoop(ctx, q) }()
-		go func() { defer loops.Done(); w.reclaimLoop(ctx, q, slots, start) }()
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
@@ -193,8 +197,11 @@ const (
 	fetchBlock = time.Second
 )
 
+// fetchLoop feeds the worker from one queue: entries whose lease ran out (a worker died
+// holding them) first, every half lease, then new entries.
 func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{}, start func(redisq.Message)) {
 	var fails int
+	var lastReclaim time.Time
 	ready := false
 	for ctx.Err() == nil {
 		if !ready {
@@ -211,7 +218,18 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 		// The read is not cancelled with ctx: entries Redis hands over while shutdown
 		// begins must be started, not left leased to a worker that no longer runs them.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBlock+5*time.Second)
-		msgs, err := w.broker.Fetch(rctx, queue, w.cfg.consumer, n, fetchBlock)
+		var msgs []redisq.Message
+		var err error
+		if time.Since(lastReclaim) >= w.cfg.lease/2 {
+			lastReclaim = time.Now()
+			msgs, err = w.broker.Reclaim(rctx, queue, w.cfg.consumer, w.cfg.lease, n)
+			for _, m := range msgs {
+				w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", queue, "entry", m.EntryID)
+			}
+		}
+		if err == nil && len(msgs) == 0 {
+			msgs, err = w.broker.Fetch(rctx, queue, w.cfg.consumer, n, fetchBlock)
+		}
 		cancel()
 		release(slots, n-len(msgs))
 		if err != nil {
@@ -248,6 +266,21 @@ func sleep(ctx context.Context, d time.Duration) {
 
 const promoteBatch = 100
 
+func promoteSignals(queues []string) map[string]chan struct{} {
+	m := map[string]chan struct{}{}
+	for _, q := range queues {
+		m[q] = make(chan struct{}, 1)
+	}
+	return m
+}
+
+func (w *Worker) wakePromoter(queue string) {
+	select {
+	case w.promote[queue] <- struct{}{}:
+	default:
+	}
+}
+
 func (w *Worker) promoteLoop(ctx context.Context, queue string) {
 	var fails int
 	for ctx.Err() == nil {
@@ -264,35 +297,13 @@ func (w *Worker) promoteLoop(ctx context.Context, queue string) {
 		if next, ok, err := w.broker.NextDue(ctx, queue); err == nil && ok {
 			wait = min(max(time.Until(next), 5*time.Millisecond), wait)
 		}
-		sleep(ctx, wait)
-	}
-}
-
-func (w *Worker) reclaimLoop(ctx context.Context, queue string, slots chan struct{}, start func(redisq.Message)) {
-	every := w.cfg.lease / 2
-	var fails int
-	for {
-		sleep(ctx, every)
-		if ctx.Err() != nil {
-			return
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-w.promote[queue]:
+		case <-ctx.Done():
 		}
-		n := tryAcquire(slots, fetchBatch)
-		if n == 0 {
-			continue
-		}
-		msgs, err := w.broker.Reclaim(ctx, queue, w.cfg.consumer, w.cfg.lease, n)
-		release(slots, n-len(msgs))
-		if err != nil {
-			if !errors.Is(err, redisq.ErrNoGroup) {
-				w.pause(ctx, &fails, "reclaim failed", err)
-			}
-			continue
-		}
-		fails = 0
-		for _, m := range msgs {
-			w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", queue, "entry", m.EntryID)
-			start(m)
-		}
+		t.Stop()
 	}
 }
 
@@ -433,6 +444,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 		log.Error("cannot schedule retry; the task stays leased and will run again", "err", rerr)
 		return
 	}
+	w.wakePromoter(m.Queue)
 	log.Warn("task failed, will retry", "err", err, "retry_in", delay.Round(time.Millisecond), "retries_left", e.MaxRetries-attempt+1)
 }
 

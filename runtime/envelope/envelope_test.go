@@ -1,0 +1,191 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	keyA = Key{ID: "a", Secret: bytes.Repeat([]byte{1}, 32)}
+	keyB = Key{ID: "b", Secret: bytes.Repeat([]byte{2}, 32)}
+)
+
+func keyring(t *testing.T, seal []byte, keys ...Key) *Keyring {
+	t.Helper()
+	k, err := NewKeyring(keys, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func sample() *Envelope {
+	return &Envelope{
+		ID: "email/01JAAAAAAAAAAAAAAAAAAAAAAA", Kind: "email.send", Queue: "email", Schema: "v1:abc",
+		MaxRetries: 3, TimeoutMS: 1000, SubmittedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+		Args: json.RawMessage(`{"to":"a@example.com"}`),
+	}
+}
+
+func signed(t *testing.T, k *Keyring, c *Caller) []byte {
+	t.Helper()
+	e := sample()
+	if err := k.SetCaller(e, c); err != nil {
+		t.Fatal(err)
+	}
+	data, err := k.Sign(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestOpenReturnsWhatWasSigned(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	want := &Caller{UserID: "u1", Token: "tok", ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), Scopes: []string{"read"}}
+	e, err := k.Open(signed(t, k, want), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != "email.send" || e.Queue != "email" || string(e.Args) != `{"to":"a@example.com"}` || e.Timeout() != time.Second {
+		t.Errorf("opened envelope differs: %+v", e)
+	}
+	got, err := k.Caller(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UserID != want.UserID || got.Token != want.Token || !got.ExpiresAt.Equal(want.ExpiresAt) || got.Scopes[0] != "read" {
+		t.Errorf("caller = %+v, want %+v", got, want)
+	}
+}
+
+// Every field that affects execution is covered by the signature: changing any of them
+// in the encoded envelope makes Open refuse it.
+func TestOpenRefusesEveryTamperedField(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	data := signed(t, k, &Caller{UserID: "u1", Token: "tok"})
+	tamper := map[string]any{
+		"id": "email/01JBBBBBBBBBBBBBBBBBBBBBBB", "kind": "email.other", "queue": "other", "schema": "v1:def",
+		"attempt": 2, "max_retries": 50, "timeout_ms": 99, "submitted_at": "2027-01-01T00:00:00Z",
+		"caller": map[string]any{"user_id": "admin", "token": "tok"}, "args": map[string]any{"to": "evil@example.com"},
+		"kid": "b",
+	}
+	for field, value := range tamper {
+		t.Run(field, func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatal(err)
+			}
+			m[field] = value
+			forged, _ := json.Marshal(m)
+			if _, err := k.Open(forged, 0); !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("Open after changing %s: err = %v, want ErrBadSignature", field, err)
+			}
+		})
+	}
+}
+
+func TestRotationFirstKeySignsAllVerify(t *testing.T) {
+	old := keyring(t, nil, keyA)
+	rotated := keyring(t, nil, keyB, keyA)
+	if _, err := rotated.Open(signed(t, old, nil), 0); err != nil {
+		t.Fatalf("envelope signed with the old key: %v", err)
+	}
+	e, err := rotated.Open(signed(t, rotated, nil), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.KeyID != "b" {
+		t.Errorf("signed with key %q, want the first key b", e.KeyID)
+	}
+	if _, err := old.Open(signed(t, rotated, nil), 0); !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "unknown key id") {
+		t.Errorf("old keyring opened an envelope of an unknown key: %v", err)
+	}
+}
+
+func TestSealedCallerHidesTokenAndIsBoundToTheTask(t *testing.T) {
+	seal := bytes.Repeat([]byte{7}, 32)
+	k := keyring(t, seal, keyA)
+	data := signed(t, k, &Caller{UserID: "u1", Token: "super-secret-token"})
+	if bytes.Contains(data, []byte("super-secret-token")) || bytes.Contains(data, []byte("u1")) {
+		t.Fatalf("sealed envelope shows the caller in clear: %s", data)
+	}
+	e, err := k.Open(data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := k.Caller(e)
+	if err != nil || c.Token != "super-secret-token" {
+		t.Fatalf("Caller = %+v, %v", c, err)
+	}
+	// The sealed block of one task does not open in another task's envelope.
+	other := sample()
+	other.ID = "email/01JCCCCCCCCCCCCCCCCCCCCCCC"
+	other.Sealed = e.Sealed
+	if _, err := k.Caller(other); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("sealed block moved to another task: err = %v, want ErrBadSignature", err)
+	}
+	if _, err := keyring(t, nil, keyA).Caller(e); !errors.Is(err, ErrMalformed) {
+		t.Errorf("worker without seal key: err = %v, want ErrMalformed", err)
+	}
+}
+
+func TestOpenRefusesBadInput(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	good := signed(t, k, nil)
+	cases := map[string]struct {
+		data []byte
+		want error
+	}{
+		"empty":          {nil, ErrMalformed},
+		"garbage":        {[]byte("\x00\xffnot json"), ErrMalformed},
+		"truncated":      {good[:len(good)/2], ErrMalformed},
+		"trailing data":  {append(append([]byte{}, good...), []byte(`{}`)...), ErrMalformed},
+		"wrong version":  {bytes.Replace(good, []byte(`"v":1`), []byte(`"v":2`), 1), ErrMalformed},
+		"unknown field":  {bytes.Replace(good, []byte(`{"v":1`), []byte(`{"x":1,"v":1`), 1), ErrMalformed},
+		"wrong type":     {bytes.Replace(good, []byte(`"attempt":0`), []byte(`"attempt":"0"`), 1), ErrMalformed},
+		"missing kind":   {bytes.Replace(good, []byte(`"kind":"email.send",`), nil, 1), ErrMalformed},
+		"unsigned":       {bytes.Replace(good, []byte(`"kid":"a"`), []byte(`"kid":""`), 1), ErrBadSignature},
+		"too large":      {bytes.Repeat([]byte(" "), DefaultMaxSize+1), ErrTooLarge},
+		"forged sig":     {forge(t, good), ErrBadSignature},
+		"negative value": {bytes.Replace(good, []byte(`"max_retries":3`), []byte(`"max_retries":-1`), 1), ErrMalformed},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := k.Open(c.data, 0); !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func forge(t *testing.T, data []byte) []byte {
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["sig"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func TestNewKeyringRefusesWeakConfiguration(t *testing.T) {
+	for name, c := range map[string]struct {
+		keys []Key
+		seal []byte
+	}{
+		"no key":       {nil, nil},
+		"short key":    {[]Key{{ID: "a", Secret: []byte("short")}}, nil},
+		"empty id":     {[]Key{{Secret: keyA.Secret}}, nil},
+		"duplicate id": {[]Key{keyA, {ID: "a", Secret: keyB.Secret}}, nil},
+		"bad seal key": {[]Key{keyA}, []byte("123")},
+	} {
+		if _, err := NewKeyring(c.keys, c.seal); err == nil {
+			t.Errorf("%s: NewKeyring accepted it", name)
+		}
+	}
+}

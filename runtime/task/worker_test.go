@@ -1,0 +1,613 @@
+package task_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/taskgen/taskgen/runtime/envelope"
+	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/runtime/redistest"
+	"github.com/taskgen/taskgen/runtime/task"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+var signingKey = []byte("test-signing-key-0123456789abcdef")
+
+// harness is a client and the options for its workers, on the shared test server under
+// a prefix of the test's own.
+type harness struct {
+	rdb    redis.UniversalClient
+	prefix string
+	opts   []task.Option
+	client *task.Client
+}
+
+func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *harness {
+	t.Helper()
+	if rdb == nil {
+		rdb = redistest.Client(t)
+	}
+	h := &harness{rdb: rdb, prefix: redistest.Prefix(t)}
+	h.opts = append([]task.Option{
+		task.WithPrefix(h.prefix), task.WithSigningKey("k1", signingKey),
+		task.WithBackoff(10*time.Millisecond, 50*time.Millisecond), task.WithQueues("q1"),
+		task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))),
+	}, opts...)
+	c, err := task.NewClient(rdb, h.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.client = c
+	return h
+}
+
+func (h *harness) worker(t *testing.T, opts ...task.Option) *task.Worker {
+	t.Helper()
+	w, err := task.NewWorker(h.rdb, append(append([]task.Option{}, h.opts...), opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// run starts w and stops it when the test ends, failing the test if Run fails.
+func run(t *testing.T, w *task.Worker) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func wait[R any](t *testing.T, c *task.Client, id task.ID) (R, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return task.Result[R](ctx, c, id)
+}
+
+type echoArgs struct {
+	Msg string `json:"msg"`
+}
+
+var echoDef = task.Def{Kind: "test.echo", Queue: "q1", MaxRetries: 2, Schema: "v1:echo", Caller: true}
+
+var alice = task.Caller{UserID: "alice", Token: "alice-token", ExpiresAt: time.Now().Add(time.Hour), Scopes: []string{"mail"}}
+
+func TestTaskRunsWithItsCallerAndReturnsItsResult(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	err := task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (string, error) {
+		return fmt.Sprintf("%s/%s/%s/%v", c.UserID, c.Token.Reveal(), a.Msg, c.Scopes), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, w)
+	id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Queue() != "q1" {
+		t.Errorf("id %s: want queue q1", id)
+	}
+	got, err := wait[string](t, h.client, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "alice/alice-token/hi/[mail]"; got != want {
+		t.Errorf("result = %q, want %q", got, want)
+	}
+}
+
+type ctxKey struct{}
+
+func TestTaskContextCarriesNothingOfTheSubmitter(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	def := echoDef
+	def.Timeout = 7 * time.Second
+	task.Register(w, def, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+		dl, ok := ctx.Deadline()
+		return fmt.Sprintf("value=%v deadline=%v within=%v", ctx.Value(ctxKey{}), ok, time.Until(dl) <= 7*time.Second), nil
+	})
+	run(t, w)
+	submitCtx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "submitter"))
+	id, err := task.Submit(submitCtx, h.client, def, alice, echoArgs{})
+	cancel() // the submitter's context ending must not touch the task
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := wait[string](t, h.client, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "value=<nil> deadline=true within=true"; got != want {
+		t.Errorf("task saw %q, want %q", got, want)
+	}
+}
+
+func TestEachTaskSeesOnlyItsOwnCaller(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t, task.WithConcurrency(3))
+	task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (string, error) {
+		return c.UserID + ":" + c.Token.Reveal() + ":" + a.Msg, nil
+	})
+	run(t, w)
+	ids := map[task.ID]string{}
+	for i := range 30 {
+		user := fmt.Sprintf("user%d", i)
+		c := task.Caller{UserID: user, Token: task.Secret("token-of-" + user)}
+		if i%3 == 0 {
+			c.Token = "" // a caller without a token must not inherit one
+		}
+		id, err := task.Submit(context.Background(), h.client, echoDef, c, echoArgs{Msg: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = user + ":" + c.Token.Reveal() + ":" + user
+	}
+	for id, want := range ids {
+		got, err := wait[string](t, h.client, id)
+		if err != nil || got != want {
+			t.Errorf("task %s: got %q, %v; want %q", id, got, err, want)
+		}
+	}
+}
+
+func TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	var ran atomic.Int32
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
+		ran.Add(1)
+		return "ran", nil
+	})
+	run(t, w)
+	short := task.Caller{UserID: "bob", Token: "bob-token", ExpiresAt: time.Now().Add(200 * time.Millisecond)}
+	id, err := task.Submit(context.Background(), h.client, echoDef, short, echoArgs{}, task.Delay(600*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wait[string](t, h.client, id)
+	var failed *task.FailedError
+	if !errors.Is(err, task.ErrCallerExpired) || !errors.As(err, &failed) || failed.Reason != task.ReasonCallerExpired {
+		t.Fatalf("Result err = %v, want ErrCallerExpired", err)
+	}
+	if ran.Load() != 0 {
+		t.Error("the task function ran with an expired caller")
+	}
+	dead := deadLetters(t, h, "q1")
+	if len(dead) != 1 || dead[0]["reason"] != task.ReasonCallerExpired || dead[0]["id"] != string(id) {
+		t.Errorf("dead letters = %v", dead)
+	}
+	expired := task.Caller{UserID: "bob", ExpiresAt: time.Now().Add(-time.Second)}
+	if _, err := task.Submit(context.Background(), h.client, echoDef, expired, echoArgs{}); !errors.Is(err, task.ErrCallerExpired) {
+		t.Errorf("Submit with an expired caller: err = %v, want ErrCallerExpired", err)
+	}
+}
+
+func TestSubmitRefusesEmptyCallerOnlyWhenTheTaskTakesOne(t *testing.T) {
+	h := newHarness(t, nil)
+	if _, err := task.Submit(context.Background(), h.client, echoDef, task.Caller{}, echoArgs{}); !errors.Is(err, task.ErrNoCaller) {
+		t.Errorf("err = %v, want ErrNoCaller", err)
+	}
+	if _, err := task.Submit(context.Background(), h.client, echoDef, task.System("cron"), echoArgs{}); err != nil {
+		t.Errorf("System caller refused: %v", err)
+	}
+	noCaller := echoDef
+	noCaller.Caller = false
+	if _, err := task.Submit(context.Background(), h.client, noCaller, task.Caller{}, echoArgs{}); err != nil {
+		t.Errorf("task without caller refused an empty caller: %v", err)
+	}
+}
+
+func TestFailedAttemptsAreRetriedWithAFreshAttemptCount(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	var calls atomic.Int32
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (int32, error) {
+		n := calls.Add(1)
+		switch n {
+		case 1:
+			return 0, errors.New("flaky")
+		case 2:
+			panic("flakier")
+		}
+		return n, nil
+	})
+	run(t, w)
+	id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := wait[int32](t, h.client, id)
+	if err != nil || got != 3 {
+		t.Fatalf("Result = %d, %v; want 3 after two failed attempts (an error, a panic)", got, err)
+	}
+}
+
+func TestTaskFailingEveryAttemptIsDeadLettered(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	var calls atomic.Int32
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (struct{}, error) {
+		calls.Add(1)
+		return struct{}{}, errors.New("smtp down")
+	})
+	run(t, w)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	_, err := wait[struct{}](t, h.client, id)
+	var failed *task.FailedError
+	if !errors.As(err, &failed) || failed.Reason != task.ReasonRetriesSpent || failed.Attempts != 3 || failed.Message != "smtp down" {
+		t.Fatalf("Result err = %#v", err)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("ran %d times, want 1 + MaxRetries = 3", calls.Load())
+	}
+	if d := deadLetters(t, h, "q1"); len(d) != 1 || d[0]["attempts"] != "3" || d[0]["error"] != "smtp down" {
+		t.Errorf("dead letters = %v", d)
+	}
+}
+
+func TestPermanentErrorIsNotRetried(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	var calls atomic.Int32
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (struct{}, error) {
+		calls.Add(1)
+		return struct{}{}, task.Permanent(errors.New("no such user"))
+	})
+	run(t, w)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	_, err := wait[struct{}](t, h.client, id)
+	var failed *task.FailedError
+	if !errors.As(err, &failed) || failed.Reason != task.ReasonPermanent || calls.Load() != 1 {
+		t.Fatalf("err = %v after %d calls, want a permanent failure after 1", err, calls.Load())
+	}
+}
+
+// Whatever lands in the stream, the worker refuses what it cannot verify, records why in
+// the dead-letter stream, and goes on running valid tasks.
+func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+	keys := redisq.QueueKeys(h.prefix, "q1")
+	stream := keys.Stream()
+	ctx := context.Background()
+	add := func(values ...any) {
+		if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("env", "\x00\xff garbage")
+	add("other", "field")
+	add("env", `{"v":1,"id":"q1/01J`)
+	// A validly shaped envelope signed with a key the worker does not have.
+	forgerClient, _ := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k1", []byte("an-attacker-key-0123456789abcdef")))
+	if _, err := task.Submit(ctx, forgerClient, echoDef, task.Caller{UserID: "admin"}, echoArgs{Msg: "forged"}); err != nil {
+		t.Fatal(err)
+	}
+	unknown := echoDef
+	unknown.Kind = "test.unknown"
+	idUnknown, _ := task.Submit(ctx, h.client, unknown, alice, echoArgs{})
+	changed := echoDef
+	changed.Schema = "v1:changed"
+	idSchema, _ := task.Submit(ctx, h.client, changed, alice, echoArgs{})
+	// A valid envelope of queue q2 replayed into q1.
+	other := echoDef
+	other.Queue = "q2"
+	if _, err := task.Submit(ctx, h.client, other, alice, echoArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	replayed, _ := h.rdb.XRange(ctx, redisq.QueueKeys(h.prefix, "q2").Stream(), "-", "+").Result()
+	add("env", replayed[0].Values["env"])
+
+	run(t, w)
+	good, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "still working"})
+	if got, err := wait[string](t, h.client, good); err != nil || got != "still working" {
+		t.Fatalf("valid task after bad ones: %q, %v", got, err)
+	}
+	if _, err := wait[string](t, h.client, idUnknown); !errors.Is(err, task.ErrUnknownKind) {
+		t.Errorf("unknown kind: err = %v", err)
+	}
+	if _, err := wait[string](t, h.client, idSchema); !errors.Is(err, task.ErrSchemaMismatch) {
+		t.Errorf("schema mismatch: err = %v", err)
+	}
+	var reasons []string
+	for _, d := range deadLetters(t, h, "q1") {
+		reasons = append(reasons, d["reason"])
+	}
+	slices.Sort(reasons) // the worker runs them concurrently
+	want := []string{"bad_signature", "bad_signature", "malformed", "malformed", "malformed", "schema_mismatch", "unknown_kind"}
+	if !slices.Equal(reasons, want) {
+		t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
+	}
+}
+
+func TestDelayedTaskRunsNotBeforeItsTime(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (time.Time, error) { return time.Now(), nil })
+	run(t, w)
+	submitted := time.Now()
+	id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.Delay(700*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idAt, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.At(submitted.Add(400*time.Millisecond)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, delay := range map[task.ID]time.Duration{id: 700 * time.Millisecond, idAt: 400 * time.Millisecond} {
+		ranAt, err := wait[time.Time](t, h.client, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ranAt.Before(submitted.Add(delay)) {
+			t.Errorf("task delayed %v ran after %v", delay, ranAt.Sub(submitted))
+		}
+	}
+}
+
+func TestUniqueSubmitReturnsTheFirstTasksID(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	first, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("welcome:alice", time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("welcome:alice", time.Minute))
+	if err != nil || second != first {
+		t.Fatalf("second submit = %s, %v; want %s", second, err, first)
+	}
+	if n, _ := h.rdb.XLen(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result(); n != 1 {
+		t.Errorf("stream holds %d tasks, want 1", n)
+	}
+}
+
+func TestRunDrainsRunningTasksWhenItsContextEnds(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	started := make(chan struct{})
+	task.Register(w, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		return "finished", ctx.Err()
+	})
+	stop := run(t, w)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	<-started
+	stop() // returns only after the running task finished
+	st, err := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "state").Result()
+	if err != nil || st != redisq.StateSucceeded {
+		t.Fatalf("state right after Run returned = %q, %v; want succeeded", st, err)
+	}
+}
+
+func TestTaskOfACrashedWorkerIsTakenOverAfterItsLease(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "orphan"})
+	// A worker that read the task and died before finishing it.
+	b := redisq.New(h.rdb, h.prefix)
+	if err := b.EnsureGroup(ctx, "q1"); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := b.Fetch(ctx, "q1", "crashed-worker", 1, time.Second); err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch = %v, %v", msgs, err)
+	}
+	w := h.worker(t, task.WithLease(400*time.Millisecond))
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+	run(t, w)
+	if got, err := wait[string](t, h.client, id); err != nil || got != "orphan" {
+		t.Fatalf("Result = %q, %v", got, err)
+	}
+}
+
+// Result blocks on Redis instead of polling: waiting for a slow task costs a handful of
+// commands, not one per poll interval.
+func TestResultWaitsWithoutPolling(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.NewClient()
+	defer rdb.Close()
+	h := newHarness(t, rdb)
+	w := h.worker(t)
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
+		time.Sleep(1500 * time.Millisecond)
+		return "slow", nil
+	})
+	run(t, w)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	if got, err := wait[string](t, h.client, id); err != nil || got != "slow" {
+		t.Fatalf("Result = %q, %v", got, err)
+	}
+	stats, _ := rdb.Info(context.Background(), "commandstats").Result()
+	if calls := commandCalls(stats, "hgetall"); calls > 3 {
+		t.Errorf("Result read the task state %d times while waiting 1.5s; want at most 3", calls)
+	}
+}
+
+func commandCalls(info, cmd string) int {
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+			var n int
+			fmt.Sscanf(rest, "%d", &n)
+			return n
+		}
+	}
+	return 0
+}
+
+// The broker passes every key of its Lua scripts in KEYS and nothing else, so a Redis
+// user limited to the prefix runs the whole flow: submit, retry, delay, dead letter, result.
+func TestACLUserLimitedToThePrefixRunsTheWholeFlow(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.NewClient()
+	defer admin.Close()
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "app", "on", ">app-password", "resetkeys", "~taskgen:*", "resetchannels", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "app", Password: "app-password"})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "outside:key", "x", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("the ACL does not restrict keys (err = %v), the test would prove nothing", err)
+	}
+	opts := []task.Option{task.WithSigningKey("k1", signingKey), task.WithQueues("q1"), task.WithBackoff(10*time.Millisecond, 20*time.Millisecond),
+		task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
+	c, err := task.NewClient(rdb, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := task.NewWorker(rdb, opts...)
+	var calls atomic.Int32
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		if a.Msg == "fail" {
+			return "", errors.New("always")
+		}
+		if calls.Add(1) == 1 {
+			return "", errors.New("first attempt fails")
+		}
+		return a.Msg, nil
+	})
+	run(t, w)
+	ok, _ := task.Submit(ctx, c, echoDef, alice, echoArgs{Msg: "ok"}, task.Delay(200*time.Millisecond), task.Unique("u", time.Minute))
+	bad, _ := task.Submit(ctx, c, echoDef, alice, echoArgs{Msg: "fail"})
+	if got, err := wait[string](t, c, ok); err != nil || got != "ok" {
+		t.Errorf("retried delayed task: %q, %v", got, err)
+	}
+	var failed *task.FailedError
+	if _, err := wait[string](t, c, bad); !errors.As(err, &failed) || failed.Reason != task.ReasonRetriesSpent {
+		t.Errorf("dead-lettered task: %v", err)
+	}
+	if n, _ := admin.XLen(ctx, "taskgen:{q1}:dead").Result(); n != 1 {
+		t.Errorf("dead-letter stream holds %d entries, want 1", n)
+	}
+}
+
+func TestClientAndWorkerRequireASigningKey(t *testing.T) {
+	rdb := redistest.Client(t)
+	if _, err := task.NewClient(rdb); err == nil || !strings.Contains(err.Error(), "WithSigningKey") {
+		t.Errorf("NewClient without a key: %v", err)
+	}
+	if _, err := task.NewWorker(rdb); err == nil {
+		t.Error("NewWorker without a key succeeded")
+	}
+}
+
+func TestRegisterRefusesADuplicateKind(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	fn := func(context.Context, task.Caller, echoArgs) (string, error) { return "", nil }
+	if err := task.Register(w, echoDef, fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Register(w, echoDef, fn); !errors.Is(err, task.ErrDuplicateKind) {
+		t.Errorf("second Register: %v, want ErrDuplicateKind", err)
+	}
+	bad := echoDef
+	bad.Kind = "Bad Kind"
+	if err := task.Register(w, bad, fn); err == nil {
+		t.Error("Register accepted an invalid kind")
+	}
+}
+
+func TestSubmitRefusesAnOversizedEnvelope(t *testing.T) {
+	h := newHarness(t, nil, task.WithMaxEnvelopeSize(1024))
+	_, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: strings.Repeat("x", 2000)})
+	if !errors.Is(err, task.ErrMalformed) || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
+	seal := []byte("seal-key-0123456789abcdef0123456")
+	h := newHarness(t, nil, task.WithSealKey(seal))
+	w := h.worker(t)
+	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (bool, error) {
+		return c.Token.Reveal() == "alice-token", nil
+	})
+	run(t, w)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	if got, err := wait[bool](t, h.client, id); err != nil || !got {
+		t.Fatalf("sealed caller did not arrive: %v, %v", got, err)
+	}
+	_, _ = task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.Delay(time.Hour))
+	if dump := dumpPrefix(t, h); strings.Contains(dump, "alice-token") {
+		t.Errorf("a key under the prefix holds the token in clear:\n%s", dump)
+	}
+}
+
+func deadLetters(t *testing.T, h *harness, queue string) []map[string]string {
+	t.Helper()
+	xs, err := h.rdb.XRange(context.Background(), redisq.QueueKeys(h.prefix, queue).Dead(), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for _, x := range xs {
+		m := map[string]string{}
+		for k, v := range x.Values {
+			m[k] = fmt.Sprint(v)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// dumpPrefix returns every key under the harness prefix with its content.
+func dumpPrefix(t *testing.T, h *harness) string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := h.rdb.Keys(ctx, h.prefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		typ, _ := h.rdb.Type(ctx, k).Result()
+		var v any
+		switch typ {
+		case "stream":
+			v, _ = h.rdb.XRange(ctx, k, "-", "+").Result()
+		case "zset":
+			v, _ = h.rdb.ZRange(ctx, k, 0, -1).Result()
+		case "hash":
+			v, _ = h.rdb.HGetAll(ctx, k).Result()
+		case "list":
+			v, _ = h.rdb.LRange(ctx, k, 0, -1).Result()
+		default:
+			v, _ = h.rdb.Get(ctx, k).Result()
+		}
+		fmt.Fprintf(&b, "%s (%s): %v\n", k, typ, v)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no keys under the prefix: the dump would prove nothing")
+	}
+	return b.String()
+}
+
+var _ = envelope.Version
