@@ -1,0 +1,44 @@
+# taskgen: the two commands for a fresh machine are `make demo` and `make test`.
+GO ?= go
+# Commands that need root to install packages use sudo when not run as root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test demo generate check lint bench bench-gen redis-server
+
+## test: install redis-server if missing, then vet and run every test (the tests start
+## their own redis-server processes on free loopback ports).
+test: redis-server
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+## demo: generate, then run the example end to end on an embedded Redis
+## (set TASKGEN_REDIS_URL=redis://host:port to use a real one).
+demo: generate
+	$(GO) run ./examples/welcome/cmd/welcome
+
+## generate: regenerate every tasks_gen.go of the repository.
+generate:
+	$(GO) run ./cmd/taskgen ./...
+
+## check: fail, with a diff, when a checked-in tasks_gen.go is stale.
+check:
+	$(GO) run ./cmd/taskgen -check ./...
+
+## lint: formatting, vet and generated-code freshness.
+lint: check
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: every benchmark, once.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-gen: the generator against a bare packages.Load of the same package.
+bench-gen:
+	$(GO) test -run '^$$' -bench 'Generate' -benchmem -count 5 ./gen
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
