@@ -16,7 +16,7 @@ var (
 
 func keyring(t *testing.T, seal []byte, keys ...Key) *Keyring {
 	t.Helper()
-	k, err := NewKeyring(keys, seal)
+	k, err := NewKeyring("taskgen", keys, seal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +184,19 @@ func TestNewKeyringRefusesWeakConfiguration(t *testing.T) {
 		"duplicate id": {[]Key{keyA, {ID: "a", Secret: keyB.Secret}}, nil},
 		"bad seal key": {[]Key{keyA}, []byte("123")},
 	} {
-		if _, err := NewKeyring(c.keys, c.seal); err == nil {
+		if _, err := NewKeyring("taskgen", c.keys, c.seal); err == nil {
 			t.Errorf("%s: NewKeyring accepted it", name)
 		}
+	}
+}
+
+func TestEnvelopeOfAnotherScopeIsRefused(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	other, err := NewKeyring("other-prefix", []Key{keyA}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Open(signed(t, k, nil), 0); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("envelope replayed under another prefix: err = %v, want ErrBadSignature", err)
 	}
 }

@@ -27,14 +27,18 @@ type Key struct {
 // signing key signs; every key verifies, which is how keys are rotated: add the new key
 // second everywhere, then move it first, then drop the old one.
 type Keyring struct {
+	scope   string // the key prefix: an envelope signed under one prefix is refused under another
 	signing []Key
 	seal    cipher.AEAD // nil: caller blocks travel plain (but signed)
 	sealID  string
 }
 
-// NewKeyring checks the keys and builds a Keyring. At least one signing key is required.
-// sealKey, when not nil, must be 16, 24 or 32 bytes (AES-128/192/256).
-func NewKeyring(signing []Key, sealKey []byte) (*Keyring, error) {
+// NewKeyring checks the keys and builds a Keyring for envelopes of one scope (the Redis
+// key prefix): the scope is covered by every signature and seal, so an envelope copied
+// from one deployment's keys to another's is refused even where both share signing keys.
+// At least one signing key is required. sealKey, when not nil, must be 16, 24 or 32
+// bytes (AES-128/192/256).
+func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 	if len(signing) == 0 {
 		return nil, errors.New("no signing key: give one with task.WithSigningKey(id, key); every client and worker of a deployment needs the same keys")
 	}
@@ -51,7 +55,7 @@ func NewKeyring(signing []Key, sealKey []byte) (*Keyring, error) {
 			return nil, fmt.Errorf("signing key %q is %d bytes; use at least %d random bytes", k.ID, len(k.Secret), MinKeySize)
 		}
 	}
-	kr := &Keyring{signing: append([]Key(nil), signing...)}
+	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...)}
 	if sealKey != nil {
 		block, err := aes.NewCipher(sealKey)
 		if err != nil {
@@ -87,7 +91,7 @@ func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
 	if _, err := rand.Read(nonce); err != nil {
 		return fmt.Errorf("seal caller: %w", err)
 	}
-	e.Sealed = &Sealed{KeyID: k.sealID, Data: k.seal.Seal(nonce, nonce, plain, sealAD(e.ID))}
+	e.Sealed = &Sealed{KeyID: k.sealID, Data: k.seal.Seal(nonce, nonce, plain, k.sealAD(e.ID))}
 	return nil
 }
 
@@ -107,7 +111,7 @@ func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 			return nil, fmt.Errorf("%w: sealed caller block too short", ErrMalformed)
 		}
 		var err error
-		plain, err = k.seal.Open(nil, e.Sealed.Data[:n], e.Sealed.Data[n:], sealAD(e.ID))
+		plain, err = k.seal.Open(nil, e.Sealed.Data[:n], e.Sealed.Data[n:], k.sealAD(e.ID))
 		if err != nil {
 			return nil, fmt.Errorf("%w: sealed caller block does not open", ErrBadSignature)
 		}
@@ -122,9 +126,11 @@ func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 	return &c, nil
 }
 
-// sealAD binds a sealed caller block to its task, so a sealed block copied into another
-// task's envelope does not open.
-func sealAD(id string) []byte { return []byte("taskgen.caller.v1\x00" + id) }
+// sealAD binds a sealed caller block to its scope and task, so a sealed block copied
+// into another task's envelope does not open.
+func (k *Keyring) sealAD(id string) []byte {
+	return []byte("taskgen.caller.v1\x00" + k.scope + "\x00" + id)
+}
 
 // Sign sets e's version, key id and signature (with the first signing key) and returns
 // the encoded envelope.
@@ -132,7 +138,7 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	e.Version = Version
 	key := k.signing[0]
 	e.KeyID = key.ID
-	e.Sig = mac(key.Secret, e)
+	e.Sig = k.mac(key.Secret, e)
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode envelope: %w", err)
@@ -155,7 +161,7 @@ func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	}
 	for _, key := range k.signing {
 		if key.ID == e.KeyID {
-			if !hmac.Equal(mac(key.Secret, e), e.Sig) {
+			if !hmac.Equal(k.mac(key.Secret, e), e.Sig) {
 				return nil, fmt.Errorf("%w: signature does not match (key %q)", ErrBadSignature, e.KeyID)
 			}
 			return e, nil
@@ -164,17 +170,17 @@ func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	return nil, fmt.Errorf("%w: unknown key id %q", ErrBadSignature, e.KeyID)
 }
 
-func mac(secret []byte, e *Envelope) []byte {
+func (k *Keyring) mac(secret []byte, e *Envelope) []byte {
 	h := hmac.New(sha256.New, secret)
-	h.Write(signedBytes(e))
+	h.Write(signedBytes(k.scope, e))
 	return h.Sum(nil)
 }
 
-// signedBytes is the canonical form the signature covers: a domain tag, then every field
-// but the signature, each as a uvarint length and its bytes, in a fixed order. Length
+// signedBytes is the canonical form the signature covers: a domain tag, the scope, then
+// every field but the signature, each as a uvarint length and its bytes, in a fixed order. Length
 // prefixes make the encoding unambiguous; the raw JSON of args and caller is signed as it
 // stands in the envelope, so any change to it, whitespace included, breaks the signature.
-func signedBytes(e *Envelope) []byte {
+func signedBytes(scope string, e *Envelope) []byte {
 	var b []byte
 	field := func(s []byte) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -183,6 +189,7 @@ func signedBytes(e *Envelope) []byte {
 	str := func(s string) { field([]byte(s)) }
 	num := func(n int64) { str(strconv.FormatInt(n, 10)) }
 	str("taskgen.envelope.v1")
+	str(scope)
 	num(int64(e.Version))
 	str(e.KeyID)
 	str(e.ID)

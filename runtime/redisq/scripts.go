@@ -100,3 +100,21 @@ if #KEYS == 4 then
 end
 return 1
 `)
+
+// requeueScript moves a dead letter back to the stream for a fresh run under the same
+// task id, once: a second requeue of the same entry finds it gone and returns 0.
+//
+//	KEYS[1] dead     KEYS[2] stream   KEYS[3] state   KEYS[4] done
+//	ARGV[1] dead-letter entry id      ARGV[2] envelope to enqueue
+var requeueScript = redis.NewScript(`
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'env', ARGV[2])
+redis.call('HDEL', KEYS[3], 'reason', 'error', 'result', 'finished_ms')
+redis.call('HSET', KEYS[3], 'state', 'pending', 'attempts', 0)
+redis.call('PERSIST', KEYS[3])
+redis.call('DEL', KEYS[4])
+return 1
+`)

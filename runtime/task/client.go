@@ -43,7 +43,7 @@ func build(rdb redis.UniversalClient, opts []Option) (config, *envelope.Keyring,
 	if cfg.logger == nil {
 		cfg.logger = slogDiscard()
 	}
-	keys, err := envelope.NewKeyring(cfg.signing, cfg.sealKey)
+	keys, err := envelope.NewKeyring(cfg.prefix, cfg.signing, cfg.sealKey)
 	if err != nil {
 		return cfg, nil, err
 	}

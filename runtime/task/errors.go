@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"github.com/taskgen/taskgen/runtime/envelope"
+	"github.com/taskgen/taskgen/runtime/redisq"
 )
 
 // Errors a task can end with. Match them with errors.Is. A task that fails with any of
@@ -29,6 +30,8 @@ var (
 	ErrDuplicateKind = errors.New("task kind already registered")
 	// ErrNotFound: Result was asked for a task that does not exist or whose result expired.
 	ErrNotFound = errors.New("task not found")
+	// ErrNoDeadLetter: a dead letter to requeue or delete is not (any more) in its stream.
+	ErrNoDeadLetter = redisq.ErrNoDeadLetter
 )
 
 // permanentError marks an error that must not be retried.

@@ -1,0 +1,90 @@
+package redisq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// DeadEntry is one entry of a dead-letter stream.
+type DeadEntry struct {
+	EntryID  string
+	Failure  Failure
+	FailedAt time.Time
+	Envelope []byte
+}
+
+// DeadLetters returns up to count entries of queue's dead-letter stream after the entry
+// id after ("" for the first), oldest first.
+func (b *Broker) DeadLetters(ctx context.Context, queue, after string, count int) ([]DeadEntry, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	return b.deadRange(ctx, queue, start, "+", count)
+}
+
+// DeadLetter returns dead-letter entryID of queue.
+func (b *Broker) DeadLetter(ctx context.Context, queue, entryID string) (DeadEntry, error) {
+	es, err := b.deadRange(ctx, queue, entryID, entryID, 1)
+	if err != nil {
+		return DeadEntry{}, err
+	}
+	if len(es) == 0 {
+		return DeadEntry{}, fmt.Errorf("%s of %s: %w", entryID, b.Keys(queue).Dead(), ErrNoDeadLetter)
+	}
+	return es[0], nil
+}
+
+func (b *Broker) deadRange(ctx context.Context, queue, start, end string, count int) ([]DeadEntry, error) {
+	k := b.Keys(queue)
+	xs, err := b.rdb.XRangeN(ctx, k.Dead(), start, end, int64(count)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", k.Dead(), err)
+	}
+	out := make([]DeadEntry, 0, len(xs))
+	for _, x := range xs {
+		str := func(f string) string { s, _ := x.Values[f].(string); return s }
+		attempts, _ := strconv.Atoi(str("attempts"))
+		ms, _ := strconv.ParseInt(str("failed_ms"), 10, 64)
+		out = append(out, DeadEntry{
+			EntryID:  x.ID,
+			Failure:  Failure{ID: str("id"), Kind: str("kind"), Reason: str("reason"), Error: str("error"), Attempts: attempts},
+			FailedAt: time.UnixMilli(ms),
+			Envelope: []byte(str(EnvelopeField)),
+		})
+	}
+	return out, nil
+}
+
+// ErrNoDeadLetter reports a dead-letter entry that does not exist (any more).
+var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// Requeue moves dead-letter entryID of queue, the task id, back to the stream with
+// envelope env, and resets the task's state to pending.
+func (b *Broker) Requeue(ctx context.Context, queue, entryID, id string, env []byte) error {
+	k := b.Keys(queue)
+	n, err := requeueScript.Run(ctx, b.rdb, []string{k.Dead(), k.Stream(), k.State(id), k.Done(id)}, entryID, env).Int()
+	if err != nil {
+		return fmt.Errorf("requeue %s: %w", entryID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("requeue %s of %s: %w", entryID, k.Dead(), ErrNoDeadLetter)
+	}
+	return nil
+}
+
+// DeleteDead removes dead-letter entryID of queue.
+func (b *Broker) DeleteDead(ctx context.Context, queue, entryID string) error {
+	k := b.Keys(queue)
+	n, err := b.rdb.XDel(ctx, k.Dead(), entryID).Result()
+	if err != nil {
+		return fmt.Errorf("delete %s from %s: %w", entryID, k.Dead(), err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete %s from %s: %w", entryID, k.Dead(), ErrNoDeadLetter)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/taskgen/taskgen/runtime/redisq"
+)
+
+// DeadLetter is a task that failed for good, as kept in its queue's dead-letter stream.
+type DeadLetter struct {
+	// EntryID is the position in the dead-letter stream; pass it to Requeue or DeleteDeadLetter.
+	EntryID string
+	Queue   string
+	// ID is the task's id, empty when its envelope could not be verified (a forged or
+	// malformed entry): such an entry can be inspected and deleted, not requeued.
+	ID       ID
+	Kind     string
+	Reason   string // one of the Reason constants
+	Error    string // the last error
+	Attempts int
+	FailedAt time.Time
+}
+
+// DeadLetters lists up to limit dead letters of queue after the entry id after (""
+// for the first), oldest first. Page by passing the last EntryID back as after.
+func (c *Client) DeadLetters(ctx context.Context, queue, after string, limit int) ([]DeadLetter, error) {
+	if !redisq.ValidQueueName(queue) {
+		return nil, fmt.Errorf("dead letters: invalid queue name %q", queue)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	entries, err := c.broker.DeadLetters(ctx, queue, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %s: %w", queue, err)
+	}
+	out := make([]DeadLetter, 0, len(entries))
+	for _, e := range entries {
+		f := e.Failure
+		out = append(out, DeadLetter{
+			EntryID: e.EntryID, Queue: queue, ID: ID(f.ID), Kind: f.Kind, Reason: f.Reason,
+			Error: f.Error, Attempts: f.Attempts, FailedAt: e.FailedAt,
+		})
+	}
+	return out, nil
+}
+
+// Requeue runs dead letter d again under its task id, with a fresh retry budget. Its
+// envelope must still verify with the client's keys: a forged or malformed entry is
+// refused with ErrBadSignature or ErrMalformed. A caller whose token has expired is still
+// expired: such a task fails again with ErrCallerExpired.
+func (c *Client) Requeue(ctx context.Context, d DeadLetter) error {
+	entry, err := c.broker.DeadLetter(ctx, d.Queue, d.EntryID)
+	if err != nil {
+		return fmt.Errorf("requeue: %w", err)
+	}
+	e, err := c.keys.Open(entry.Envelope, c.cfg.maxEnvelope)
+	if err != nil {
+		return fmt.Errorf("requeue %s: %w", d.EntryID, err)
+	}
+	if e.Queue != d.Queue {
+		return fmt.Errorf("requeue %s: %w: envelope signed for queue %q", d.EntryID, ErrBadSignature, e.Queue)
+	}
+	e.Attempt = 0
+	data, err := c.keys.Sign(e)
+	if err != nil {
+		return fmt.Errorf("requeue %s: %w", d.EntryID, err)
+	}
+	if err := c.broker.Requeue(ctx, d.Queue, d.EntryID, e.ID, data); err != nil {
+		return fmt.Errorf("requeue %s: %w", d.EntryID, err)
+	}
+	return nil
+}
+
+// DeleteDeadLetter removes dead letter d for good.
+func (c *Client) DeleteDeadLetter(ctx context.Context, d DeadLetter) error {
+	return c.broker.DeleteDead(ctx, d.Queue, d.EntryID)
+}
