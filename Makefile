@@ -3,7 +3,7 @@ GO ?= go
 # Commands that need root to install packages use sudo when not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo generate check lint bench bench-gen redis-server
+.PHONY: test demo generate check lint bench bench-gen fuzz redis-server
 
 ## test: install redis-server if missing, then vet and run every test (the tests start
 ## their own redis-server processes on free loopback ports).
@@ -36,6 +36,15 @@ bench:
 ## bench-gen: the generator against a bare packages.Load of the same package.
 bench-gen:
 	$(GO) test -run '^$$' -bench 'Generate' -benchmem -count 5 ./gen
+
+## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzOpen:./runtime/envelope
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
+	done
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \

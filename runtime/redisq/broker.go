@@ -215,6 +215,16 @@ func (b *Broker) Retry(ctx context.Context, m Message, id string, attempts int, 
 	return nil
 }
 
+// Release returns m, not finished, to the stream for another worker to run at once.
+func (b *Broker) Release(ctx context.Context, m Message, id string) error {
+	k := b.Keys(m.Queue)
+	err := releaseScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id)}, Group, m.EntryID, m.Envelope).Err()
+	if err != nil {
+		return fmt.Errorf("release %s: %w", id, err)
+	}
+	return nil
+}
+
 // Failure describes why a message is dead-lettered.
 type Failure struct {
 	ID       string // empty when the envelope could not be trusted

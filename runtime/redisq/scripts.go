@@ -118,3 +118,19 @@ redis.call('PERSIST', KEYS[3])
 redis.call('DEL', KEYS[4])
 return 1
 `)
+
+// releaseScript hands a task this worker could not finish (it is shutting down) back to
+// the stream at once, with the same envelope, so another worker takes it without
+// waiting for the lease to run out and without spending an attempt.
+//
+//	KEYS[1] stream   KEYS[2] state
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] envelope
+var releaseScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[1], '*', 'env', ARGV[3])
+redis.call('HSET', KEYS[2], 'state', 'pending')
+return 1
+`)

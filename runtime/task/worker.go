@@ -428,6 +428,15 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 		log.Info("task succeeded")
 		return
 	}
+	if ctx.Err() != nil {
+		// The worker is shutting down and cancelled the task: hand it back unspent.
+		if rerr := w.broker.Release(sctx, m, e.ID); rerr != nil {
+			log.Error("cannot release task at shutdown; it runs again when its lease runs out", "err", rerr)
+			return
+		}
+		log.Warn("task interrupted by shutdown, handed back to the queue", "err", err)
+		return
+	}
 	if errorReason(err) != "" || attempt > e.MaxRetries {
 		fail(err, attempt)
 		return

@@ -304,7 +304,12 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	}
 	add("env", "\x00\xff garbage")
 	add("other", "field")
-	add("env", `{"v":1,"id":"q1/01J`)
+	add("env", `{"v":1,"id":"q1/01J`)                                                                                                         // truncated JSON
+	add("env", `{"v":2,"id":"q1/x","kind":"test.echo","queue":"q1","args":{},"kid":"k1","sig":"AA=="}`)                                       // wrong version
+	add("env", `{"v":1,"kind":"test.echo","queue":"q1","args":{},"kid":"k1","sig":"AA=="}`)                                                   // missing id
+	add("env", `{"v":1,"id":7,"kind":"test.echo","queue":"q1","args":{},"kid":"k1","sig":"AA=="}`)                                            // wrong type
+	add("env", `{"v":1,"id":"q1/x","kind":"test.echo","queue":"q1","args":{},"kid":"k9","sig":"AA=="}`)                                       // unknown key id
+	add("env", `{"v":1,"id":"q1/x","kind":"test.echo","queue":"q1","args":{"msg":"`+strings.Repeat("x", 2<<20)+`"},"kid":"k1","sig":"AA=="}`) // oversized
 	// A validly shaped envelope signed with a key the worker does not have.
 	forgerClient, _ := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k1", []byte("an-attacker-key-0123456789abcdef")))
 	if _, err := task.Submit(ctx, forgerClient, echoDef, task.Caller{UserID: "admin"}, echoArgs{Msg: "forged"}); err != nil {
@@ -341,7 +346,7 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		reasons = append(reasons, d["reason"])
 	}
 	slices.Sort(reasons) // the worker runs them concurrently
-	want := []string{"bad_signature", "bad_signature", "malformed", "malformed", "malformed", "schema_mismatch", "unknown_kind"}
+	want := []string{"bad_signature", "bad_signature", "bad_signature", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "schema_mismatch", "unknown_kind"}
 	if !slices.Equal(reasons, want) {
 		t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
 	}
@@ -611,3 +616,48 @@ func dumpPrefix(t *testing.T, h *harness) string {
 }
 
 var _ = envelope.Version
+
+// A task still running when the shutdown timeout runs out is cancelled and handed back
+// at once: another worker runs it without waiting for the lease and without spending an
+// attempt.
+func TestShutdownHandsUnfinishedTasksBackAtOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	slow := h.worker(t, task.WithShutdownTimeout(100*time.Millisecond), task.WithLease(time.Hour))
+	started := make(chan struct{})
+	task.Register(slow, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+		close(started)
+		<-ctx.Done()
+		return "", ctx.Err()
+	})
+	stop := run(t, slow)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "handed over"})
+	<-started
+	stop()
+
+	next := h.worker(t, task.WithLease(time.Hour))
+	task.Register(next, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+	run(t, next)
+	got, err := wait[string](t, h.client, id)
+	if err != nil || got != "handed over" {
+		t.Fatalf("Result = %q, %v; with an hour-long lease only a hand-back makes this pass", got, err)
+	}
+	st, _ := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "attempts").Result()
+	if st != "1" {
+		t.Errorf("attempts = %s, want 1: the interrupted run must not count", st)
+	}
+}
+
+func TestClockSkewAllowanceAcceptsARecentlyExpiredCaller(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t, task.WithClockSkew(time.Minute))
+	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
+	run(t, w)
+	soon := task.Caller{UserID: "carol", ExpiresAt: time.Now().Add(150 * time.Millisecond)}
+	id, err := task.Submit(context.Background(), h.client, echoDef, soon, echoArgs{}, task.Delay(400*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := wait[string](t, h.client, id); err != nil || got != "carol" {
+		t.Fatalf("within the skew allowance: %q, %v", got, err)
+	}
+}
