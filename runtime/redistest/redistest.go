@@ -151,8 +151,8 @@ var shared struct {
 	err error
 }
 
-// Main runs a test package's tests with a shared server that Client starts on first use,
-// and stops that server afterwards. Call it from TestMain: os.Exit(redistest.Main(m)).
+// Main runs a test package's tests with a shared server (and cluster) that Client (and
+// ClusterClient) start on first use, and stops them afterwards. Call it from TestMain: os.Exit(redistest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
 	shared.Lock()
@@ -161,6 +161,7 @@ func Main(m *testing.M) int {
 		shared.srv = nil
 	}
 	shared.Unlock()
+	stopSharedCluster()
 	return code
 }
 

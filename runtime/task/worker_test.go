@@ -24,6 +24,36 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
 var signingKey = []byte("test-signing-key-0123456789abcdef")
 
+// onCluster makes newHarness use the shared 3-node Redis Cluster instead of the shared
+// server; TestSuiteOnRedisCluster sets it.
+var onCluster bool
+
+// TestSuiteOnRedisCluster runs the end-to-end tests again through redis.NewClusterClient
+// on a local 3-master cluster: the per-queue hash tag keeps every script in one slot.
+func TestSuiteOnRedisCluster(t *testing.T) {
+	onCluster = true
+	defer func() { onCluster = false }()
+	for _, c := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"Result", TestTaskRunsWithItsCallerAndReturnsItsResult},
+		{"Isolation", TestEachTaskSeesOnlyItsOwnCaller},
+		{"Expiry", TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning},
+		{"Retry", TestFailedAttemptsAreRetriedWithAFreshAttemptCount},
+		{"DeadLetter", TestTaskFailingEveryAttemptIsDeadLettered},
+		{"Refused", TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn},
+		{"Delay", TestDelayedTaskRunsNotBeforeItsTime},
+		{"Unique", TestUniqueSubmitReturnsTheFirstTasksID},
+		{"Reclaim", TestTaskOfACrashedWorkerIsTakenOverAfterItsLease},
+		{"Shutdown", TestShutdownHandsUnfinishedTasksBackAtOnce},
+		{"Sealed", TestSealedCallerNeverRestsInRedisInClear},
+		{"DeadLetterAPI", TestDeadLettersCanBeListedRequeuedAndDeleted},
+	} {
+		t.Run(c.name, c.test)
+	}
+}
+
 // harness is a client and the options for its workers, on the shared test server under
 // a prefix of the test's own.
 type harness struct {
@@ -36,7 +66,11 @@ type harness struct {
 func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *harness {
 	t.Helper()
 	if rdb == nil {
-		rdb = redistest.Client(t)
+		if onCluster {
+			rdb = redistest.ClusterClient(t)
+		} else {
+			rdb = redistest.Client(t)
+		}
 	}
 	h := &harness{rdb: rdb, prefix: redistest.Prefix(t)}
 	h.opts = append([]task.Option{
@@ -587,7 +621,23 @@ func deadLetters(t *testing.T, h *harness, queue string) []map[string]string {
 func dumpPrefix(t *testing.T, h *harness) string {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := h.rdb.Keys(ctx, h.prefix+":*").Result()
+	var keys []string
+	collect := func(ctx context.Context, node *redis.Client) error {
+		ks, err := node.Keys(ctx, h.prefix+":*").Result()
+		keys = append(keys, ks...)
+		return err
+	}
+	var err error
+	if cc, ok := h.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return collect(ctx, node)
+		})
+	} else {
+		err = collect(ctx, h.rdb.(*redis.Client))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
