@@ -3,7 +3,7 @@ GO ?= go
 # Commands that need root to install packages use sudo when not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo generate check lint bench bench-gen fuzz redis-server
+.PHONY: test demo generate check lint bench bench-gen fuzz chaos redis-server
 
 ## test: install redis-server if missing, then vet and run every test (the tests start
 ## their own redis-server processes on free loopback ports).
@@ -36,6 +36,11 @@ bench:
 ## bench-gen: the generator against a bare packages.Load of the same package.
 bench-gen:
 	$(GO) test -run '^$$' -bench 'Generate' -benchmem -count 5 ./gen
+
+## chaos: 10,000 tasks, 3 queues, 4 worker processes, one SIGKILLed every 300 ms, and
+## redis-server killed and restarted once; fails if any task is lost.
+chaos: redis-server
+	$(GO) test -run '^TestChaosNoTaskIsLost$$' -v -count=1 ./e2e
 
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
 FUZZTIME ?= 30s
