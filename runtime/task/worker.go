@@ -249,9 +249,11 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 func (w *Worker) pause(ctx context.Context, fails *int, msg string, err error) {
 	*fails++
 	d := min(50*time.Millisecond<<min(*fails, 7), 5*time.Second)
+	level := slog.LevelDebug
 	if *fails == 1 || *fails%20 == 0 {
-		w.log.Error(msg, "err", err, "failures", *fails, "retry_in", d)
+		level = slog.LevelError
 	}
+	w.log.Log(ctx, level, msg, "err", err, "failures", *fails, "retry_in", d)
 	sleep(ctx, d)
 }
 

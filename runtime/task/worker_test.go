@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -709,5 +710,73 @@ func TestClockSkewAllowanceAcceptsARecentlyExpiredCaller(t *testing.T) {
 	}
 	if got, err := wait[string](t, h.client, id); err != nil || got != "carol" {
 		t.Fatalf("within the skew allowance: %q, %v", got, err)
+	}
+}
+
+// countingHandler counts log records by message.
+type countingHandler struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.counts[r.Message]++
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+func (h *countingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[msg]
+}
+
+// While Redis is away the worker backs off instead of spinning, Submit gives up with its
+// context, and when Redis is back the worker carries on without having leaked goroutines.
+func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	rdb := srv.NewClient()
+	defer rdb.Close()
+	logs := &countingHandler{counts: map[string]int{}}
+	h := newHarness(t, rdb)
+	w := h.worker(t, task.WithLogger(slog.New(logs)))
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+	run(t, w)
+	ctx := context.Background()
+	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "before"})
+	if got, err := wait[string](t, h.client, id); err != nil || got != "before" {
+		t.Fatalf("before the outage: %q, %v", got, err)
+	}
+	goroutines := runtime.NumGoroutine()
+
+	srv.Kill()
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	began := time.Now()
+	_, err := task.Submit(sctx, h.client, echoDef, alice, echoArgs{})
+	cancel()
+	if err == nil || time.Since(began) > 3*time.Second {
+		t.Errorf("Submit with Redis away: err = %v after %v; want an error once its context ends", err, time.Since(began))
+	}
+	before := logs.count("fetch failed")
+	time.Sleep(2 * time.Second)
+	if n := logs.count("fetch failed") - before; n < 1 || n > 20 {
+		t.Errorf("%d failed fetches in 2s of outage: want a few, backing off", n)
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	id, err = task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := wait[string](t, h.client, id); err != nil || got != "after" {
+		t.Fatalf("after the outage: %q, %v", got, err)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+5 {
+		t.Errorf("goroutines: %d before the outage, %d after", goroutines, n)
 	}
 }
