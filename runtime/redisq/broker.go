@@ -86,6 +86,9 @@ type Message struct {
 	Queue    string
 	EntryID  string
 	Envelope []byte // nil when the entry has no envelope field
+	// Deliveries is how many times the entry was handed to a worker, this time included:
+	// 1 for a new entry, more for one taken over from workers that stopped renewing it.
+	Deliveries int
 }
 
 // ErrNoGroup reports that the stream or its consumer group is gone (for example after a
@@ -129,7 +132,27 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 		}
 		return nil, fmt.Errorf("reclaim on %s: %w", k.Stream(), err)
 	}
-	return messages(queue, msgs), nil
+	out := messages(queue, msgs)
+	if len(out) == 0 {
+		return out, nil
+	}
+	// How often each entry was handed out tells a task whose workers keep dying while
+	// running it (a poison task) from one whose worker died once.
+	pending, err := b.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: k.Stream(), Group: Group, Start: out[0].EntryID, End: out[len(out)-1].EntryID,
+		Count: int64(count), Consumer: consumer,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reclaim on %s: read delivery counts: %w", k.Stream(), err)
+	}
+	deliveries := make(map[string]int, len(pending))
+	for _, p := range pending {
+		deliveries[p.ID] = int(p.RetryCount)
+	}
+	for i := range out {
+		out[i].Deliveries = deliveries[out[i].EntryID]
+	}
+	return out, nil
 }
 
 // Heartbeat renews the lease of entries this consumer is working on, so that Reclaim on
@@ -151,7 +174,7 @@ func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, entryIDs
 func messages(queue string, xs []redis.XMessage) []Message {
 	out := make([]Message, 0, len(xs))
 	for _, x := range xs {
-		m := Message{Queue: queue, EntryID: x.ID}
+		m := Message{Queue: queue, EntryID: x.ID, Deliveries: 1}
 		if v, ok := x.Values[EnvelopeField].(string); ok {
 			m.Envelope = []byte(v)
 		}

@@ -20,6 +20,9 @@ const (
 	ReasonNoCaller       = "no_caller"
 	ReasonPermanent      = "permanent"
 	ReasonRetriesSpent   = "retries_exhausted"
+	// ReasonWorkerLost: workers kept dying (or losing their lease) while running the task,
+	// more often than its retry budget allows; a task that crashes its worker ends here.
+	ReasonWorkerLost = "worker_lost"
 )
 
 // reasonErrors maps a recorded reason back to the error it stands for, so errors.Is

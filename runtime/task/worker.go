@@ -376,16 +376,19 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 		return
 	}
 	log = log.With("id", e.ID, "kind", e.Kind, "attempt", e.Attempt+1)
-	fail := func(err error, attempts int) {
-		reason := errorReason(err)
-		if reason == "" {
-			reason = ReasonRetriesSpent
-		}
+	dead := func(reason string, err error, attempts int) {
 		log.Error("task failed for good", "reason", reason, "err", err)
 		f := redisq.Failure{ID: e.ID, Kind: e.Kind, Reason: reason, Error: err.Error(), Attempts: attempts}
 		if err := w.broker.Dead(sctx, m, f, w.cfg.resultTTL); err != nil {
 			log.Error("cannot dead-letter task; it stays leased and will be retried", "err", err)
 		}
+	}
+	fail := func(err error, attempts int) {
+		reason := errorReason(err)
+		if reason == "" {
+			reason = ReasonRetriesSpent
+		}
+		dead(reason, err, attempts)
 	}
 	h, ok := w.handler(e.Kind)
 	if !ok {
@@ -407,6 +410,10 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	}
 	if caller.Expired(time.Now(), w.cfg.clockSkew) {
 		fail(fmt.Errorf("%w: caller %s: token expired at %s, before the task started", ErrCallerExpired, caller.UserID, caller.ExpiresAt.Format(time.RFC3339)), e.Attempt)
+		return
+	}
+	if lost := m.Deliveries - 1; lost > e.MaxRetries {
+		dead(ReasonWorkerLost, fmt.Errorf("the workers running this task died or lost its lease %d times; it may crash its worker", lost), e.Attempt+lost)
 		return
 	}
 	attempt := e.Attempt + 1

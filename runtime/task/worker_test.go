@@ -780,3 +780,37 @@ func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 		t.Errorf("goroutines: %d before the outage, %d after", goroutines, n)
 	}
 }
+
+// A task whose workers keep dying while they run it is dead-lettered once that happened
+// more often than its retry budget, instead of taking down worker after worker forever.
+func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	def := echoDef
+	def.MaxRetries = 1
+	id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{})
+	b := redisq.New(h.rdb, h.prefix)
+	if err := b.EnsureGroup(ctx, "q1"); err != nil {
+		t.Fatal(err)
+	}
+	// Two workers took the task and died: the first delivery, then one takeover.
+	if msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second); err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch = %v, %v", msgs, err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if msgs, err := b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1); err != nil || len(msgs) != 1 || msgs[0].Deliveries != 2 {
+		t.Fatalf("reclaim = %+v, %v; want one entry delivered twice", msgs, err)
+	}
+	w := h.worker(t, task.WithLease(200*time.Millisecond))
+	var ran atomic.Bool
+	task.Register(w, def, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
+	run(t, w)
+	_, err := wait[string](t, h.client, id)
+	var failed *task.FailedError
+	if !errors.As(err, &failed) || failed.Reason != task.ReasonWorkerLost {
+		t.Fatalf("err = %v, want reason %s", err, task.ReasonWorkerLost)
+	}
+	if ran.Load() {
+		t.Error("the task ran again after its workers died more often than its retry budget")
+	}
+}
