@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -586,18 +587,41 @@ func TestSubmitRefusesAnOversizedEnvelope(t *testing.T) {
 func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
 	seal := []byte("seal-key-0123456789abcdef0123456")
 	h := newHarness(t, nil, task.WithSealKey(seal))
-	w := h.worker(t)
-	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (bool, error) {
+	var logs bytes.Buffer
+	w := h.worker(t, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (bool, error) {
+		if a.Msg == "fail" {
+			return false, task.Permanent(fmt.Errorf("failing for %v", c))
+		}
 		return c.Token.Reveal() == "alice-token", nil
 	})
 	run(t, w)
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	ctx := context.Background()
+	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
 	if got, err := wait[bool](t, h.client, id); err != nil || !got {
 		t.Fatalf("sealed caller did not arrive: %v, %v", got, err)
 	}
-	_, _ = task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.Delay(time.Hour))
-	if dump := dumpPrefix(t, h); strings.Contains(dump, "alice-token") {
+	failed, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "fail"})
+	short := alice
+	short.ExpiresAt = time.Now().Add(100 * time.Millisecond)
+	expired, _ := task.Submit(ctx, h.client, echoDef, short, echoArgs{}, task.Delay(300*time.Millisecond))
+	for _, id := range []task.ID{failed, expired} {
+		if _, err := wait[bool](t, h.client, id); err == nil {
+			t.Fatalf("task %s should have failed", id)
+		}
+	}
+	_, _ = task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Delay(time.Hour))
+	dump := dumpPrefix(t, h)
+	for _, want := range []string{":stream", ":delayed", ":dead", ":task:", ":done:"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("the dump has no %s key: it would not prove the token is absent there", want)
+		}
+	}
+	if strings.Contains(dump, "alice-token") {
 		t.Errorf("a key under the prefix holds the token in clear:\n%s", dump)
+	}
+	if strings.Contains(logs.String(), "alice-token") {
+		t.Errorf("the worker logged the token:\n%s", logs.String())
 	}
 }
 
