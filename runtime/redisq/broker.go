@@ -155,6 +155,29 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 	return out, nil
 }
 
+// PruneConsumers removes from queue's group the consumers other than self that hold no
+// entries and have not touched Redis for longer than idle: workers that are gone. Each
+// restart of a worker joins under a new name, so without this the group grows forever.
+// A consumer holding entries is kept: deleting it would drop its entries from the group.
+func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error) {
+	k := b.Keys(queue)
+	consumers, err := b.rdb.XInfoConsumers(ctx, k.Stream(), Group).Result()
+	if err != nil {
+		return 0, fmt.Errorf("list consumers of %s: %w", k.Stream(), err)
+	}
+	n := 0
+	for _, c := range consumers {
+		if c.Name == self || c.Pending > 0 || c.Idle < idle {
+			continue
+		}
+		if err := b.rdb.XGroupDelConsumer(ctx, k.Stream(), Group, c.Name).Err(); err != nil {
+			return n, fmt.Errorf("remove consumer %s of %s: %w", c.Name, k.Stream(), err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Heartbeat renews the lease of entries this consumer is working on, so that Reclaim on
 // other workers does not take them while they run.
 func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, entryIDs ...string) error {

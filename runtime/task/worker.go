@@ -202,6 +202,7 @@ const (
 func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{}, start func(redisq.Message)) {
 	var fails int
 	var lastReclaim time.Time
+	reclaims := 0
 	ready := false
 	for ctx.Err() == nil {
 		if !ready {
@@ -222,6 +223,13 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 		var err error
 		if time.Since(lastReclaim) >= w.cfg.lease/2 {
 			lastReclaim = time.Now()
+			if reclaims++; reclaims%20 == 1 {
+				if n, err := w.broker.PruneConsumers(rctx, queue, w.cfg.consumer, pruneAfter(w.cfg.lease)); err != nil {
+					w.log.Warn("cannot prune departed consumers", "queue", queue, "err", err)
+				} else if n > 0 {
+					w.log.Info("pruned departed consumers", "queue", queue, "count", n)
+				}
+			}
 			msgs, err = w.broker.Reclaim(rctx, queue, w.cfg.consumer, w.cfg.lease, n)
 			for _, m := range msgs {
 				w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", queue, "entry", m.EntryID)
@@ -243,6 +251,10 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 		}
 	}
 }
+
+// pruneAfter is how long a consumer holding nothing must have been silent before it is
+// taken for a departed worker; a running worker reads every second.
+func pruneAfter(lease time.Duration) time.Duration { return max(10*lease, time.Minute) }
 
 // pause logs a Redis failure and sleeps with exponential backoff, so that a worker
 // whose Redis is away neither spins nor gives up.

@@ -1,0 +1,228 @@
+package redisq_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/runtime/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+func newBroker(t *testing.T) (*redisq.Broker, string) {
+	t.Helper()
+	prefix := redistest.Prefix(t)
+	b := redisq.New(redistest.Client(t), prefix)
+	if err := b.EnsureGroup(context.Background(), "q"); err != nil {
+		t.Fatal(err)
+	}
+	return b, prefix
+}
+
+func TestKeysShareTheQueueHashTagUnderThePrefix(t *testing.T) {
+	k := redisq.QueueKeys("app", "email")
+	for _, key := range []string{k.Stream(), k.Delayed(), k.Dead(), k.State("email/1"), k.Done("email/1"), k.Unique("u")} {
+		if !strings.HasPrefix(key, "app:{email}:") {
+			t.Errorf("key %q is not under app:{email}:", key)
+		}
+	}
+	for _, name := range []string{"", "{x}", "a:b", "a/b", "a b", ".a", "a..b"} {
+		if redisq.ValidQueueName(name) {
+			t.Errorf("ValidQueueName(%q) = true", name)
+		}
+	}
+}
+
+func TestEnqueueFetchComplete(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	id, err := b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("env-1")})
+	if err != nil || id != "q/1" {
+		t.Fatalf("Enqueue = %q, %v", id, err)
+	}
+	msgs, err := b.Fetch(ctx, "q", "c1", 10, time.Second)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "env-1" || msgs[0].Deliveries != 1 {
+		t.Fatalf("Fetch = %+v, %v", msgs, err)
+	}
+	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StatePending || st.Kind != "k" {
+		t.Errorf("state before completion = %+v", st)
+	}
+	if err := b.Complete(ctx, msgs[0], "q/1", 1, []byte(`"ok"`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.GetState(ctx, "q", "q/1")
+	if err != nil || !st.Finished() || string(st.Result) != `"ok"` || st.Attempts != 1 {
+		t.Errorf("state = %+v, %v", st, err)
+	}
+	if done, err := b.WaitDone(ctx, "q", "q/1", time.Second); !done || err != nil {
+		t.Errorf("WaitDone = %v, %v", done, err)
+	}
+	if done, _ := b.WaitDone(ctx, "q", "q/1", time.Second); !done {
+		t.Error("a second waiter did not see the completion")
+	}
+}
+
+// Several promoters running at once move each due task exactly once.
+func TestConcurrentPromotersDeliverEachTaskOnce(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	past := time.Now().Add(time.Hour)
+	for i := range 300 {
+		if _, err := b.Enqueue(ctx, redisq.Task{ID: fmt.Sprintf("q/%d", i), Kind: "k", Queue: "q", Envelope: []byte(fmt.Sprint("env-", i)), Due: past}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := b.Promote(ctx, "q", past.Add(time.Second), 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for {
+		msgs, err := b.Fetch(ctx, "q", "c", 100, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			seen[string(m.Envelope)]++
+		}
+	}
+	if len(seen) != 300 {
+		t.Errorf("%d distinct tasks delivered, want 300", len(seen))
+	}
+	for env, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", env, n)
+		}
+	}
+}
+
+func TestTasksNotDueStayDelayed(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	due := time.Now().Add(time.Minute)
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("later"), Due: due})
+	if n, _ := b.Promote(ctx, "q", time.Now(), 10); n != 0 {
+		t.Errorf("promoted %d tasks before they were due", n)
+	}
+	next, ok, err := b.NextDue(ctx, "q")
+	if err != nil || !ok || next.UnixMilli() != due.UnixMilli() {
+		t.Errorf("NextDue = %v, %v, %v; want %v", next, ok, err, due)
+	}
+	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateScheduled {
+		t.Errorf("state = %q, want scheduled", st.State)
+	}
+}
+
+func TestUniqueKeyHoldsForItsTTL(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	task := func(id string) redisq.Task {
+		return redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id), UniqueKey: "once", UniqueTTL: 200 * time.Millisecond}
+	}
+	first, _ := b.Enqueue(ctx, task("q/1"))
+	second, _ := b.Enqueue(ctx, task("q/2"))
+	time.Sleep(300 * time.Millisecond)
+	third, _ := b.Enqueue(ctx, task("q/3"))
+	if first != "q/1" || second != "q/1" || third != "q/3" {
+		t.Errorf("ids = %s %s %s; want q/1 q/1 q/3", first, second, third)
+	}
+}
+
+func TestRetryDeadReleaseAndRequeue(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("attempt-0")})
+	m := fetchOne(t, b, "c")
+	if err := b.Retry(ctx, m, "q/1", 1, []byte("attempt-1"), time.Now().Add(-time.Millisecond), "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateRetrying || st.Error != "boom" {
+		t.Errorf("state after Retry = %+v", st)
+	}
+	b.Promote(ctx, "q", time.Now(), 10)
+	m = fetchOne(t, b, "c")
+	if string(m.Envelope) != "attempt-1" {
+		t.Fatalf("retried envelope = %q", m.Envelope)
+	}
+	if err := b.Release(ctx, m, "q/1"); err != nil {
+		t.Fatal(err)
+	}
+	m = fetchOne(t, b, "other")
+	if string(m.Envelope) != "attempt-1" {
+		t.Fatalf("released envelope = %q", m.Envelope)
+	}
+	f := redisq.Failure{ID: "q/1", Kind: "k", Reason: "permanent", Error: "no", Attempts: 2}
+	if err := b.Dead(ctx, m, f, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	dead, _ := b.DeadLetters(ctx, "q", "", 10)
+	if len(dead) != 1 || dead[0].Failure != f || string(dead[0].Envelope) != "attempt-1" {
+		t.Fatalf("dead letters = %+v", dead)
+	}
+	if err := b.Requeue(ctx, "q", dead[0].EntryID, "q/1", []byte("fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StatePending || st.Reason != "" {
+		t.Errorf("state after Requeue = %+v", st)
+	}
+	if done, _ := b.WaitDone(ctx, "q", "q/1", time.Second); done {
+		t.Error("the done signal of the dead run survived the requeue: Result would spin")
+	}
+	if m := fetchOne(t, b, "c"); string(m.Envelope) != "fresh" {
+		t.Errorf("requeued envelope = %q", m.Envelope)
+	}
+}
+
+func TestPruneRemovesOnlyIdleConsumersHoldingNothing(t *testing.T) {
+	b, prefix := newBroker(t)
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("x")})
+	b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("y")})
+	fetchOne(t, b, "holder") // keeps an entry
+	m := fetchOne(t, b, "gone")
+	if err := b.Complete(ctx, m, "q/2", 1, []byte("1"), time.Minute); err != nil { // now holds nothing
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	n, err := b.PruneConsumers(ctx, "q", "self", 20*time.Millisecond)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want 1", n, err)
+	}
+	rdb := redistest.Client(t)
+	cs, _ := rdb.XInfoConsumers(ctx, redisq.QueueKeys(prefix, "q").Stream(), redisq.Group).Result()
+	if len(cs) != 1 || cs[0].Name != "holder" {
+		t.Errorf("consumers left = %+v, want only holder", cs)
+	}
+}
+
+func fetchOne(t *testing.T, b *redisq.Broker, consumer string) redisq.Message {
+	t.Helper()
+	msgs, err := b.Fetch(context.Background(), "q", consumer, 1, time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Fetch = %+v, %v", msgs, err)
+	}
+	return msgs[0]
+}
