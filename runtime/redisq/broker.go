@@ -158,7 +158,8 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 // PruneConsumers removes from queue's group the consumers other than self that hold no
 // entries and have not touched Redis for longer than idle: workers that are gone. Each
 // restart of a worker joins under a new name, so without this the group grows forever.
-// A consumer holding entries is kept: deleting it would drop its entries from the group.
+// A consumer holding entries is kept, checked atomically with the removal: deleting it
+// would drop its entries from the group.
 func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error) {
 	k := b.Keys(queue)
 	consumers, err := b.rdb.XInfoConsumers(ctx, k.Stream(), Group).Result()
@@ -170,7 +171,7 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 		if c.Name == self || c.Pending > 0 || c.Idle < idle {
 			continue
 		}
-		if err := b.rdb.XGroupDelConsumer(ctx, k.Stream(), Group, c.Name).Err(); err != nil {
+		if err := pruneScript.Run(ctx, b.rdb, []string{k.Stream()}, Group, c.Name).Err(); err != nil {
 			return n, fmt.Errorf("remove consumer %s of %s: %w", c.Name, k.Stream(), err)
 		}
 		n++

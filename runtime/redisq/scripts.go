@@ -134,3 +134,16 @@ redis.call('XADD', KEYS[1], '*', 'env', ARGV[3])
 redis.call('HSET', KEYS[2], 'state', 'pending')
 return 1
 `)
+
+// pruneScript removes a consumer from the group if, at this instant, it holds no entry.
+// Checking and deleting in one script matters: XGROUP DELCONSUMER drops the consumer's
+// pending entries, and an entry dropped from the pending list is never delivered again.
+//
+//	KEYS[1] stream
+//	ARGV[1] group    ARGV[2] consumer
+var pruneScript = redis.NewScript(`
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
+  return 0
+end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+`)
