@@ -171,10 +171,11 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 		if c.Name == self || c.Pending > 0 || c.Idle < idle {
 			continue
 		}
-		if err := pruneScript.Run(ctx, b.rdb, []string{k.Stream()}, Group, c.Name).Err(); err != nil {
+		removed, err := pruneScript.Run(ctx, b.rdb, []string{k.Stream()}, Group, c.Name).Int()
+		if err != nil {
 			return n, fmt.Errorf("remove consumer %s of %s: %w", c.Name, k.Stream(), err)
 		}
-		n++
+		n += removed
 	}
 	return n, nil
 }
