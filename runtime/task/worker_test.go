@@ -838,3 +838,30 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 		t.Error("the task ran again after its workers died more often than its retry budget")
 	}
 }
+
+// Key rotation: a worker given the new key first and the old one second runs tasks
+// signed with either; a client still on the old key keeps working during the rollout.
+func TestRotatedWorkerRunsTasksSignedWithTheOldKey(t *testing.T) {
+	newKey := []byte("the-new-signing-key-0123456789abc")
+	h := newHarness(t, nil) // the client signs with k1
+	w, err := task.NewWorker(h.rdb, task.WithPrefix(h.prefix), task.WithQueues("q1"),
+		task.WithSigningKey("k2", newKey), task.WithSigningKey("k1", signingKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+	run(t, w)
+	rotated, err := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k2", newKey), task.WithSigningKey("k1", signingKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*task.Client{h.client, rotated} {
+		id, err := task.Submit(context.Background(), c, echoDef, alice, echoArgs{Msg: "signed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait[string](t, c, id); err != nil || got != "signed" {
+			t.Errorf("Result = %q, %v", got, err)
+		}
+	}
+}
