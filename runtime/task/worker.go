@@ -95,6 +95,10 @@ func (w *Worker) Kinds() []string {
 // returns once they have returned. Tasks that did not finish stay leased and another
 // worker takes them over after the lease. Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
+	if len(w.Kinds()) == 0 {
+		// Such a worker would dead-letter every task of its queues as an unknown kind.
+		return errors.New("task.Worker.Run: no task registered; call the RegisterTasks of your task packages first")
+	}
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("task.Worker.Run called twice")
 	}

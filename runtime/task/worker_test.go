@@ -865,3 +865,10 @@ func TestRotatedWorkerRunsTasksSignedWithTheOldKey(t *testing.T) {
 		}
 	}
 }
+
+func TestRunRefusesAWorkerWithoutTasks(t *testing.T) {
+	w := newHarness(t, nil).worker(t)
+	if err := w.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "RegisterTasks") {
+		t.Errorf("Run without tasks: %v", err)
+	}
+}
