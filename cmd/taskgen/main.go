@@ -1,0 +1,116 @@
+// Command taskgen generates typed task code for functions marked with a //task:<kind>
+// directive: for each task function F an FArgs struct, an FTask definition and a SubmitF
+// function, and per package a RegisterTasks function. See package
+// github.com/taskgen/taskgen/gen for the rules.
+//
+// Usage:
+//
+//	taskgen [-o tasks_gen.go] [-tags a,b] [-check] [-v] [packages]
+//
+// The packages default to the current directory, so that
+//
+//	//go:generate go tool taskgen
+//
+// in any file of a package regenerates it. taskgen writes a file only when its content
+// changes, removes the generated file of a package that no longer has tasks, and writes
+// nothing at all when it finds an error. With -check it writes nothing and prints a
+// unified diff for every stale, missing or orphaned generated file.
+//
+// Exit codes: 0 success; 1 invalid task declarations, or out-of-date files with -check;
+// 2 usage or package-load errors.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+
+	"github.com/taskgen/taskgen/gen"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command with its arguments and output streams; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	logger := log.New(stderr, "taskgen: ", 0)
+	flags := flag.NewFlagSet("taskgen", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	output := flags.String("o", gen.DefaultOutput, "`name` of the generated file in each package directory")
+	tags := flags.String("tags", "", "comma-separated list of extra build `tags` to load packages with (taskgen is always set)")
+	check := flags.Bool("check", false, "write nothing; print a unified diff for each stale, missing or orphaned generated file and exit 1 if there is one")
+	verbose := flags.Bool("v", false, "print a line for every generated file written, removed or unchanged")
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check] [-v] [packages]\n\n")
+		fmt.Fprintf(stderr, "taskgen generates typed task code for functions marked //task:<kind>.\nThe packages default to the current directory.\n\nFlags:\n")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+
+	cfg := gen.Config{
+		Patterns: flags.Args(),
+		Output:   *output,
+		Tags:     splitTags(*tags),
+		Check:    *check,
+	}
+	if err := cfg.Validate(); err != nil {
+		logger.Print(err)
+		flags.Usage()
+		return 2
+	}
+
+	res, err := gen.Run(cfg)
+	if err != nil {
+		var errs *gen.Errors
+		if !errors.As(err, &errs) {
+			logger.Print(err)
+			return 1
+		}
+		for _, e := range errs.List {
+			if e.Pos.Filename == "" {
+				logger.Print(e.Msg)
+			} else {
+				fmt.Fprintln(stderr, e.Error())
+			}
+		}
+		if errs.Load {
+			return 2
+		}
+		return 1
+	}
+
+	stale := 0
+	for _, f := range res.Files {
+		fmt.Fprint(stdout, f.Diff)
+		switch f.Status {
+		case gen.Stale, gen.Missing, gen.Orphaned:
+			stale++
+			logger.Printf("%s: %s", f.Path, f.Status)
+		default:
+			if *verbose {
+				logger.Printf("%s %s", f.Status, f.Path)
+			}
+		}
+	}
+	if res.OutOfDate() {
+		logger.Printf("%d generated file(s) out of date: run taskgen (or go generate) to update them", stale)
+		return 1
+	}
+	return 0
+}
+
+// splitTags splits a -tags value at commas (and, as the go command still accepts, at
+// spaces).
+func splitTags(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}

@@ -1,0 +1,290 @@
+package gen
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// directivePrefix starts a task directive: a line of a function's doc comment written in
+// Go's directive form (no space after //), which gofmt leaves alone.
+const directivePrefix = "//task:"
+
+// validOptions is appended to every option error, so that the fix is in the message.
+const validOptions = "valid options are queue=NAME, retries=N, timeout=DURATION, lifespan=p1,p2"
+
+// mangledMessage is the error for a directive that lost its form, usually to gofmt.
+const mangledMessage = `//task must be written //task:<kind> with no space after // (gofmt turns "//task" into "// task")`
+
+var (
+	kindPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	queuePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// directive is a parsed //task: line.
+type directive struct {
+	kind    string
+	queue   string        // "" means the default queue
+	retries int           // meaningful when retriesSet
+	timeout time.Duration // 0 means the worker's default
+	// lifespan lists the parameters named by lifespan=, in the order written.
+	lifespan []string
+	// retriesSet records whether retries= was given.
+	retriesSet bool
+	// lifespanOffset is the byte offset of the lifespan= option in the comment, for errors.
+	lifespanOffset int
+}
+
+// directiveError is a problem at a byte offset of a directive comment.
+type directiveError struct {
+	offset int
+	msg    string
+}
+
+// parseDirective parses one comment line that starts with directivePrefix. It reports
+// every problem of the line, each at the offset of the offending word.
+func parseDirective(text string) (directive, []directiveError) {
+	var d directive
+	var errs []directiveError
+	fail := func(offset int, format string, args ...any) {
+		errs = append(errs, directiveError{offset: offset, msg: fmt.Sprintf(format, args...)})
+	}
+	words := splitWords(text, len(directivePrefix))
+	if len(words) == 0 || words[0].offset != len(directivePrefix) {
+		fail(len(directivePrefix), "missing task kind: write //task:<kind> [key=value ...] with the kind right after the colon")
+		return d, errs
+	}
+	d.kind = words[0].text
+	words = words[1:]
+	if !kindPattern.MatchString(d.kind) {
+		fail(len(directivePrefix), "invalid task kind %q: a kind must match [a-z0-9][a-z0-9._-]*", d.kind)
+	}
+	seen := map[string]bool{}
+	for _, w := range words {
+		key, value, ok := strings.Cut(w.text, "=")
+		if !ok {
+			fail(w.offset, "malformed option %q: write key=value; %s", w.text, validOptions)
+			continue
+		}
+		switch key {
+		case "queue", "retries", "timeout", "lifespan":
+		default:
+			fail(w.offset, "unknown option %q; %s", key, validOptions)
+			continue
+		}
+		if seen[key] {
+			fail(w.offset, "duplicate option %q; %s", key, validOptions)
+			continue
+		}
+		seen[key] = true
+		switch key {
+		case "queue":
+			if !queuePattern.MatchString(value) {
+				fail(w.offset, "invalid queue %q: a queue name must match [A-Za-z0-9][A-Za-z0-9._-]* (it becomes part of Redis keys and task ids); %s", value, validOptions)
+				continue
+			}
+			d.queue = value
+		case "retries":
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 || strings.TrimLeft(value, "0123456789") != "" {
+				fail(w.offset, "invalid retries %q: want a whole number >= 0; %s", value, validOptions)
+				continue
+			}
+			d.retries, d.retriesSet = n, true
+		case "timeout":
+			t, err := time.ParseDuration(value)
+			if err != nil || t <= 0 {
+				fail(w.offset, "invalid timeout %q: want a positive Go duration such as 30s or 1m30s; %s", value, validOptions)
+				continue
+			}
+			d.timeout = t
+		case "lifespan":
+			d.lifespanOffset = w.offset
+			names := strings.Split(value, ",")
+			bad := false
+			dup := map[string]bool{}
+			for _, name := range names {
+				switch {
+				case name == "_" || !token.IsIdentifier(name):
+					fail(w.offset, "invalid lifespan %q: want a comma-separated list of parameter names; %s", value, validOptions)
+					bad = true
+				case dup[name]:
+					fail(w.offset, "invalid lifespan %q: %s is listed twice; %s", value, name, validOptions)
+					bad = true
+				}
+				if bad {
+					break
+				}
+				dup[name] = true
+			}
+			if !bad {
+				d.lifespan = names
+			}
+		}
+	}
+	return d, errs
+}
+
+// word is a whitespace-separated word of a comment and its byte offset.
+type word struct {
+	offset int
+	text   string
+}
+
+// splitWords splits text[from:] at spaces and tabs, keeping the offsets.
+func splitWords(text string, from int) []word {
+	var words []word
+	start := -1
+	for i := from; i <= len(text); i++ {
+		if i == len(text) || text[i] == ' ' || text[i] == '\t' {
+			if start >= 0 {
+				words = append(words, word{offset: start, text: text[start:i]})
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	return words
+}
+
+// isMangledDirective reports whether a line comment looks like a task directive that lost
+// its form: "//task" or "//task queue=x" (which gofmt rewrites into "// task ..."), or
+// "// task", "// task:kind", "// task queue=x". Prose such as "// task queue workers ..."
+// is not a directive: after "task " every word must be a key=value option.
+func isMangledDirective(text string) bool {
+	if !strings.HasPrefix(text, "//") || strings.HasPrefix(text, directivePrefix) {
+		return false
+	}
+	rest := text[2:]
+	if rest == "task" || strings.HasPrefix(rest, "task ") || strings.HasPrefix(rest, "task\t") {
+		return true
+	}
+	trimmed := strings.TrimLeft(rest, " \t")
+	if trimmed == rest {
+		return false
+	}
+	switch {
+	case trimmed == "task":
+		return true
+	case strings.HasPrefix(trimmed, "task:"):
+		after := trimmed[len("task:"):]
+		return after != "" && !unicode.IsSpace(rune(after[0]))
+	case strings.HasPrefix(trimmed, "task ") || strings.HasPrefix(trimmed, "task\t"):
+		fields := strings.Fields(trimmed[len("task"):])
+		for _, f := range fields {
+			if !strings.Contains(f, "=") {
+				return false
+			}
+		}
+		return len(fields) > 0
+	}
+	return false
+}
+
+// funcDirective is a task directive found on a function or method declaration.
+type funcDirective struct {
+	file    *ast.File
+	decl    *ast.FuncDecl
+	comment *ast.Comment
+	dir     directive
+	// parsed is false for a function that only carries a mangled directive: its names
+	// are reserved but it is not a task.
+	parsed bool
+}
+
+// findDirectives returns the task directives of files, sorted by file name and then by
+// position, and an error for every malformed, mangled or misplaced directive. It reads
+// CommentGroup.List, not Text(): Text drops directive lines.
+func findDirectives(fset *token.FileSet, files []*ast.File) ([]*funcDirective, errorList) {
+	var found []*funcDirective
+	var errs errorList
+	for _, file := range sortedFiles(fset, files) {
+		funcDocs := map[*ast.CommentGroup]*ast.FuncDecl{}
+		otherDocs := map[*ast.CommentGroup]string{}
+		for _, decl := range file.Decls {
+			switch decl := decl.(type) {
+			case *ast.FuncDecl:
+				if decl.Doc != nil {
+					funcDocs[decl.Doc] = decl
+				}
+			case *ast.GenDecl:
+				what := decl.Tok.String()
+				if decl.Doc != nil {
+					otherDocs[decl.Doc] = what
+				}
+				for _, spec := range decl.Specs {
+					switch spec := spec.(type) {
+					case *ast.TypeSpec:
+						if spec.Doc != nil {
+							otherDocs[spec.Doc] = what
+						}
+					case *ast.ValueSpec:
+						if spec.Doc != nil {
+							otherDocs[spec.Doc] = what
+						}
+					}
+				}
+			}
+		}
+		for _, group := range file.Comments {
+			decl := funcDocs[group]
+			var proper, mangled []*ast.Comment
+			for _, c := range group.List {
+				switch {
+				case strings.HasPrefix(c.Text, directivePrefix):
+					proper = append(proper, c)
+				case decl != nil && isMangledDirective(c.Text):
+					mangled = append(mangled, c)
+				}
+			}
+			for _, c := range mangled {
+				errs.add(fset, c.Slash, "%s", mangledMessage)
+			}
+			if decl == nil {
+				for _, c := range proper {
+					if what, ok := otherDocs[group]; ok {
+						errs.add(fset, c.Slash, "//task: directive on a %s declaration: only functions and methods can be tasks", what)
+					} else {
+						errs.add(fset, c.Slash, "//task: directive is not attached to a function: put it in the function's doc comment, directly above func with no blank line")
+					}
+				}
+				continue
+			}
+			switch {
+			case len(proper) > 0:
+				for _, c := range proper[1:] {
+					errs.add(fset, c.Slash, "more than one //task: directive on %s", decl.Name.Name)
+				}
+				d, derrs := parseDirective(proper[0].Text)
+				for _, e := range derrs {
+					errs.add(fset, proper[0].Slash+token.Pos(e.offset), "%s", e.msg)
+				}
+				found = append(found, &funcDirective{file: file, decl: decl, comment: proper[0], dir: d, parsed: true})
+			case len(mangled) > 0:
+				// Not generated, but its names are reserved, so that references to them
+				// elsewhere in the package are not reported on top of the real problem.
+				found = append(found, &funcDirective{file: file, decl: decl, comment: mangled[0]})
+			}
+		}
+	}
+	return found, errs
+}
+
+// sortedFiles returns files ordered by file name, the order in which declarations are
+// generated and lifespan parameters first appear.
+func sortedFiles(fset *token.FileSet, files []*ast.File) []*ast.File {
+	out := append([]*ast.File(nil), files...)
+	sort.SliceStable(out, func(i, j int) bool {
+		return fset.File(out[i].Pos()).Name() < fset.File(out[j].Pos()).Name()
+	})
+	return out
+}

@@ -1,0 +1,189 @@
+package gen
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDirectiveAcceptsKindAndOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want directive
+	}{
+		{
+			name: "kind only",
+			line: "//task:email.send",
+			want: directive{kind: "email.send"},
+		},
+		{
+			name: "every option",
+			line: "//task:email.send_welcome queue=email retries=5 timeout=30s lifespan=deps",
+			want: directive{kind: "email.send_welcome", queue: "email", retries: 5, retriesSet: true, timeout: 30 * time.Second, lifespan: []string{"deps"}, lifespanOffset: 60},
+		},
+		{
+			name: "kind with digits, dots, dashes and underscores",
+			line: "//task:0v2.img-resize_fast",
+			want: directive{kind: "0v2.img-resize_fast"},
+		},
+		{
+			name: "zero retries is explicit",
+			line: "//task:a retries=0",
+			want: directive{kind: "a", retries: 0, retriesSet: true},
+		},
+		{
+			name: "fractional timeout",
+			line: "//task:a timeout=1.5s",
+			want: directive{kind: "a", timeout: 1500 * time.Millisecond},
+		},
+		{
+			name: "several lifespan names",
+			line: "//task:a lifespan=db,cache,log",
+			want: directive{kind: "a", lifespan: []string{"db", "cache", "log"}, lifespanOffset: 9},
+		},
+		{
+			name: "queue with upper case, dots and dashes",
+			line: "//task:a queue=Mail.High-1",
+			want: directive{kind: "a", queue: "Mail.High-1"},
+		},
+		{
+			name: "tabs and repeated spaces between options",
+			line: "//task:a \t queue=q   retries=1",
+			want: directive{kind: "a", queue: "q", retries: 1, retriesSet: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, errs := parseDirective(tt.line)
+			if len(errs) > 0 {
+				t.Fatalf("parseDirective(%q) errors: %v", tt.line, errs)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("parseDirective(%q) = %+v, want %+v", tt.line, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseDirectiveReportsEveryProblemAtItsWord(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want []directiveError // msg holds a substring of the message
+	}{
+		{"empty kind", "//task:", []directiveError{{7, "missing task kind"}}},
+		{"space before the kind", "//task: email", []directiveError{{7, "missing task kind"}}},
+		{"upper-case kind", "//task:Email", []directiveError{{7, `invalid task kind "Email"`}}},
+		{"kind starting with a dot", "//task:.x", []directiveError{{7, `invalid task kind ".x"`}}},
+		{"kind with a slash", "//task:a/b", []directiveError{{7, `invalid task kind "a/b"`}}},
+		{"unknown option", "//task:a queu=x", []directiveError{{9, `unknown option "queu"; valid options are queue=NAME, retries=N, timeout=DURATION, lifespan=p1,p2`}}},
+		{"option without value", "//task:a retries", []directiveError{{9, `malformed option "retries": write key=value; valid options are`}}},
+		{"duplicate option", "//task:a queue=x queue=x", []directiveError{{17, `duplicate option "queue"; valid options are`}}},
+		{"negative retries", "//task:a retries=-1", []directiveError{{9, `invalid retries "-1"`}}},
+		{"signed retries", "//task:a retries=+1", []directiveError{{9, `invalid retries "+1"`}}},
+		{"word retries", "//task:a retries=many", []directiveError{{9, `invalid retries "many"`}}},
+		{"zero timeout", "//task:a timeout=0s", []directiveError{{9, `invalid timeout "0s"`}}},
+		{"timeout without unit", "//task:a timeout=30", []directiveError{{9, `invalid timeout "30"`}}},
+		{"negative timeout", "//task:a timeout=-1m", []directiveError{{9, `invalid timeout "-1m"`}}},
+		{"empty queue", "//task:a queue=", []directiveError{{9, `invalid queue ""`}}},
+		{"queue with a hash tag brace", "//task:a queue={q}", []directiveError{{9, `invalid queue "{q}"`}}},
+		{"queue with a colon", "//task:a queue=a:b", []directiveError{{9, `invalid queue "a:b"`}}},
+		{"queue with a slash", "//task:a queue=a/b", []directiveError{{9, `invalid queue "a/b"`}}},
+		{"empty lifespan", "//task:a lifespan=", []directiveError{{9, `invalid lifespan ""`}}},
+		{"lifespan with an empty name", "//task:a lifespan=a,,b", []directiveError{{9, `invalid lifespan "a,,b"`}}},
+		{"blank lifespan", "//task:a lifespan=_", []directiveError{{9, `invalid lifespan "_"`}}},
+		{"lifespan listed twice", "//task:a lifespan=a,a", []directiveError{{9, "a is listed twice"}}},
+		{"lifespan that is not an identifier", "//task:a lifespan=1x", []directiveError{{9, `invalid lifespan "1x"`}}},
+		{
+			name: "several problems on one line",
+			line: "//task:A foo=1 retries=x queue",
+			want: []directiveError{{7, "invalid task kind"}, {9, `unknown option "foo"`}, {15, `invalid retries "x"`}, {25, `malformed option "queue"`}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs := parseDirective(tt.line)
+			if len(errs) != len(tt.want) {
+				t.Fatalf("parseDirective(%q) = %d errors %v, want %d", tt.line, len(errs), errs, len(tt.want))
+			}
+			for i, want := range tt.want {
+				if errs[i].offset != want.offset || !strings.Contains(errs[i].msg, want.msg) {
+					t.Errorf("error %d = {%d %q}, want offset %d and a message containing %q", i, errs[i].offset, errs[i].msg, want.offset, want.msg)
+				}
+			}
+		})
+	}
+}
+
+func TestMangledDirectivesAreRecognisedButProseIsNot(t *testing.T) {
+	tests := []struct {
+		line string
+		want bool
+	}{
+		{"//task", true},
+		{"//task queue=email", true},
+		{"// task", true},
+		{"// task queue=email retries=2", true},
+		{"// task:email.send", true},
+		{"//  task:email.send", true},
+		{"//\ttask", true},
+		{"//task:email.send", false}, // the proper form
+		{"// task queue workers call it concurrently.", false},
+		{"// task: send the mail", false},
+		{"// tasks are great", false},
+		{"//taskgen:ignore", false},
+		{"// Task is exported.", false},
+		{"// the task runs", false},
+		{"/* task */", false},
+	}
+	for _, tt := range tests {
+		if got := isMangledDirective(tt.line); got != tt.want {
+			t.Errorf("isMangledDirective(%q) = %v, want %v", tt.line, got, tt.want)
+		}
+	}
+}
+
+func TestDirectivesAreFoundInFileNameAndSourceOrder(t *testing.T) {
+	fset := token.NewFileSet()
+	parse := func(name, src string) *ast.File {
+		f, err := parser.ParseFile(fset, name, src, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	b := parse("b.go", "package p\n\n//task:b.one\nfunc B1() error { return nil }\n\n//task:b.two\nfunc B2() error { return nil }\n")
+	a := parse("a.go", "package p\n\n// A is documented.\n//\n//task:a.one retries=1\nfunc A() error { return nil }\n")
+	found, errs := findDirectives(fset, []*ast.File{b, a})
+	if len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	var kinds []string
+	for _, d := range found {
+		kinds = append(kinds, d.dir.kind)
+	}
+	if got, want := strings.Join(kinds, " "), "a.one b.one b.two"; got != want {
+		t.Errorf("kinds in order = %q, want %q", got, want)
+	}
+}
+
+func TestDirectiveErrorsPointAtTheOffendingWord(t *testing.T) {
+	fset := token.NewFileSet()
+	src := "package p\n\n//task:a.b queue=x bogus=1\nfunc A() error { return nil }\n"
+	f, err := parser.ParseFile(fset, "p.go", src, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errs := findDirectives(fset, []*ast.File{f})
+	if len(errs) != 1 {
+		t.Fatalf("errors = %v, want one", errs)
+	}
+	if got, want := errs[0].Error(), `p.go:3:20: unknown option "bogus"; `+validOptions; got != want {
+		t.Errorf("error = %q, want %q", got, want)
+	}
+}

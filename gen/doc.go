@@ -1,0 +1,20 @@
+// Package gen is the taskgen code generator: it turns functions marked with a
+// //task:<kind> directive into typed submit and register code on top of package
+// github.com/taskgen/taskgen/runtime/task.
+//
+// Data flows one way, one stage per file:
+//
+//   - load.go: one packages.Load for all patterns, with -tags=taskgen so that the
+//     generated files (//go:build !taskgen) never take part, tolerating type errors about
+//     the names this run generates;
+//   - directive.go: find and parse the //task: directives, from CommentGroup.List;
+//   - model.go: classify parameters (context, caller, lifespan, argument), check results,
+//     kinds and names, collect the lifespan types;
+//   - check.go and wire.go: the serializability check, modelled on encoding/json;
+//   - schema.go: the fingerprint of each task's argument wire shape (its format is
+//     documented on schemaFingerprint);
+//   - emit.go: the generated file, with github.com/dave/jennifer;
+//   - write.go and run.go: compare, diff (-check), write atomically or remove orphans.
+//
+// Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
+package gen

@@ -1,0 +1,295 @@
+package gen
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// loadMode is all the generator needs: names, files, syntax and types of the packages
+// themselves. Never NeedDeps: dependencies come from export data, which is much faster.
+const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo
+
+// buildTag is always set while loading; generated files carry //go:build !taskgen, so a
+// stale or broken generated file never takes part.
+const buildTag = "taskgen"
+
+// load loads the packages matching patterns, in one go list run, sorted by import path.
+func load(dir string, env []string, tags []string, patterns []string) ([]*packages.Package, error) {
+	cfg := &packages.Config{
+		Mode:       loadMode,
+		Dir:        dir,
+		Env:        env,
+		BuildFlags: []string{"-tags=" + strings.Join(append([]string{buildTag}, tags...), ",")},
+		Tests:      false,
+	}
+	pkgs, err := packages.Load(cfg, patterns...)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].PkgPath < pkgs[j].PkgPath })
+	return pkgs, nil
+}
+
+// isEmptyPackage reports whether pkg has no Go files to scan under the taskgen tag: a
+// directory holding only a generated file, or only tests. Such a package has no tasks;
+// its generated file, if any, is an orphan.
+func isEmptyPackage(pkg *packages.Package) bool {
+	if len(pkg.GoFiles) > 0 || len(pkg.Errors) == 0 {
+		return false
+	}
+	for _, e := range pkg.Errors {
+		if e.Kind != packages.ListError {
+			return false
+		}
+		if !strings.Contains(e.Msg, "build constraints exclude all Go files") && !strings.Contains(e.Msg, "no non-test Go files") {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	// undefinedPattern matches go/types' "undefined: X" and "undefined: p.X".
+	undefinedPattern = regexp.MustCompile(`^undefined: (?:([\pL_][\pL\pN_]*)\.)?([\pL_][\pL\pN_]*)(?: \(but have .*\))?$`)
+	// notDeclaredPattern matches "X not declared by package p", older compilers' form.
+	notDeclaredPattern = regexp.MustCompile(`^(?:name )?([\pL_][\pL\pN_]*) not declared by package ([\pL_][\pL\pN_]*)$`)
+)
+
+// loadErrors returns the errors of pkg that are not tolerated: every list, parse and type
+// error, except errors about a name that this run generates (for pkg itself, or for a
+// package it imports that this run also generates for), and errors about a generated-looking
+// name of an imported package outside the run, whose generated file the taskgen build tag
+// hides. generated maps import paths of the run's packages to the names generated for them.
+// dir is the go command's working directory, which compiler output is relative to.
+func loadErrors(pkg *packages.Package, dir string, generated map[string]map[string]bool) []Error {
+	var out []Error
+	// With syntax errors, the type errors and compiler output are follow-on noise.
+	for _, e := range pkg.Errors {
+		if e.Kind == packages.ParseError {
+			out = append(out, Error{Pos: parsePosition(e.Pos), Msg: e.Msg})
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	// Lines with a type error: compiler output for them repeats the type error.
+	typeErrorLines := map[string]bool{}
+	for _, te := range pkg.TypeErrors {
+		p := te.Fset.Position(te.Pos)
+		typeErrorLines[p.Filename+":"+strconv.Itoa(p.Line)] = true
+		if tolerated(pkg, te, generated) {
+			continue
+		}
+		out = append(out, Error{Pos: p, Msg: te.Msg})
+	}
+	for _, e := range pkg.Errors {
+		switch {
+		case e.Kind == packages.TypeError:
+			if len(pkg.TypeErrors) == 0 {
+				out = append(out, Error{Pos: parsePosition(e.Pos), Msg: e.Msg})
+			}
+		case strings.HasPrefix(e.Msg, "# "):
+			out = append(out, compilerErrors(e.Msg, dir, typeErrorLines)...)
+		default:
+			out = append(out, Error{Pos: parsePosition(e.Pos), Msg: e.Msg})
+		}
+	}
+	return out
+}
+
+// compilerLine matches a line of compiler output, "file:line:col: message".
+var compilerLine = regexp.MustCompile(`^(.+?):(\d+):(\d+): (.*)$`)
+
+// compilerErrors returns the errors of go build output ("# pkg" then one error per line)
+// that are not on a line with a type error: the package is compiled for its export data,
+// and its type errors, tolerated or not, are handled from the type checker.
+func compilerErrors(msg, dir string, typeErrorLines map[string]bool) []Error {
+	var out []Error
+	skipping := false
+	for _, line := range strings.Split(msg, "\n")[1:] {
+		if line == "" || line == "too many errors" {
+			continue
+		}
+		if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, " ") {
+			if !skipping && len(out) > 0 {
+				out[len(out)-1].Msg += "\n" + line
+			}
+			continue
+		}
+		m := compilerLine.FindStringSubmatch(line)
+		if m == nil {
+			skipping = false
+			out = append(out, Error{Msg: line})
+			continue
+		}
+		file := m[1]
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		file = filepath.Clean(file)
+		ln, _ := strconv.Atoi(m[2])
+		col, _ := strconv.Atoi(m[3])
+		if typeErrorLines[file+":"+m[2]] {
+			skipping = true
+			continue
+		}
+		skipping = false
+		out = append(out, Error{Pos: token.Position{Filename: file, Line: ln, Column: col}, Msg: m[4]})
+	}
+	return out
+}
+
+// tolerated reports whether a type error is about a name that this run generates, or a
+// generated-looking name of an imported package that is not part of the run.
+func tolerated(pkg *packages.Package, te types.Error, generated map[string]map[string]bool) bool {
+	if noFieldPattern.MatchString(te.Msg) {
+		// x.F undefined, where x's struct embeds a type that is undefined (a generated
+		// FArgs): a follow-on of an "undefined" error that was tolerated.
+		sel := selectorAt(pkg, te.Pos)
+		if sel == nil {
+			return false
+		}
+		tv, ok := pkg.TypesInfo.Types[sel.X]
+		return ok && embedsInvalid(tv.Type, 0)
+	}
+	var qualifier, name string
+	if m := undefinedPattern.FindStringSubmatch(te.Msg); m != nil {
+		qualifier, name = m[1], m[2]
+	} else if m := notDeclaredPattern.FindStringSubmatch(te.Msg); m != nil {
+		qualifier, name = m[2], m[1]
+	} else {
+		return false
+	}
+	if qualifier == "" {
+		return generated[pkg.PkgPath][name]
+	}
+	path := importedPath(pkg, te.Pos, qualifier)
+	if path == "" {
+		return false
+	}
+	if names, inRun := generated[path]; inRun {
+		return names[name]
+	}
+	return looksGenerated(name)
+}
+
+// looksGenerated reports whether name has the shape of a generated name: SubmitF, FArgs,
+// FTask or RegisterTasks.
+func looksGenerated(name string) bool {
+	switch {
+	case name == registerName:
+		return true
+	case strings.HasPrefix(name, "Submit") && len(name) > len("Submit"):
+		return true
+	case strings.HasSuffix(name, "Args") && len(name) > len("Args"):
+		return true
+	case strings.HasSuffix(name, "Task") && len(name) > len("Task"):
+		return true
+	}
+	return false
+}
+
+// noFieldPattern matches go/types' "x.F undefined (type T has no field or method F...)".
+var noFieldPattern = regexp.MustCompile(`^.+ undefined \(type .+ has no field or method `)
+
+// embedsInvalid reports whether t, a struct or a pointer to one, embeds an invalid type,
+// directly or through embedded structs.
+func embedsInvalid(t types.Type, depth int) bool {
+	if depth > 10 {
+		return false
+	}
+	if p, ok := t.Underlying().(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	st, ok := t.Underlying().(*types.Struct)
+	if !ok {
+		return false
+	}
+	for i := 0; i < st.NumFields(); i++ {
+		f := st.Field(i)
+		if !f.Embedded() {
+			continue
+		}
+		if b, ok := f.Type().(*types.Basic); ok && b.Kind() == types.Invalid {
+			return true
+		}
+		if embedsInvalid(f.Type(), depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// selectorAt returns the selector expression whose selected name is at pos.
+func selectorAt(pkg *packages.Package, pos token.Pos) *ast.SelectorExpr {
+	var found *ast.SelectorExpr
+	for _, file := range pkg.Syntax {
+		if file.Pos() > pos || pos > file.End() {
+			continue
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			if found != nil || n == nil || n.Pos() > pos || pos > n.End() {
+				return false
+			}
+			if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Pos() == pos {
+				found = sel
+				return false
+			}
+			return true
+		})
+	}
+	return found
+}
+
+// importedPath resolves the package qualifier of the selector expression at pos.
+func importedPath(pkg *packages.Package, pos token.Pos, qualifier string) string {
+	sel := selectorAt(pkg, pos)
+	if sel == nil {
+		return ""
+	}
+	x, ok := sel.X.(*ast.Ident)
+	if !ok || x.Name != qualifier {
+		return ""
+	}
+	if pn, ok := pkg.TypesInfo.Uses[x].(*types.PkgName); ok {
+		return pn.Imported().Path()
+	}
+	return ""
+}
+
+// parsePosition parses go list's "file:line:col" (or "file:line", or "file") positions.
+func parsePosition(s string) token.Position {
+	if s == "" || s == "-" {
+		return token.Position{}
+	}
+	var p token.Position
+	rest := s
+	if i := strings.LastIndex(rest, ":"); i > 0 {
+		if n, err := strconv.Atoi(rest[i+1:]); err == nil {
+			rest = rest[:i]
+			p.Line = n
+			if j := strings.LastIndex(rest, ":"); j > 0 {
+				if m, err := strconv.Atoi(rest[j+1:]); err == nil {
+					rest = rest[:j]
+					p.Line, p.Column = m, n
+				}
+			}
+		}
+	}
+	p.Filename = rest
+	return p
+}
+
+// describeLoadError is the message for a packages.Load failure as a whole.
+func describeLoadError(err error) string {
+	return fmt.Sprintf("cannot load packages: %v", err)
+}

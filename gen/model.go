@@ -1,0 +1,544 @@
+package gen
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// taskPkgPath is the import path of the runtime package generated code uses.
+const taskPkgPath = "github.com/taskgen/taskgen/runtime/task"
+
+// registerName is the per-package registration function.
+const registerName = "RegisterTasks"
+
+// pkgModel is what the generator emits for one package.
+type pkgModel struct {
+	path, name string
+	types      *types.Package
+	tasks      []*taskModel
+	// lifespans are the distinct lifespan types, in order of first appearance.
+	lifespans []*lifespanModel
+}
+
+// paramKind is how a task function's parameter is treated (DESIGN.md, parameter
+// classification).
+type paramKind int
+
+const (
+	paramArg      paramKind = iota // serialized into FArgs
+	paramContext                   // the worker's fresh context
+	paramCaller                    // the task.Caller from the envelope
+	paramLifespan                  // lifespan state given to RegisterTasks
+)
+
+// paramModel is one parameter of a task function.
+type paramModel struct {
+	kind     paramKind
+	index    int    // position in the signature, receiver excluded
+	name     string // as declared; "" or "_" when unnamed or blank
+	typ      types.Type
+	pos      token.Pos
+	variadic bool // the ...T parameter; typ is then []T
+	// unchecked is set when the parameter was already reported and is not checked further.
+	unchecked bool
+
+	// For arguments:
+	wire  string // JSON name, the FArgs field's tag
+	field string // FArgs field name
+
+	// For lifespan parameters (and the receiver):
+	life *lifespanModel
+}
+
+// lifespanModel is one distinct lifespan type: one RegisterTasks parameter.
+type lifespanModel struct {
+	typ types.Type
+	// name is the name of its first parameter or receiver ("" or "_" if that was unnamed
+	// or blank); the emitter makes it unique.
+	name string
+}
+
+// taskModel is one task function or method.
+type taskModel struct {
+	decl    *ast.FuncDecl
+	fn      *types.Func
+	dir     directive
+	display string // SendWelcome, Service.Resize or (*Service).Resize
+
+	// Generated names.
+	base       string // SendWelcome or ServiceResize
+	argsName   string // SendWelcomeArgs
+	taskName   string // SendWelcomeTask
+	submitName string // SubmitSendWelcome
+
+	recv   *paramModel // the receiver of a method, a lifespan value; nil for functions
+	params []*paramModel
+	result types.Type // R of (R, error); nil when the function returns only error
+
+	hasCaller bool
+	schema    string
+}
+
+// args returns the parameters that are serialized, in order.
+func (t *taskModel) args() []*paramModel {
+	var out []*paramModel
+	for _, p := range t.params {
+		if p.kind == paramArg {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// taskNames returns the generated base name of a task function from its declaration
+// alone (no types needed): F for a function, TM for a method M of T or *T.
+func taskBaseName(decl *ast.FuncDecl) string {
+	if decl.Recv == nil || len(decl.Recv.List) == 0 {
+		return exportedName(decl.Name.Name)
+	}
+	return exportedName(recvTypeName(decl.Recv.List[0].Type)) + exportedName(decl.Name.Name)
+}
+
+// recvTypeName returns T of a receiver type expression T, *T, T[P] or (*T).
+func recvTypeName(expr ast.Expr) string {
+	for {
+		switch e := expr.(type) {
+		case *ast.StarExpr:
+			expr = e.X
+		case *ast.ParenExpr:
+			expr = e.X
+		case *ast.IndexExpr:
+			expr = e.X
+		case *ast.IndexListExpr:
+			expr = e.X
+		case *ast.Ident:
+			return e.Name
+		default:
+			return "Recv"
+		}
+	}
+}
+
+// generatedNames returns the package-level names generated for a task function.
+func generatedNames(base string) []string {
+	return []string{base + "Args", base + "Task", "Submit" + base}
+}
+
+// exportedName makes an identifier exported: leading underscores are dropped and the
+// first letter upper-cased; a name that cannot start with an upper-case letter (a digit,
+// a letter without case) is prefixed with X. It returns "" for a name of underscores.
+func exportedName(name string) string {
+	name = strings.TrimLeft(name, "_")
+	if name == "" {
+		return ""
+	}
+	r, size := utf8.DecodeRuneInString(name)
+	up := unicode.ToUpper(r)
+	if !unicode.IsUpper(up) {
+		return "X" + name
+	}
+	return string(up) + name[size:]
+}
+
+// modelBuilder turns the directives of one package into a pkgModel, collecting every
+// declaration error.
+type modelBuilder struct {
+	pkg  *packages.Package
+	errs errorList
+}
+
+func (b *modelBuilder) errorf(pos token.Pos, format string, args ...any) {
+	b.errs.add(b.pkg.Fset, pos, format, args...)
+}
+
+// shortPos writes a position of the package as file:line:col with the file's base name:
+// all files of a package share its directory.
+func (b *modelBuilder) shortPos(pos token.Pos) string {
+	p := b.pkg.Fset.Position(pos)
+	return fmt.Sprintf("%s:%d:%d", filepath.Base(p.Filename), p.Line, p.Column)
+}
+
+// buildModel classifies the parameters of every task of pkg, checks them and computes
+// their schema. It returns a nil model when pkg has no tasks.
+func buildModel(pkg *packages.Package, dirs []*funcDirective) (*pkgModel, errorList) {
+	b := &modelBuilder{pkg: pkg}
+	m := &pkgModel{path: pkg.PkgPath, name: pkg.Name, types: pkg.Types}
+	kinds := map[string]*taskModel{}
+	names := map[string]*taskModel{}
+	for _, fd := range dirs {
+		if !fd.parsed {
+			continue
+		}
+		t := b.task(fd)
+		if t == nil {
+			continue
+		}
+		if t.dir.kind != "" {
+			if prev, ok := kinds[t.dir.kind]; ok {
+				b.errorf(fd.comment.Slash, "duplicate task kind %q: %s already uses it (%s)",
+					t.dir.kind, prev.display, b.shortPos(prev.decl.Pos()))
+			} else {
+				kinds[t.dir.kind] = t
+			}
+		}
+		for _, name := range generatedNames(t.base) {
+			if prev, ok := names[name]; ok {
+				b.errorf(t.decl.Name.Pos(), "%s would generate %s, which %s (%s) generates too: rename one of them",
+					t.display, name, prev.display, b.shortPos(prev.decl.Pos()))
+				continue
+			}
+			names[name] = t
+		}
+		m.tasks = append(m.tasks, t)
+	}
+	if len(m.tasks) == 0 {
+		return nil, b.errs
+	}
+	b.checkDeclared(m)
+	b.lifespans(m)
+	return m, b.errs
+}
+
+// task builds the model of one task function, or returns nil when it cannot be a task
+// at all.
+func (b *modelBuilder) task(fd *funcDirective) *taskModel {
+	decl := fd.decl
+	if decl.Name.Name == "_" || (decl.Recv == nil && decl.Name.Name == "init") {
+		b.errorf(decl.Name.Pos(), "%s cannot be a task: it cannot be called", decl.Name.Name)
+		return nil
+	}
+	fn, _ := b.pkg.TypesInfo.Defs[decl.Name].(*types.Func)
+	if fn == nil {
+		return nil // a type error, already reported while loading
+	}
+	sig := fn.Type().(*types.Signature)
+	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, base: taskBaseName(decl)}
+	t.argsName, t.taskName, t.submitName = t.base+"Args", t.base+"Task", "Submit"+t.base
+	t.display = decl.Name.Name
+	if recv := sig.Recv(); recv != nil {
+		t.display = recvDisplay(recv.Type()) + "." + decl.Name.Name
+	}
+	switch {
+	case sig.TypeParams().Len() > 0:
+		b.errorf(decl.Name.Pos(), "generic function %s cannot be a task: the worker could not choose its type arguments", t.display)
+		return nil
+	case sig.RecvTypeParams().Len() > 0:
+		b.errorf(decl.Name.Pos(), "method %s of a generic type cannot be a task: the worker could not choose its type arguments", t.display)
+		return nil
+	case t.base == "":
+		b.errorf(decl.Name.Pos(), "%s cannot be a task: its name gives no usable generated names", t.display)
+		return nil
+	}
+
+	if recv := sig.Recv(); recv != nil {
+		t.recv = &paramModel{kind: paramLifespan, index: -1, name: recv.Name(), typ: recv.Type(), pos: decl.Recv.List[0].Type.Pos()}
+		if recv.Name() == "" || recv.Name() == "_" {
+			t.recv.name = ""
+		}
+	}
+
+	positions := paramPositions(decl.Type.Params)
+	lifespan := map[string]bool{}
+	for _, name := range fd.dir.lifespan {
+		lifespan[name] = true
+	}
+	found := map[string]bool{}
+	var caller *paramModel
+	params := sig.Params()
+	for i := 0; i < params.Len(); i++ {
+		v := params.At(i)
+		p := &paramModel{index: i, name: v.Name(), typ: v.Type(), pos: positions[i]}
+		p.variadic = sig.Variadic() && i == params.Len()-1
+		switch {
+		case isNamed(v.Type(), "context", "Context"):
+			p.kind = paramContext
+			if i != 0 {
+				b.errorf(p.pos, "context.Context must be the first parameter of a task function (%s is parameter %d)", paramLabel(p), i+1)
+			}
+			if lifespan[v.Name()] {
+				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
+					"lifespan=%s: the context.Context parameter cannot be lifespan state; the worker passes a fresh context to every task", v.Name())
+			}
+		case isNamed(v.Type(), taskPkgPath, "Caller"):
+			p.kind = paramCaller
+			if caller != nil {
+				b.errorf(p.pos, "a task takes at most one task.Caller (%s is the first)", paramLabel(caller))
+			}
+			caller = p
+			t.hasCaller = true
+			if lifespan[v.Name()] {
+				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
+					"lifespan=%s: the task.Caller parameter cannot be lifespan state; it is captured when the task is submitted", v.Name())
+			}
+		case lifespan[v.Name()]:
+			p.kind = paramLifespan
+		default:
+			p.kind = paramArg
+			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok && isNamed(ptr.Elem(), taskPkgPath, "Caller") {
+				b.errorf(p.pos, "take the task.Caller by value, not as *task.Caller")
+				p.unchecked = true
+			}
+		}
+		if lifespan[v.Name()] {
+			found[v.Name()] = true
+		}
+		t.params = append(t.params, p)
+	}
+	for _, name := range fd.dir.lifespan {
+		if !found[name] {
+			b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset), "lifespan=%s: %s has no parameter named %s", name, t.display, name)
+		}
+	}
+	b.nameArgs(t)
+	b.results(t, sig)
+	b.checkLifespanTypes(t)
+
+	// A type built on an undefined name (tolerated while loading because this run
+	// generates it) cannot be written into the generated code.
+	ok := true
+	all := t.params
+	if t.recv != nil {
+		all = append([]*paramModel{t.recv}, all...)
+	}
+	for _, p := range all {
+		if hasInvalidType(p.typ) {
+			b.errorf(p.pos, "the type of %s uses a name taskgen generates; task signatures cannot depend on generated code", lifespanLabel(p))
+			p.unchecked = true
+			ok = false
+		}
+	}
+	if t.result != nil && hasInvalidType(t.result) {
+		b.errorf(resultPos(decl), "the result type of %s uses a name taskgen generates; task signatures cannot depend on generated code", t.display)
+		t.result = nil
+		ok = false
+	}
+
+	for _, p := range t.args() {
+		if p.unchecked {
+			ok = false
+			continue
+		}
+		for _, msg := range checkArgument(b.pkg.Types, p.wire, p.typ) {
+			b.errorf(p.pos, "%s", msg)
+			ok = false
+		}
+	}
+	if t.result != nil {
+		for _, msg := range checkResult(b.pkg.Types, t.result) {
+			b.errorf(resultPos(decl), "%s", msg)
+		}
+	}
+	if ok {
+		var fields []schemaField
+		for _, p := range t.args() {
+			fields = append(fields, schemaField{name: p.wire, typ: p.typ})
+		}
+		t.schema = schemaFingerprint(fields)
+	}
+	return t
+}
+
+// hasInvalidType reports whether t is, or is built from, an invalid type.
+func hasInvalidType(t types.Type) bool {
+	invalid := false
+	walkType(t, func(obj *types.TypeName) {
+		if obj.Pkg() == nil && obj.Name() == types.Typ[types.Invalid].Name() {
+			invalid = true
+		}
+	})
+	return invalid
+}
+
+// recvDisplay writes a receiver type the way Go documentation does: T or (*T).
+func recvDisplay(t types.Type) string {
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		if n, ok := types.Unalias(p.Elem()).(*types.Named); ok {
+			return "(*" + n.Obj().Name() + ")"
+		}
+	}
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		return n.Obj().Name()
+	}
+	return types.TypeString(t, nil)
+}
+
+// paramLabel names a parameter in a message.
+func paramLabel(p *paramModel) string {
+	if p.name == "" || p.name == "_" {
+		return "parameter " + strconv.Itoa(p.index+1)
+	}
+	return p.name
+}
+
+// paramPositions returns the position of every parameter of a field list, in order: the
+// name when there is one, else the type.
+func paramPositions(list *ast.FieldList) []token.Pos {
+	var out []token.Pos
+	if list == nil {
+		return out
+	}
+	for _, f := range list.List {
+		if len(f.Names) == 0 {
+			out = append(out, f.Type.Pos())
+			continue
+		}
+		for _, n := range f.Names {
+			out = append(out, n.Pos())
+		}
+	}
+	return out
+}
+
+// resultPos is where errors about a function's results point.
+func resultPos(decl *ast.FuncDecl) token.Pos {
+	if decl.Type.Results != nil {
+		return decl.Type.Results.Pos()
+	}
+	if decl.Type.Params != nil {
+		return decl.Type.Params.End()
+	}
+	return decl.Name.Pos()
+}
+
+// nameArgs gives every argument its JSON name (the parameter name, or arg<i> when it is
+// unnamed or blank) and its FArgs field name (the JSON name exported), both unique.
+func (b *modelBuilder) nameArgs(t *taskModel) {
+	args := t.args()
+	declared := map[string]bool{}
+	for _, p := range args {
+		if p.name != "" && p.name != "_" {
+			declared[p.name] = true
+		}
+	}
+	wires := map[string]bool{}
+	for _, p := range args {
+		if p.name != "" && p.name != "_" {
+			p.wire = p.name
+		} else {
+			// A generated name must not take the name of a declared parameter.
+			p.wire = "arg" + strconv.Itoa(p.index)
+			for declared[p.wire] || wires[p.wire] {
+				p.wire += "_"
+			}
+		}
+		wires[p.wire] = true
+	}
+	fields := map[string]bool{}
+	for _, p := range args {
+		name := exportedName(p.wire)
+		if fields[name] {
+			// Names that differ only in case, or in leading underscores: keep the first,
+			// suffix the others with their position.
+			name += strconv.Itoa(p.index)
+			for fields[name] {
+				name += "_"
+			}
+		}
+		fields[name] = true
+		p.field = name
+	}
+}
+
+// results checks that the function returns error or (R, error).
+func (b *modelBuilder) results(t *taskModel, sig *types.Signature) {
+	res := sig.Results()
+	switch {
+	case res.Len() == 0:
+		b.errorf(resultPos(t.decl), "a task must return error or (R, error); %s returns nothing", t.display)
+	case res.Len() > 2:
+		b.errorf(resultPos(t.decl), "a task must return error or (R, error); %s returns %d results", t.display, res.Len())
+	case !types.Identical(res.At(res.Len()-1).Type(), errorType):
+		b.errorf(resultPos(t.decl), "a task must return error or (R, error); the last result of %s is %s, not error",
+			t.display, typeString(res.At(res.Len()-1).Type(), b.pkg.Types))
+	case res.Len() == 2:
+		t.result = res.At(0).Type()
+	}
+}
+
+// checkLifespanTypes rejects two lifespan values of one type in one task: RegisterTasks
+// has one parameter per type and could not tell them apart.
+func (b *modelBuilder) checkLifespanTypes(t *taskModel) {
+	var seen []*paramModel
+	all := t.params
+	if t.recv != nil {
+		all = append([]*paramModel{t.recv}, all...)
+	}
+	for _, p := range all {
+		if p.kind != paramLifespan {
+			continue
+		}
+		for _, q := range seen {
+			if types.Identical(p.typ, q.typ) {
+				b.errorf(p.pos, "lifespan values %s and %s of %s have the same type %s; RegisterTasks identifies lifespan values by type: wrap them in a struct",
+					lifespanLabel(q), lifespanLabel(p), t.display, typeString(p.typ, b.pkg.Types))
+			}
+		}
+		seen = append(seen, p)
+	}
+}
+
+func lifespanLabel(p *paramModel) string {
+	if p.index < 0 {
+		if p.name == "" {
+			return "the receiver"
+		}
+		return "the receiver " + p.name
+	}
+	return paramLabel(p)
+}
+
+// lifespans collects the distinct lifespan types of the package in order of first
+// appearance: tasks in file and source order, the receiver before the parameters.
+func (b *modelBuilder) lifespans(m *pkgModel) {
+	for _, t := range m.tasks {
+		all := t.params
+		if t.recv != nil {
+			all = append([]*paramModel{t.recv}, all...)
+		}
+		for _, p := range all {
+			if p.kind != paramLifespan {
+				continue
+			}
+			for _, l := range m.lifespans {
+				if types.Identical(l.typ, p.typ) {
+					p.life = l
+					break
+				}
+			}
+			if p.life == nil {
+				name := p.name
+				if name == "_" {
+					name = ""
+				}
+				p.life = &lifespanModel{typ: p.typ, name: name}
+				m.lifespans = append(m.lifespans, p.life)
+			}
+		}
+	}
+}
+
+// checkDeclared reports names the generator would emit that the package already declares
+// (outside the generated file, which the taskgen build tag excludes).
+func (b *modelBuilder) checkDeclared(m *pkgModel) {
+	scope := m.types.Scope()
+	for _, t := range m.tasks {
+		for _, name := range generatedNames(t.base) {
+			if obj := scope.Lookup(name); obj != nil {
+				b.errorf(obj.Pos(), "%s is declared here, but taskgen generates it for task %s (%s): rename one of them",
+					name, t.dir.kind, t.display)
+			}
+		}
+	}
+	if obj := scope.Lookup(registerName); obj != nil {
+		b.errorf(obj.Pos(), "%s is declared here, but taskgen generates it for the tasks of package %s: rename it", registerName, m.name)
+	}
+}

@@ -1,0 +1,307 @@
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// DefaultOutput is the name of the generated file in each package directory.
+const DefaultOutput = "tasks_gen.go"
+
+// Config is one run of the generator.
+type Config struct {
+	// Dir is the directory patterns are resolved in and error paths are printed relative
+	// to. Empty means the current directory.
+	Dir string
+	// Patterns are the packages to generate for, as for the go command. None means ".".
+	Patterns []string
+	// Output is the file name of the generated file in each package directory: a name,
+	// not a path. Empty means DefaultOutput.
+	Output string
+	// Tags are extra build tags to load with; taskgen is always set.
+	Tags []string
+	// Check compares instead of writing: nothing is written, and every generated file
+	// that is stale, missing or orphaned is reported with a unified diff.
+	Check bool
+	// Env is the environment of the go command; nil means the current process's.
+	Env []string
+}
+
+// Validate reports a usage error in c: an output name that is not a Go file name, a
+// malformed build tag, or a pattern naming a file instead of a package.
+func (c Config) Validate() error {
+	if c.Output != "" {
+		if filepath.Base(c.Output) != c.Output || strings.ContainsAny(c.Output, `/\`) {
+			return fmt.Errorf("-o %s: want a file name, not a path: the file is written in each package's directory", c.Output)
+		}
+		if !strings.HasSuffix(c.Output, ".go") || strings.HasSuffix(c.Output, "_test.go") || strings.HasPrefix(c.Output, ".") || strings.HasPrefix(c.Output, "_") {
+			return fmt.Errorf("-o %s: want a Go file name ending in .go (not _test.go, not starting with . or _)", c.Output)
+		}
+	}
+	for _, tag := range c.Tags {
+		if tag == "" || strings.ContainsAny(tag, " \t,\"'") {
+			return fmt.Errorf("invalid build tag %q", tag)
+		}
+	}
+	for _, p := range c.Patterns {
+		if strings.HasSuffix(p, ".go") {
+			return fmt.Errorf("%s: taskgen works on packages, not files: name the package directory instead", p)
+		}
+	}
+	return nil
+}
+
+// Status is what happened, or with Config.Check what would happen, to a generated file.
+type Status int
+
+const (
+	// Unchanged: the file is up to date.
+	Unchanged Status = iota
+	// Written: the file was created or its content replaced.
+	Written
+	// Removed: the package no longer has tasks and its generated file was removed.
+	Removed
+	// Stale (Check): the file exists but differs from what would be generated.
+	Stale
+	// Missing (Check): the package has tasks but no generated file.
+	Missing
+	// Orphaned (Check): the package has no tasks but still has a generated file.
+	Orphaned
+)
+
+func (s Status) String() string {
+	switch s {
+	case Unchanged:
+		return "unchanged"
+	case Written:
+		return "wrote"
+	case Removed:
+		return "removed"
+	case Stale:
+		return "stale"
+	case Missing:
+		return "missing"
+	case Orphaned:
+		return "orphaned"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// File is the outcome for one package's generated file.
+type File struct {
+	// Package is the import path of the package.
+	Package string
+	// Path is the generated file's path, relative to Config.Dir when under it.
+	Path string
+	// Status says what happened to it.
+	Status Status
+	// Diff is, with Config.Check and a Stale, Missing or Orphaned file, a unified diff from
+	// the file on disk to the generated content.
+	Diff string
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	// Files has one entry per package that has tasks or a generated file, in import path
+	// order.
+	Files []File
+}
+
+// OutOfDate reports whether, with Config.Check, any generated file is stale, missing or
+// orphaned.
+func (r *Result) OutOfDate() bool {
+	for _, f := range r.Files {
+		switch f.Status {
+		case Stale, Missing, Orphaned:
+			return true
+		}
+	}
+	return false
+}
+
+// Run loads the packages, finds their task directives, checks them, generates code and,
+// unless Config.Check is set, writes it. The stages run in that order and nothing is
+// written unless every package succeeded.
+//
+// Problems in the packages are returned as *Errors, all of them: Errors.Load tells
+// package-load problems (exit code 2) from invalid task declarations (exit code 1). Other
+// errors (a configuration error, a file that cannot be written) are returned as they are.
+func Run(cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		dir = wd
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	output := cfg.Output
+	if output == "" {
+		output = DefaultOutput
+	}
+	patterns := cfg.Patterns
+	if len(patterns) == 0 {
+		patterns = []string{"."}
+	}
+
+	pkgs, err := load(dir, cfg.Env, cfg.Tags, patterns)
+	if err != nil {
+		return nil, &Errors{Load: true, List: []Error{{Msg: describeLoadError(err)}}}
+	}
+	if len(pkgs) == 0 {
+		return nil, &Errors{Load: true, List: []Error{{Msg: fmt.Sprintf("no packages match %s", strings.Join(patterns, " "))}}}
+	}
+
+	outs, errs := generate(dir, pkgs)
+	if errs != nil {
+		for i := range errs.List {
+			errs.List[i].Pos.Filename = relPath(dir, errs.List[i].Pos.Filename)
+		}
+		errs.List = sortErrors(errs.List)
+		return nil, errs
+	}
+
+	plans, err := plan(dir, output, outs)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	for _, p := range plans {
+		f := File{Package: p.pkgPath, Path: relPath(dir, p.path)}
+		switch {
+		case bytesEqual(p.old, p.new):
+			f.Status = Unchanged
+		case cfg.Check:
+			f.Status, f.Diff = p.checkStatus(f.Path)
+		case p.new == nil:
+			if err := os.Remove(p.path); err != nil {
+				return res, err
+			}
+			f.Status = Removed
+		default:
+			if err := writeFileAtomic(p.path, p.new); err != nil {
+				return res, err
+			}
+			f.Status = Written
+		}
+		res.Files = append(res.Files, f)
+	}
+	return res, nil
+}
+
+// output is what the generator produced for one package.
+type output struct {
+	pkgPath string
+	dir     string
+	src     []byte // nil when the package has no tasks
+}
+
+// generate runs the stages after loading for every package: directives, model and
+// checks, emission. It returns every problem of every package.
+func generate(dir string, pkgs []*packages.Package) ([]output, *Errors) {
+	scans, generated := scanPackages(pkgs)
+	var outs []output
+	var loadErrs, declErrs []Error
+	for _, s := range scans {
+		src, lerrs, derrs := s.generate(dir, generated)
+		loadErrs = append(loadErrs, lerrs...)
+		declErrs = append(declErrs, derrs...)
+		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, src: src})
+	}
+	switch {
+	case len(loadErrs) > 0:
+		return nil, &Errors{Load: true, List: append(loadErrs, declErrs...)}
+	case len(declErrs) > 0:
+		return nil, &Errors{List: declErrs}
+	}
+	return outs, nil
+}
+
+// scannedPackage is a loaded package with its directives found.
+type scannedPackage struct {
+	pkg   *packages.Package
+	empty bool // no Go files under the taskgen tag
+	dirs  []*funcDirective
+	errs  errorList // malformed, mangled or misplaced directives
+}
+
+// scanPackages finds the directives of every package, and the names this run generates
+// for each (by import path), which loading errors about are tolerated.
+func scanPackages(pkgs []*packages.Package) ([]*scannedPackage, map[string]map[string]bool) {
+	var scans []*scannedPackage
+	generated := map[string]map[string]bool{}
+	for _, pkg := range pkgs {
+		s := &scannedPackage{pkg: pkg, empty: isEmptyPackage(pkg)}
+		scans = append(scans, s)
+		if s.empty {
+			continue
+		}
+		s.dirs, s.errs = findDirectives(pkg.Fset, pkg.Syntax)
+		names := map[string]bool{}
+		for _, d := range s.dirs {
+			for _, n := range generatedNames(taskBaseName(d.decl)) {
+				names[n] = true
+			}
+		}
+		if len(s.dirs) > 0 {
+			names[registerName] = true
+		}
+		generated[pkg.PkgPath] = names
+	}
+	return scans, generated
+}
+
+// generate runs the stages after scanning for one package. It returns the generated
+// source (nil when the package has no tasks or has errors), the package-load errors and
+// the declaration errors.
+func (s *scannedPackage) generate(dir string, generated map[string]map[string]bool) (src []byte, loadErrs, declErrs []Error) {
+	if s.empty {
+		return nil, nil, nil
+	}
+	pkg := s.pkg
+	if errs := loadErrors(pkg, dir, generated); len(errs) > 0 {
+		// A package without directives has nothing to generate: its type errors are
+		// not this tool's business, but a package that cannot be listed or parsed is.
+		if len(s.dirs) == 0 && len(s.errs) == 0 && !hasListOrParseError(pkg) {
+			return nil, nil, nil
+		}
+		return nil, errs, s.errs
+	}
+	declErrs = s.errs
+	model, errs := buildModel(pkg, s.dirs)
+	declErrs = append(declErrs, errs...)
+	if len(declErrs) > 0 || model == nil {
+		return nil, nil, declErrs
+	}
+	src, err := emit(model)
+	if err != nil {
+		return nil, nil, []Error{{Msg: err.Error()}}
+	}
+	return src, nil, nil
+}
+
+// hasListOrParseError reports whether pkg has errors other than type errors (and other
+// than compiler output, which repeats them).
+func hasListOrParseError(pkg *packages.Package) bool {
+	for _, e := range pkg.Errors {
+		if e.Kind != packages.TypeError && !strings.HasPrefix(e.Msg, "# ") {
+			return true
+		}
+	}
+	return false
+}
+
+// errNotGenerated is returned for an output path holding a file taskgen did not write.
+var errNotGenerated = errors.New("exists and was not generated by taskgen")
