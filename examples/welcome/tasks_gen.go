@@ -6,9 +6,8 @@ package welcome
 
 import (
 	"context"
+	"github.com/taskgen/taskgen/runtime/task"
 	"time"
-
-	task "github.com/taskgen/taskgen/runtime/task"
 )
 
 // SendWelcomeArgs are the serialized arguments of SendWelcome.
@@ -23,11 +22,12 @@ var SendWelcomeTask = task.Def{
 	Queue:      "email",
 	MaxRetries: 3,
 	Timeout:    10 * time.Second,
-	Schema:     "v1:placeholder0000",
+	Schema:     "v1:0074af7510edf270",
 	Caller:     true,
 }
 
-// SubmitSendWelcome enqueues SendWelcome; ctx bounds only the enqueue.
+// SubmitSendWelcome enqueues SendWelcome (task email.send_welcome) on behalf of caller.
+// ctx bounds only the enqueue, not the task's execution.
 func SubmitSendWelcome(ctx context.Context, c *task.Client, caller task.Caller, to string, name string, opts ...task.SubmitOption) (task.ID, error) {
 	return task.Submit(ctx, c, SendWelcomeTask, caller, SendWelcomeArgs{To: to, Name: name}, opts...)
 }
@@ -43,16 +43,18 @@ var SendDigestTask = task.Def{
 	Kind:       "email.send_digest",
 	Queue:      "email",
 	MaxRetries: 1,
-	Schema:     "v1:placeholder0001",
+	Schema:     "v1:43564e6e03b52b18",
 	Caller:     true,
 }
 
-// SubmitSendDigest enqueues SendDigest; ctx bounds only the enqueue.
+// SubmitSendDigest enqueues SendDigest (task email.send_digest) on behalf of caller.
+// ctx bounds only the enqueue, not the task's execution.
 func SubmitSendDigest(ctx context.Context, c *task.Client, caller task.Caller, week int, recipients []string, opts ...task.SubmitOption) (task.ID, error) {
 	return task.Submit(ctx, c, SendDigestTask, caller, SendDigestArgs{Week: week, Recipients: recipients}, opts...)
 }
 
 // RegisterTasks registers every task of package welcome on w.
+// It fails if a lifespan value is nil or a task kind is already registered on w.
 func RegisterTasks(w *task.Worker, deps *Deps) error {
 	if err := task.CheckLifespan("deps", deps); err != nil {
 		return err
