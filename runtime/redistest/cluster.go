@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,25 +79,11 @@ func StartCluster() (*Cluster, error) {
 	return c, nil
 }
 
-var sharedCluster struct {
-	sync.Mutex
-	c   *Cluster
-	err error
-}
-
 // SharedCluster returns the test package's cluster, starting it on first use; Main
 // stops it after the tests.
 func SharedCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	sharedCluster.Lock()
-	defer sharedCluster.Unlock()
-	if sharedCluster.c == nil && sharedCluster.err == nil {
-		sharedCluster.c, sharedCluster.err = StartCluster()
-	}
-	if sharedCluster.err != nil {
-		tb.Fatal(sharedCluster.err)
-	}
-	return sharedCluster.c
+	return sharedCluster.get(tb, StartCluster)
 }
 
 // ClusterClient returns a client of the package's shared cluster, closed when the test
@@ -108,13 +93,4 @@ func ClusterClient(tb testing.TB) *redis.ClusterClient {
 	rdb := SharedCluster(tb).NewClient()
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
-}
-
-func stopSharedCluster() {
-	sharedCluster.Lock()
-	defer sharedCluster.Unlock()
-	if sharedCluster.c != nil {
-		sharedCluster.c.Stop()
-		sharedCluster.c = nil
-	}
 }

@@ -145,38 +145,57 @@ func Start(tb testing.TB, extra ...string) *Server {
 	return s
 }
 
-var shared struct {
-	sync.Mutex
-	srv *Server
+// once starts a shared resource on first use and stops it in Main.
+type once[T interface{ Stop() }] struct {
+	mu  sync.Mutex
+	v   T
+	set bool
 	err error
 }
 
+func (o *once[T]) get(tb testing.TB, start func() (T, error)) T {
+	tb.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.set && o.err == nil {
+		o.v, o.err = start()
+		o.set = o.err == nil
+	}
+	if o.err != nil {
+		tb.Fatal(o.err)
+	}
+	return o.v
+}
+
+func (o *once[T]) stop() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.set {
+		o.v.Stop()
+		var zero T
+		o.v, o.set = zero, false
+	}
+}
+
+var (
+	sharedServer  once[*Server]
+	sharedCluster once[*Cluster]
+)
+
 // Main runs a test package's tests with a shared server (and cluster) that Client (and
-// ClusterClient) start on first use, and stops them afterwards. Call it from TestMain: os.Exit(redistest.Main(m)).
+// ClusterClient) start on first use, and stops them afterwards. Call it from TestMain:
+// os.Exit(redistest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
-	shared.Lock()
-	if shared.srv != nil {
-		shared.srv.Stop()
-		shared.srv = nil
-	}
-	shared.Unlock()
-	stopSharedCluster()
+	sharedServer.stop()
+	sharedCluster.stop()
 	return code
 }
 
 // Shared returns the package's shared server, starting it on first use.
 func Shared(tb testing.TB) *Server {
 	tb.Helper()
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = StartServer()
-	}
-	if shared.err != nil {
-		tb.Fatal(shared.err)
-	}
-	return shared.srv
+	return sharedServer.get(tb, func() (*Server, error) { return StartServer() })
 }
 
 // Client returns a client of the package's shared server, closed when the test ends.
