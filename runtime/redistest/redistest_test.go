@@ -1,0 +1,54 @@
+package redistest_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/taskgen/taskgen/runtime/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+func TestServerListensOnLoopbackAndKeepsAppendOnlyDataAcrossARestart(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	if !strings.HasPrefix(srv.Addr, "127.0.0.1:") {
+		t.Errorf("address %s is not on loopback", srv.Addr)
+	}
+	ctx := context.Background()
+	rdb := srv.NewClient()
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Errorf("after restart: %q, %v", v, err)
+	}
+}
+
+func TestSharedServersPersistNothing(t *testing.T) {
+	info, err := redistest.Client(t).ConfigGet(context.Background(), "save").Result()
+	if err != nil || info["save"] != "" {
+		t.Errorf("save = %q, %v; want snapshots off", info["save"], err)
+	}
+}
+
+func TestClusterHasThreeMastersCoveringEverySlot(t *testing.T) {
+	rdb := redistest.ClusterClient(t)
+	slots, err := rdb.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := 0
+	for _, s := range slots {
+		covered += s.End - s.Start + 1
+	}
+	if len(slots) != 3 || covered != 16384 {
+		t.Errorf("%d slot ranges covering %d slots, want 3 covering 16384", len(slots), covered)
+	}
+}
