@@ -102,7 +102,9 @@ func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
 		if wait <= 0 {
 			return zero, fmt.Errorf("result of %s: %w", id, ctx.Err())
 		}
-		if _, err := c.broker.WaitDone(ctx, queue, string(id), wait); err != nil {
+		// Redis blocks in whole seconds; a ctx deadline sooner than that cuts the wait short.
+		wait = wait.Truncate(time.Second) + time.Second
+		if _, err := c.broker.WaitDone(ctx, queue, string(id), min(wait, resultWait)); err != nil {
 			if ctx.Err() != nil {
 				return zero, fmt.Errorf("result of %s: %w", id, ctx.Err())
 			}

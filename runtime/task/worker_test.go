@@ -872,3 +872,26 @@ func TestRunRefusesAWorkerWithoutTasks(t *testing.T) {
 		t.Errorf("Run without tasks: %v", err)
 	}
 }
+
+// A task running for several leases keeps its lease through heartbeats: a second worker
+// waiting on the same queue does not take it over while it runs.
+func TestLongTaskKeepsItsLeaseWhileAlive(t *testing.T) {
+	h := newHarness(t, nil)
+	var runs atomic.Int32
+	for range 2 {
+		w := h.worker(t, task.WithLease(300*time.Millisecond))
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (int32, error) {
+			n := runs.Add(1)
+			time.Sleep(1500 * time.Millisecond)
+			return n, nil
+		})
+		run(t, w)
+	}
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	if got, err := wait[int32](t, h.client, id); err != nil || got != 1 {
+		t.Fatalf("Result = %d, %v", got, err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("the task ran %d times: another worker stole it while it was alive", n)
+	}
+}
