@@ -241,36 +241,42 @@ func (b *Broker) MarkRunning(ctx context.Context, queue, id string, attempt int)
 	return nil
 }
 
+// ErrSettled reports that a delivery was already settled (acknowledged) by another
+// worker, which took it over when this one lost its lease; its outcome stands.
+var ErrSettled = errors.New("delivery already settled by another worker")
+
+// settled turns a settling script's reply into an error.
+func settled(n int, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrSettled)
+	}
+	return nil
+}
+
 // Complete acknowledges m and stores result as the task's outcome for ttl.
 func (b *Broker) Complete(ctx context.Context, m Message, id string, attempts int, result []byte, ttl time.Duration) error {
 	k := b.Keys(m.Queue)
-	err := completeScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id), k.Done(id)},
-		Group, m.EntryID, result, ttlMS(ttl), attempts, time.Now().UnixMilli()).Err()
-	if err != nil {
-		return fmt.Errorf("complete %s: %w", id, err)
-	}
-	return nil
+	n, err := completeScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id), k.Done(id)},
+		Group, m.EntryID, result, ttlMS(ttl), attempts, time.Now().UnixMilli()).Int()
+	return settled(n, err, "complete "+id)
 }
 
 // Retry acknowledges m and schedules next, the re-signed envelope of the next attempt, at due.
 func (b *Broker) Retry(ctx context.Context, m Message, id string, attempts int, next []byte, due time.Time, errText string) error {
 	k := b.Keys(m.Queue)
-	err := retryScript.Run(ctx, b.rdb, []string{k.Stream(), k.Delayed(), k.State(id)},
-		Group, m.EntryID, next, due.UnixMilli(), attempts, errText).Err()
-	if err != nil {
-		return fmt.Errorf("retry %s: %w", id, err)
-	}
-	return nil
+	n, err := retryScript.Run(ctx, b.rdb, []string{k.Stream(), k.Delayed(), k.State(id)},
+		Group, m.EntryID, next, due.UnixMilli(), attempts, errText).Int()
+	return settled(n, err, "retry "+id)
 }
 
 // Release returns m, not finished, to the stream for another worker to run at once.
 func (b *Broker) Release(ctx context.Context, m Message, id string) error {
 	k := b.Keys(m.Queue)
-	err := releaseScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id)}, Group, m.EntryID, m.Envelope).Err()
-	if err != nil {
-		return fmt.Errorf("release %s: %w", id, err)
-	}
-	return nil
+	n, err := releaseScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id)}, Group, m.EntryID, m.Envelope).Int()
+	return settled(n, err, "release "+id)
 }
 
 // Failure describes why a message is dead-lettered.
@@ -290,12 +296,9 @@ func (b *Broker) Dead(ctx context.Context, m Message, f Failure, ttl time.Durati
 	if f.ID != "" {
 		keys = append(keys, k.State(f.ID), k.Done(f.ID))
 	}
-	err := deadScript.Run(ctx, b.rdb, keys, Group, m.EntryID, m.Envelope, f.Reason, f.Error,
-		f.Attempts, ttlMS(ttl), time.Now().UnixMilli(), f.ID, f.Kind).Err()
-	if err != nil {
-		return fmt.Errorf("dead-letter %s on %s: %w", m.EntryID, k.Dead(), err)
-	}
-	return nil
+	n, err := deadScript.Run(ctx, b.rdb, keys, Group, m.EntryID, m.Envelope, f.Reason, f.Error,
+		f.Attempts, ttlMS(ttl), time.Now().UnixMilli(), f.ID, f.Kind).Int()
+	return settled(n, err, fmt.Sprintf("dead-letter %s on %s", m.EntryID, k.Dead()))
 }
 
 // Task states, as stored in the state hash.

@@ -2,6 +2,7 @@ package redisq_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -225,4 +226,39 @@ func fetchOne(t *testing.T, b *redisq.Broker, consumer string) redisq.Message {
 		t.Fatalf("Fetch = %+v, %v", msgs, err)
 	}
 	return msgs[0]
+}
+
+// A worker that lost its lease and finishes late does not overwrite the outcome of the
+// worker that took the task over and settled it first.
+func TestLateSettlementDoesNotOverwriteTheFirst(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "slow")
+	time.Sleep(20 * time.Millisecond)
+	taken, err := b.Reclaim(ctx, "q", "fast", 10*time.Millisecond, 1)
+	if err != nil || len(taken) != 1 {
+		t.Fatalf("Reclaim = %v, %v", taken, err)
+	}
+	if err := b.Complete(ctx, taken[0], "q/1", 1, []byte(`"first"`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	late := []error{
+		b.Complete(ctx, m, "q/1", 1, []byte(`"late"`), time.Minute),
+		b.Retry(ctx, m, "q/1", 1, []byte("e2"), time.Now(), "late"),
+		b.Dead(ctx, m, redisq.Failure{ID: "q/1", Reason: "late"}, time.Minute),
+		b.Release(ctx, m, "q/1"),
+	}
+	for i, err := range late {
+		if !errors.Is(err, redisq.ErrSettled) {
+			t.Errorf("late settlement %d: err = %v, want ErrSettled", i, err)
+		}
+	}
+	st, _ := b.GetState(ctx, "q", "q/1")
+	if st.State != redisq.StateSucceeded || string(st.Result) != `"first"` {
+		t.Errorf("state = %+v, want the first outcome", st)
+	}
+	if _, scheduled, _ := b.NextDue(ctx, "q"); scheduled {
+		t.Error("the late retry was scheduled")
+	}
 }

@@ -5,6 +5,10 @@ import "github.com/redis/go-redis/v9"
 // Every script takes all the keys it touches in KEYS and nothing else there: Redis checks
 // KEYS against an ACL user's key patterns and routes Cluster requests by them. Group
 // names, ids, payloads and times go in ARGV. All KEYS of one call share the queue's hash tag.
+//
+// The scripts that settle a delivery (complete, retry, dead, release) act only if their
+// XACK acknowledged it: when a worker that lost its lease finishes after another worker
+// settled the same entry, the first outcome stands and the late one returns 0.
 
 // enqueueScript adds a task, now or at a time, and records its state.
 //
@@ -52,7 +56,9 @@ return #due
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] result JSON  ARGV[4] ttl ms
 //	ARGV[5] attempt  ARGV[6] now ms
 var completeScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], 'error', 'reason')
 redis.call('HSET', KEYS[2], 'state', 'succeeded', 'result', ARGV[3], 'attempts', ARGV[5], 'finished_ms', ARGV[6])
@@ -69,7 +75,9 @@ return 1
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] next envelope  ARGV[4] due ms
 //	ARGV[5] attempt that failed       ARGV[6] error text
 var retryScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 redis.call('HSET', KEYS[3], 'state', 'retrying', 'attempts', ARGV[5], 'error', ARGV[6])
@@ -84,7 +92,9 @@ return 1
 //	ARGV[4] reason   ARGV[5] error text  ARGV[6] attempts  ARGV[7] ttl ms  ARGV[8] now ms
 //	ARGV[9] task id  ARGV[10] kind
 var deadScript = redis.NewScript(`
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[9], 'kind', ARGV[10], 'reason', ARGV[4],
   'error', ARGV[5], 'attempts', ARGV[6], 'failed_ms', ARGV[8], 'env', ARGV[3])

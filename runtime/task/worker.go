@@ -374,9 +374,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	log := w.log.With("queue", m.Queue, "entry", m.EntryID)
 	untrusted := func(reason string, err error) {
 		log.Error("task refused", "reason", reason, "err", err)
-		if err := w.broker.Dead(sctx, m, redisq.Failure{Reason: reason, Error: err.Error()}, w.cfg.resultTTL); err != nil {
-			log.Error("cannot dead-letter refused task; it stays leased and will be retried", "err", err)
-		}
+		unsettled(log, w.broker.Dead(sctx, m, redisq.Failure{Reason: reason, Error: err.Error()}, w.cfg.resultTTL), "cannot dead-letter refused task")
 	}
 	if m.Envelope == nil {
 		untrusted(ReasonMalformed, fmt.Errorf("%w: stream entry has no %q field", ErrMalformed, redisq.EnvelopeField))
@@ -395,9 +393,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	dead := func(reason string, err error, attempts int) {
 		log.Error("task failed for good", "reason", reason, "err", err)
 		f := redisq.Failure{ID: e.ID, Kind: e.Kind, Reason: reason, Error: err.Error(), Attempts: attempts}
-		if err := w.broker.Dead(sctx, m, f, w.cfg.resultTTL); err != nil {
-			log.Error("cannot dead-letter task; it stays leased and will be retried", "err", err)
-		}
+		unsettled(log, w.broker.Dead(sctx, m, f, w.cfg.resultTTL), "cannot dead-letter task")
 	}
 	fail := func(err error, attempts int) {
 		reason := errorReason(err)
@@ -446,8 +442,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	cancelRun()
 	log = log.With("took", time.Since(began).Round(time.Microsecond), "caller", caller)
 	if err == nil {
-		if err := w.broker.Complete(sctx, m, e.ID, attempt, result, w.cfg.resultTTL); err != nil {
-			log.Error("task succeeded but its result could not be stored; it stays leased and will run again", "err", err)
+		if unsettled(log, w.broker.Complete(sctx, m, e.ID, attempt, result, w.cfg.resultTTL), "task succeeded but its result could not be stored") {
 			return
 		}
 		log.Info("task succeeded")
@@ -455,8 +450,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	}
 	if ctx.Err() != nil {
 		// The worker is shutting down and cancelled the task: hand it back unspent.
-		if rerr := w.broker.Release(sctx, m, e.ID); rerr != nil {
-			log.Error("cannot release task at shutdown; it runs again when its lease runs out", "err", rerr)
+		if unsettled(log, w.broker.Release(sctx, m, e.ID), "cannot hand task back at shutdown") {
 			return
 		}
 		log.Warn("task interrupted by shutdown, handed back to the queue", "err", err)
@@ -474,12 +468,27 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 		return
 	}
 	delay := w.backoff(attempt)
-	if rerr := w.broker.Retry(sctx, m, e.ID, attempt, data, time.Now().Add(delay), err.Error()); rerr != nil {
-		log.Error("cannot schedule retry; the task stays leased and will run again", "err", rerr)
+	if unsettled(log, w.broker.Retry(sctx, m, e.ID, attempt, data, time.Now().Add(delay), err.Error()), "cannot schedule retry") {
 		return
 	}
 	w.wakePromoter(m.Queue)
 	log.Warn("task failed, will retry", "err", err, "retry_in", delay.Round(time.Millisecond), "retries_left", e.MaxRetries-attempt+1)
+}
+
+// unsettled logs why a delivery could not be settled and reports whether it was not.
+// Either another worker settled it first (it took the task over when this one lost its
+// lease), and its outcome stands; or Redis failed, and the entry stays leased to this
+// worker, so another one runs it again when the lease runs out: nothing is lost.
+func unsettled(log *slog.Logger, err error, what string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, redisq.ErrSettled):
+		log.Warn(what+": another worker settled this delivery first; its outcome stands", "err", err)
+	default:
+		log.Error(what+"; the task stays leased and runs again when the lease runs out", "err", err)
+	}
+	return true
 }
 
 func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
