@@ -56,7 +56,47 @@ func emit(m *pkgModel) ([]byte, error) {
 	if err := e.f.Render(&buf); err != nil {
 		return nil, fmt.Errorf("render the generated code of %s: %w", m.path, err)
 	}
-	return buf.Bytes(), nil
+	return groupImports(buf.Bytes()), nil
+}
+
+// groupImports splits the import block jennifer writes (one block, sorted by path) into
+// the groups goimports makes — paths without a dot in their first element (the standard
+// library), then the others, then appengine ones — so that the generated file is also
+// what goimports would print and editors that run it on save leave it untouched.
+func groupImports(src []byte) []byte {
+	const open, closing = "\nimport (\n", "\n)\n"
+	start := bytes.Index(src, []byte(open))
+	if start < 0 {
+		return src // no import block, or a single import: nothing to group
+	}
+	body := start + len(open)
+	end := bytes.Index(src[body:], []byte(closing))
+	if end < 0 {
+		return src
+	}
+	lines := strings.Split(string(src[body:body+end]), "\n")
+	group := func(line string) int {
+		path := line[strings.IndexByte(line, '"')+1:]
+		switch first, _, _ := strings.Cut(path, "/"); {
+		case strings.HasPrefix(path, "appengine"):
+			return 2
+		case strings.Contains(first, "."):
+			return 1
+		}
+		return 0
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return group(lines[i]) < group(lines[j]) })
+	var out bytes.Buffer
+	out.Write(src[:body])
+	for i, line := range lines {
+		if i > 0 && group(line) != group(lines[i-1]) {
+			out.WriteByte('\n')
+		}
+		out.WriteString(line)
+		out.WriteByte('\n')
+	}
+	out.Write(src[body+end+1:])
+	return out.Bytes()
 }
 
 // chooseImports names every package the generated code refers to: its real name, unless

@@ -6,8 +6,9 @@ package welcome
 
 import (
 	"context"
-	"github.com/taskgen/taskgen/runtime/task"
 	"time"
+
+	"github.com/taskgen/taskgen/runtime/task"
 )
 
 // SendWelcomeArgs are the serialized arguments of SendWelcome.
