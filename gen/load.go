@@ -1,10 +1,14 @@
 package gen
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/token"
 	"go/types"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,28 +19,90 @@ import (
 )
 
 // loadMode is all the generator needs: names, files, syntax and types of the packages
-// themselves. Never NeedDeps: dependencies come from export data, which is much faster.
+// themselves. Never NeedDeps: it would parse and type-check every dependency from source
+// (the runtime, go-redis, the standard library) on every run, seconds instead of reading
+// the export data the go command caches. Types of dependencies come from export data;
+// their syntax is never needed. BenchmarkGenerate measures a run against this load alone.
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo
 
 // buildTag is always set while loading; generated files carry //go:build !taskgen, so a
 // stale or broken generated file never takes part.
 const buildTag = "taskgen"
 
-// load loads the packages matching patterns, in one go list run, sorted by import path.
-func load(dir string, env []string, tags []string, patterns []string) ([]*packages.Package, error) {
-	cfg := &packages.Config{
+// loadConfig is the packages.Config of a run: the generator's loadMode and build flags.
+func loadConfig(dir string, env []string, tags []string) *packages.Config {
+	return &packages.Config{
 		Mode:       loadMode,
 		Dir:        dir,
 		Env:        env,
 		BuildFlags: []string{"-tags=" + strings.Join(append([]string{buildTag}, tags...), ",")},
 		Tests:      false,
 	}
+}
+
+// load loads the packages matching patterns, in one go list run, sorted by import path.
+func load(dir string, env []string, tags []string, patterns []string) ([]*packages.Package, error) {
+	cfg := loadConfig(dir, env, tags)
 	pkgs, err := packages.Load(cfg, patterns...)
 	if err != nil {
 		return nil, err
 	}
+	if len(pkgs) == 0 {
+		// go/packages drops the go command's stderr when go list fails as a whole and
+		// export data is used: a go.mod that needs updating, an unknown Go version, an
+		// inconsistent vendor directory all come back as no packages and no error. Ask
+		// go list again, only on this path, for its own message.
+		if err := goListError(cfg, patterns); err != nil {
+			return nil, err
+		}
+	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].PkgPath < pkgs[j].PkgPath })
 	return pkgs, nil
+}
+
+// goCommandError is a failure of the go command as a whole, with its own message.
+type goCommandError struct {
+	msg string // the go command's stderr, e.g. "go: updates to go.mod needed; ..."
+}
+
+func (e *goCommandError) Error() string { return e.msg }
+
+// goListError runs go list the way cfg loads patterns and returns its error message when
+// it fails as a whole; nil when it succeeds.
+func goListError(cfg *packages.Config, patterns []string) error {
+	args := append([]string{"list", "-e", "-f", "{{.ImportPath}}"}, cfg.BuildFlags...)
+	args = append(append(args, "--"), patterns...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = cfg.Dir
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(env[:len(env):len(env)], "PWD="+cfg.Dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return err // nil, or the go command could not be run
+	}
+	msg := goStderr(stderr.String())
+	if msg == "" {
+		msg = fmt.Sprintf("go list: %v", err)
+	}
+	return &goCommandError{msg: msg}
+}
+
+// goStderr is the go command's stderr without its progress lines ("go: downloading ..."),
+// trimmed.
+func goStderr(s string) string {
+	var lines []string
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(line, "go: downloading ") && !strings.HasPrefix(line, "go: finding ") {
+			lines = append(lines, line)
+		}
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
 // isEmptyPackage reports whether pkg has no Go files to scan under the taskgen tag: a
@@ -289,7 +355,21 @@ func parsePosition(s string) token.Position {
 	return p
 }
 
-// describeLoadError is the message for a packages.Load failure as a whole.
+// friendlyGoError matches the error go/packages makes of a failed go command:
+// "err: exit status 1: stderr: <the go command's stderr>".
+var friendlyGoError = regexp.MustCompile(`(?s)^err: .*?: stderr: (.+)$`)
+
+// describeLoadError is the message for a packages.Load failure as a whole: the go
+// command's own message when there is one ("go: updates to go.mod needed; ...").
 func describeLoadError(err error) string {
+	var gerr *goCommandError
+	if errors.As(err, &gerr) {
+		return gerr.msg
+	}
+	if m := friendlyGoError.FindStringSubmatch(err.Error()); m != nil {
+		if msg := goStderr(m[1]); msg != "" {
+			return msg
+		}
+	}
 	return fmt.Sprintf("cannot load packages: %v", err)
 }

@@ -31,9 +31,15 @@ type result struct {
 // taskgen runs the tool in dir with args.
 func taskgen(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return taskgenEnv(t, dir, goEnv(), args...)
+}
+
+// taskgenEnv runs the tool in dir with args and the go command's environment env.
+func taskgenEnv(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Dir = dir
-	cmd.Env = append(goEnv(), "TASKGEN_TEST_RUN_MAIN=1")
+	cmd.Env = append(env[:len(env):len(env)], "TASKGEN_TEST_RUN_MAIN=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -52,6 +58,28 @@ func taskgen(t *testing.T, dir string, args ...string) result {
 // indirect requirements the small go.mod leaves out, from the module cache.
 func goEnv() []string {
 	return append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"), "GOWORK=off")
+}
+
+// strictGoEnv is the environment of the go command as a user has it: go.mod is only read,
+// never updated (the default; a -mod flag in the test's GOFLAGS is dropped).
+func strictGoEnv() []string {
+	var flags []string
+	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
+		if !strings.HasPrefix(f, "-mod=") && !strings.HasPrefix(f, "--mod=") {
+			flags = append(flags, f)
+		}
+	}
+	return append(os.Environ(), "GOFLAGS="+strings.Join(flags, " "), "GOWORK=off")
+}
+
+// goCmd runs the go command in dir with env and returns its combined output.
+func goCmd(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // module writes a module example.com/m requiring this repository, with files (slash
@@ -365,6 +393,39 @@ func TestLoadErrorsExitTwo(t *testing.T) {
 	}
 }
 
+func TestGoCommandErrorsAreShownAsTheGoCommandWroteThem(t *testing.T) {
+	// The go.mod lacks the requirements of taskgen's own dependencies: go list fails
+	// as a whole, and go/packages alone would report no packages and no error.
+	dir := module(t, map[string]string{"welcome/welcome.go": welcomeSrc})
+	goMessage, err := goCmd(t, dir, strictGoEnv(), "list", "./...")
+	if err == nil || !strings.HasPrefix(goMessage, "go: updates to go.mod needed") {
+		t.Fatalf("go list in the test module: err %v, output %q; want the go.mod error this test is about", err, goMessage)
+	}
+	for _, run := range []struct {
+		dir  string
+		args []string
+	}{
+		{dir, []string{"./..."}},
+		{dir, []string{"./welcome"}},
+		{filepath.Join(dir, "welcome"), nil},
+		{dir, []string{"-check", "./..."}},
+	} {
+		res := taskgenEnv(t, run.dir, strictGoEnv(), run.args...)
+		if res.code != 2 {
+			t.Errorf("taskgen %v: exit code %d, want 2", run.args, res.code)
+		}
+		if want := "taskgen: " + goMessage; res.stderr != want {
+			t.Errorf("taskgen %v: stderr = %q, want the go command's own message %q", run.args, res.stderr, want)
+		}
+		if strings.Contains(res.stderr, "no packages match") {
+			t.Errorf("taskgen %v: stderr = %q hides the go command's message", run.args, res.stderr)
+		}
+	}
+	if exists(filepath.Join(dir, "welcome", "tasks_gen.go")) {
+		t.Error("a file was written although loading failed")
+	}
+}
+
 func TestUsageErrorsExitTwo(t *testing.T) {
 	dir := module(t, map[string]string{"welcome/welcome.go": welcomeSrc})
 	for _, args := range [][]string{
@@ -534,5 +595,46 @@ func TestRunsUnderGoGenerate(t *testing.T) {
 	}
 	if !exists(filepath.Join(dir, "welcome", "tasks_gen.go")) {
 		t.Error("go generate did not write tasks_gen.go")
+	}
+}
+
+func TestRunsAsAGoTool(t *testing.T) {
+	src := strings.Replace(welcomeSrc, "package welcome\n", "package welcome\n\n//go:generate go tool taskgen\n", 1)
+	dir := module(t, map[string]string{"welcome/welcome.go": src})
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod := read(t, filepath.Join(dir, "go.mod"))
+	gomod = strings.Replace(gomod, "\nrequire ", "\ntool github.com/taskgen/taskgen/cmd/taskgen\n\nrequire ", 1)
+	write(t, dir, "go.mod", gomod)
+	if want := "tool github.com/taskgen/taskgen/cmd/taskgen\n\nrequire github.com/taskgen/taskgen v0.0.0\n\nreplace github.com/taskgen/taskgen => " + root + "\n"; !strings.HasSuffix(gomod, want) {
+		t.Fatalf("go.mod =\n%s\nwant it to end with\n%s", gomod, want)
+	}
+	// Complete the requirements from the module cache, as a user's go mod tidy would.
+	if out, err := goCmd(t, dir, goEnv(), "mod", "tidy"); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+
+	// From here on, the module is used as a user has it: go.mod is read, never updated.
+	out, err := goCmd(t, dir, strictGoEnv(), "generate", "./...")
+	if err != nil {
+		t.Fatalf("go generate: %v\n%s", err, out)
+	}
+	if out != "" {
+		t.Errorf("go generate printed %q; a quiet run prints nothing", out)
+	}
+	gen := filepath.Join(dir, "welcome", "tasks_gen.go")
+	if !exists(gen) {
+		t.Fatal("go generate did not write welcome/tasks_gen.go")
+	}
+	if got := read(t, gen); !strings.HasPrefix(got, header) || !strings.Contains(got, "func SubmitSendWelcome(") {
+		t.Errorf("welcome/tasks_gen.go is not the generated file:\n%s", got)
+	}
+	if out, err := goCmd(t, dir, strictGoEnv(), "build", "./..."); err != nil {
+		t.Fatalf("the module does not build with the generated code: %v\n%s", err, out)
+	}
+	if out, err := goCmd(t, dir, strictGoEnv(), "tool", "taskgen", "-check", "./..."); err != nil {
+		t.Errorf("go tool taskgen -check after go generate: %v\n%s", err, out)
 	}
 }
