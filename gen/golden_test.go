@@ -3,6 +3,7 @@ package gen
 import (
 	"bytes"
 	"flag"
+	"go/format"
 	"os"
 	"os/exec"
 	"path"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	udiff "github.com/aymanbagabas/go-udiff"
+	"golang.org/x/tools/imports"
 	"golang.org/x/tools/txtar"
 )
 
@@ -113,7 +115,7 @@ func goldenModuleDir(t *testing.T, cases []*goldenCase) string {
 	return dir
 }
 
-func writeFile(t *testing.T, name string, data []byte) {
+func writeFile(t testing.TB, name string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
@@ -193,6 +195,19 @@ func TestGolden(t *testing.T) {
 		})
 	}
 
+	t.Run("generated code is stable under gofmt and goimports", func(t *testing.T) {
+		n := 0
+		for _, c := range cases {
+			for name, src := range results[c.name].outputs {
+				checkFormatStable(t, c.name+"/"+name, src)
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatal("no generated file to check")
+		}
+	})
+
 	t.Run("generated code compiles", func(t *testing.T) {
 		var dirs []string
 		for _, c := range cases {
@@ -211,6 +226,24 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("go vet of the generated code failed: %v\n%s", err, out)
 		}
 	})
+}
+
+// checkFormatStable fails unless gofmt (go/format) and goimports (in its format-only mode,
+// which groups and sorts imports but never adds or removes one) leave src as it is.
+func checkFormatStable(t *testing.T, name string, src []byte) {
+	t.Helper()
+	gofmt, err := format.Source(src)
+	if err != nil {
+		t.Errorf("%s: gofmt: %v", name, err)
+	} else if !bytes.Equal(gofmt, src) {
+		t.Errorf("%s: gofmt changes the generated file:\n%s", name, udiff.Unified("generated", "gofmt", string(src), string(gofmt)))
+	}
+	goimports, err := imports.Process(path.Base(name), src, &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
+	if err != nil {
+		t.Errorf("%s: goimports: %v", name, err)
+	} else if !bytes.Equal(goimports, src) {
+		t.Errorf("%s: goimports changes the generated file:\n%s", name, udiff.Unified("generated", "goimports", string(src), string(goimports)))
+	}
 }
 
 // checkCase compares what was generated for a case with its expectations.

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/tools/go/packages"
+	"golang.org/x/tools/go/types/typeutil"
 )
 
 // taskPkgPath is the import path of the runtime package generated code uses.
@@ -154,6 +155,14 @@ func exportedName(name string) string {
 type modelBuilder struct {
 	pkg  *packages.Package
 	errs errorList
+
+	// The same types recur across the tasks of a package: serializable and
+	// serializableResults hold the argument and result types found serializable
+	// (types.Type → true), descriptions the schema descriptions of argument types
+	// (types.Type → string). Each depends on the type alone.
+	serializable        typeutil.Map
+	serializableResults typeutil.Map
+	descriptions        typeutil.Map
 }
 
 func (b *modelBuilder) errorf(pos token.Pos, format string, args ...any) {
@@ -272,8 +281,9 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 			p.kind = paramCaller
 			if caller != nil {
 				b.errorf(p.pos, "a task takes at most one task.Caller (%s is the first)", paramLabel(caller))
+			} else {
+				caller = p
 			}
-			caller = p
 			t.hasCaller = true
 			if lifespan[v.Name()] {
 				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
@@ -294,7 +304,11 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		t.params = append(t.params, p)
 	}
 	for _, name := range fd.dir.lifespan {
-		if !found[name] {
+		switch {
+		case found[name]:
+		case t.recv != nil && t.recv.name == name:
+			b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset), "lifespan=%s: %s is the receiver of %s, which is always lifespan state; leave it out of lifespan=", name, name, t.display)
+		default:
 			b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset), "lifespan=%s: %s has no parameter named %s", name, t.display, name)
 		}
 	}
@@ -327,14 +341,25 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 			ok = false
 			continue
 		}
-		for _, msg := range checkArgument(b.pkg.Types, p.wire, p.typ) {
+		if b.serializable.At(p.typ) != nil {
+			continue
+		}
+		msgs := checkArgument(b.pkg.Types, p.wire, p.typ)
+		for _, msg := range msgs {
 			b.errorf(p.pos, "%s", msg)
 			ok = false
 		}
+		if len(msgs) == 0 {
+			b.serializable.Set(p.typ, true)
+		}
 	}
-	if t.result != nil {
-		for _, msg := range checkResult(b.pkg.Types, t.result) {
+	if t.result != nil && b.serializableResults.At(t.result) == nil {
+		msgs := checkResult(b.pkg.Types, t.result)
+		for _, msg := range msgs {
 			b.errorf(resultPos(decl), "%s", msg)
+		}
+		if len(msgs) == 0 {
+			b.serializableResults.Set(t.result, true)
 		}
 	}
 	if ok {
@@ -342,7 +367,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		for _, p := range t.args() {
 			fields = append(fields, schemaField{name: p.wire, typ: p.typ})
 		}
-		t.schema = schemaFingerprint(fields)
+		t.schema = schemaFingerprintCached(fields, &b.descriptions)
 	}
 	return t
 }
