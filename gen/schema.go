@@ -6,6 +6,8 @@ import (
 	"go/types"
 	"strconv"
 	"strings"
+
+	"golang.org/x/tools/go/types/typeutil"
 )
 
 // schemaVersion prefixes every fingerprint; it changes if the description format does.
@@ -63,13 +65,26 @@ type schemaField struct {
 // the Go function, a Go type of the same shape, a local variable, or editing comments
 // leaves it unchanged.
 func schemaFingerprint(fields []schemaField) string {
-	sum := sha256.Sum256([]byte(schemaDescription(fields)))
+	return schemaFingerprintCached(fields, nil)
+}
+
+// schemaFingerprintCached is schemaFingerprint with the descriptions of the argument
+// types kept in cache (types.Type → string) when it is not nil.
+func schemaFingerprintCached(fields []schemaField, cache *typeutil.Map) string {
+	sum := sha256.Sum256([]byte(schemaDescriptionCached(fields, cache)))
 	return schemaVersion + ":" + hex.EncodeToString(sum[:])[:16]
 }
 
 // schemaDescription returns the canonical description of an argument list, the text the
 // fingerprint hashes.
 func schemaDescription(fields []schemaField) string {
+	return schemaDescriptionCached(fields, nil)
+}
+
+// schemaDescriptionCached is schemaDescription with the descriptions of the argument
+// types kept in cache when it is not nil. A top-level type's description depends on the
+// type alone: the describer starts with nothing on its stack.
+func schemaDescriptionCached(fields []schemaField, cache *typeutil.Map) string {
 	var d describer
 	var b strings.Builder
 	b.WriteString("{")
@@ -81,7 +96,16 @@ func schemaDescription(fields []schemaField) string {
 		b.WriteString(":")
 		// The runtime marshals the argument struct by value: its fields are not
 		// addressable, matching the serializability check.
-		b.WriteString(d.describe(f.typ, false))
+		if cache == nil {
+			b.WriteString(d.describe(f.typ, false))
+			continue
+		}
+		desc, ok := cache.At(f.typ).(string)
+		if !ok {
+			desc = d.describe(f.typ, false)
+			cache.Set(f.typ, desc)
+		}
+		b.WriteString(desc)
 	}
 	b.WriteString("}")
 	return b.String()

@@ -1,8 +1,15 @@
 package gen
 
 import (
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
 	"regexp"
 	"testing"
+
+	"golang.org/x/tools/go/packages"
 )
 
 func fingerprint(t *testing.T, src string) string {
@@ -22,208 +29,290 @@ func TestSchemaFingerprintHasVersionAndSixteenHexDigits(t *testing.T) {
 	}
 }
 
+// taskSchema returns the Def.Schema the generator computes for the one task declared in
+// src (a package p without its package clause): directives found, parameters classified,
+// arguments checked, as for generated code.
+func taskSchema(t *testing.T, src string) string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", "package p\n"+src, parser.ParseComments)
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, src)
+	}
+	info := &types.Info{
+		Defs:  map[*ast.Ident]types.Object{},
+		Uses:  map[*ast.Ident]types.Object{},
+		Types: map[ast.Expr]types.TypeAndValue{},
+	}
+	conf := types.Config{Importer: importer.ForCompiler(fset, "gc", nil)}
+	tpkg, err := conf.Check("example.com/p", fset, []*ast.File{f}, info)
+	if err != nil {
+		t.Fatalf("type-check: %v\n%s", err, src)
+	}
+	pkg := &packages.Package{PkgPath: "example.com/p", Name: "p", Fset: fset, Syntax: []*ast.File{f}, Types: tpkg, TypesInfo: info}
+	dirs, errs := findDirectives(fset, pkg.Syntax)
+	m, merrs := buildModel(pkg, dirs)
+	if errs = append(errs, merrs...); len(errs) > 0 {
+		t.Fatalf("declaration errors: %v\n%s", errs, src)
+	}
+	if m == nil || len(m.tasks) != 1 {
+		t.Fatalf("want exactly one task in\n%s", src)
+	}
+	return m.tasks[0].schema
+}
+
 func TestSchemaFingerprintChangesExactlyWhenTheWireShapeChanges(t *testing.T) {
 	tests := []struct {
 		name          string
 		before, after string
-		changes       bool
 	}{
-		// Edits that leave the wire shape alone.
 		{
-			name:    "renamed function",
-			before:  "func F(to string) error { return nil }\nfunc G() {}",
-			after:   "func G(to string) error { return nil }\nfunc F(to string) error { return nil }",
-			changes: false,
+			name:   "renamed parameter",
+			before: "//task:t.k\nfunc F(to string) error { return nil }",
+			after:  "//task:t.k\nfunc F(email string) error { return nil }",
 		},
 		{
-			name:    "comments and locals",
-			before:  "func F(to string) error { x := 1; _ = x; return nil }",
-			after:   "// F is documented.\nfunc F(to string /* the address */) error { renamed := 1; _ = renamed; return nil }",
-			changes: false,
+			name:   "reordered parameters",
+			before: "//task:t.k\nfunc F(to, name string) error { return nil }",
+			after:  "//task:t.k\nfunc F(name, to string) error { return nil }",
 		},
 		{
-			name:    "renamed Go type of the same shape",
-			before:  "type User struct{ Name string }\nfunc F(u User) error { return nil }",
-			after:   "type Person struct{ Name string }\nfunc F(u Person) error { return nil }",
-			changes: false,
+			name:   "reordered parameters of different types",
+			before: "//task:t.k\nfunc F(n int, s string) error { return nil }",
+			after:  "//task:t.k\nfunc F(s string, n int) error { return nil }",
 		},
 		{
-			name:    "named basic type instead of the basic type",
-			before:  "func F(id string) error { return nil }",
-			after:   "type UserID string\nfunc F(id UserID) error { return nil }",
-			changes: false,
+			name:   "renamed struct field",
+			before: "type A struct{ Street string }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ Road string }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "byte alias and uint8",
-			before:  "func F(b [4]byte) error { return nil }",
-			after:   "func F(b [4]uint8) error { return nil }",
-			changes: false,
+			name:   "renamed struct field deep inside",
+			before: "type B struct{ Zip string }\ntype A struct{ Homes map[string][]*B }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type B struct{ Postcode string }\ntype A struct{ Homes map[string][]*B }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "named byte slice is still bytes",
-			before:  "func F(b []byte) error { return nil }",
-			after:   "type Blob []byte\nfunc F(b Blob) error { return nil }",
-			changes: false,
+			name:   "renamed json tag",
+			before: "type A struct{ Street string `json:\"street\"` }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ Street string `json:\"road\"` }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "json tag equal to the field name",
-			before:  "type T struct{ Name string }\nfunc F(t T) error { return nil }",
-			after:   "type T struct{ Name string `json:\"Name\"` }\nfunc F(t T) error { return nil }",
-			changes: false,
+			name:   "json tag added to a field",
+			before: "type A struct{ Street string }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ Street string `json:\"street\"` }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "field moved into an embedded struct",
-			before:  "type T struct{ A, B int }\nfunc F(t T) error { return nil }",
-			after:   "type Base struct{ A int }\ntype T struct{ Base; B int }\nfunc F(t T) error { return nil }",
-			changes: false,
+			name:   "omitempty added",
+			before: "type A struct{ Street string }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ Street string `json:\",omitempty\"` }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "field left out with json:\"-\" added",
-			before:  "type T struct{ A int }\nfunc F(t T) error { return nil }",
-			after:   "type T struct{ A int; cache map[string]int `json:\"-\"`; Debug func() `json:\"-\"` }\nfunc F(t T) error { return nil }",
-			changes: false,
+			name:   "string option added",
+			before: "type A struct{ N int64 }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ N int64 `json:\",string\"` }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "method without marshaling added",
-			before:  "type T struct{ A int }\nfunc F(t T) error { return nil }",
-			after:   "type T struct{ A int }\nfunc (T) String() string { return \"\" }\nfunc F(t T) error { return nil }",
-			changes: false,
+			name:   "reordered struct fields",
+			before: "type A struct{ X, Y int }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ Y, X int }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "time.Duration and int64",
-			before:  "import \"time\"\nfunc F(d time.Duration) error { return nil }",
-			after:   "func F(d int64) error { return nil }",
-			changes: false,
+			name:   "added parameter",
+			before: "//task:t.k\nfunc F(to string) error { return nil }",
+			after:  "//task:t.k\nfunc F(to string, cc []string) error { return nil }",
 		},
 		{
-			name:    "recursive type renamed",
-			before:  "type Node struct{ Kids []Node }\nfunc F(n Node) error { return nil }",
-			after:   "type Tree struct{ Kids []Tree }\nfunc F(n Tree) error { return nil }",
-			changes: false,
+			name:   "removed parameter",
+			before: "//task:t.k\nfunc F(to string, cc []string) error { return nil }",
+			after:  "//task:t.k\nfunc F(to string) error { return nil }",
 		},
 		{
-			name:    "result type changed",
-			before:  "func F(n int) (string, error) { return \"\", nil }",
-			after:   "func F(n int) (int, error) { return 0, nil }",
-			changes: false,
-		},
-
-		// Edits that change it.
-		{
-			name:    "renamed parameter",
-			before:  "func F(to string) error { return nil }",
-			after:   "func F(email string) error { return nil }",
-			changes: true,
+			name:   "changed type of a parameter",
+			before: "//task:t.k\nfunc F(n int) error { return nil }",
+			after:  "//task:t.k\nfunc F(n int64) error { return nil }",
 		},
 		{
-			name:    "reordered parameters",
-			before:  "func F(to, name string) error { return nil }",
-			after:   "func F(name, to string) error { return nil }",
-			changes: true,
+			name:   "changed type of a struct field",
+			before: "type A struct{ N int }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ N uint }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "added parameter",
-			before:  "func F(to string) error { return nil }",
-			after:   "func F(to string, cc []string) error { return nil }",
-			changes: true,
+			name:   "changed type deep inside slices, maps and pointers",
+			before: "type C struct{ N int }\ntype B struct{ Cs map[string][]*C }\ntype A struct{ B struct{ Bs [2]B } }\n//task:t.k\nfunc F(a *A) error { return nil }",
+			after:  "type C struct{ N int32 }\ntype B struct{ Cs map[string][]*C }\ntype A struct{ B struct{ Bs [2]B } }\n//task:t.k\nfunc F(a *A) error { return nil }",
 		},
 		{
-			name:    "parameter type changed",
-			before:  "func F(n int) error { return nil }",
-			after:   "func F(n int64) error { return nil }",
-			changes: true,
+			name:   "changed type inside an embedded struct",
+			before: "type Base struct{ ID int }\ntype A struct{ Base; Name string }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type Base struct{ ID string }\ntype A struct{ Base; Name string }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
-			name:    "nested field type changed",
-			before:  "type A struct{ B struct{ C []int } }\nfunc F(a A) error { return nil }",
-			after:   "type A struct{ B struct{ C []string } }\nfunc F(a A) error { return nil }",
-			changes: true,
+			name:   "changed type argument of a generic type",
+			before: "type Pair[K comparable, V any] struct{ Key K; Value V }\n//task:t.k\nfunc F(p Pair[string, int]) error { return nil }",
+			after:  "type Pair[K comparable, V any] struct{ Key K; Value V }\n//task:t.k\nfunc F(p Pair[string, float64]) error { return nil }",
 		},
 		{
-			name:    "nested field renamed",
-			before:  "type A struct{ Street string }\nfunc F(a A) error { return nil }",
-			after:   "type A struct{ Road string }\nfunc F(a A) error { return nil }",
-			changes: true,
+			name:   "changed map key type",
+			before: "//task:t.k\nfunc F(m map[string]int) error { return nil }",
+			after:  "//task:t.k\nfunc F(m map[int]int) error { return nil }",
 		},
 		{
-			name:    "json name changed by a tag",
-			before:  "type A struct{ Street string }\nfunc F(a A) error { return nil }",
-			after:   "type A struct{ Street string `json:\"street\"` }\nfunc F(a A) error { return nil }",
-			changes: true,
+			name:   "value became a pointer",
+			before: "//task:t.k\nfunc F(n int) error { return nil }",
+			after:  "//task:t.k\nfunc F(n *int) error { return nil }",
 		},
 		{
-			name:    "omitempty added",
-			before:  "type A struct{ Street string }\nfunc F(a A) error { return nil }",
-			after:   "type A struct{ Street string `json:\",omitempty\"` }\nfunc F(a A) error { return nil }",
-			changes: true,
+			name:   "slice became an array",
+			before: "//task:t.k\nfunc F(xs []int) error { return nil }",
+			after:  "//task:t.k\nfunc F(xs [3]int) error { return nil }",
 		},
 		{
-			name:    "string option added",
-			before:  "type A struct{ N int64 }\nfunc F(a A) error { return nil }",
-			after:   "type A struct{ N int64 `json:\",string\"` }\nfunc F(a A) error { return nil }",
-			changes: true,
+			name:   "array length changed",
+			before: "//task:t.k\nfunc F(xs [3]int) error { return nil }",
+			after:  "//task:t.k\nfunc F(xs [4]int) error { return nil }",
 		},
 		{
-			name:    "fields reordered",
-			before:  "type A struct{ X, Y int }\nfunc F(a A) error { return nil }",
-			after:   "type A struct{ Y, X int }\nfunc F(a A) error { return nil }",
-			changes: true,
+			name:   "time.Time became a string",
+			before: "import \"time\"\n//task:t.k\nfunc F(at time.Time) error { return nil }",
+			after:  "//task:t.k\nfunc F(at string) error { return nil }",
 		},
 		{
-			name:    "value became a pointer",
-			before:  "func F(n int) error { return nil }",
-			after:   "func F(n *int) error { return nil }",
-			changes: true,
+			name:   "bytes became a slice of numbers",
+			before: "//task:t.k\nfunc F(b []byte) error { return nil }",
+			after:  "//task:t.k\nfunc F(b []int8) error { return nil }",
 		},
 		{
-			name:    "slice became an array",
-			before:  "func F(xs []int) error { return nil }",
-			after:   "func F(xs [3]int) error { return nil }",
-			changes: true,
+			name:   "struct became a marshaler of the same fields",
+			before: "type M struct{ C int64 }\n//task:t.k\nfunc F(m M) error { return nil }",
+			after:  "type M struct{ C int64 }\nfunc (M) MarshalJSON() ([]byte, error) { return nil, nil }\nfunc (*M) UnmarshalJSON([]byte) error { return nil }\n//task:t.k\nfunc F(m M) error { return nil }",
 		},
 		{
-			name:    "array length changed",
-			before:  "func F(xs [3]int) error { return nil }",
-			after:   "func F(xs [4]int) error { return nil }",
-			changes: true,
+			name:   "recursion depth changed",
+			before: "type Node struct{ Kids []Node }\n//task:t.k\nfunc F(n Node) error { return nil }",
+			after:  "type Node struct{ Kids []Leaf }\ntype Leaf struct{ Kids []Node }\n//task:t.k\nfunc F(n Node) error { return nil }",
 		},
 		{
-			name:    "map key type changed",
-			before:  "func F(m map[string]int) error { return nil }",
-			after:   "func F(m map[int]int) error { return nil }",
-			changes: true,
-		},
-		{
-			name:    "time.Time became a string",
-			before:  "import \"time\"\nfunc F(at time.Time) error { return nil }",
-			after:   "func F(at string) error { return nil }",
-			changes: true,
-		},
-		{
-			name:    "bytes became a slice of numbers",
-			before:  "func F(b []byte) error { return nil }",
-			after:   "func F(b []int8) error { return nil }",
-			changes: true,
-		},
-		{
-			name:    "struct became a marshaler of the same fields",
-			before:  "type M struct{ C int64 }\nfunc F(m M) error { return nil }",
-			after:   "type M struct{ C int64 }\nfunc (M) MarshalJSON() ([]byte, error) { return nil, nil }\nfunc (*M) UnmarshalJSON([]byte) error { return nil }\nfunc F(m M) error { return nil }",
-			changes: true,
-		},
-		{
-			name:    "recursion depth changed",
-			before:  "type Node struct{ Kids []Node }\nfunc F(n Node) error { return nil }",
-			after:   "type Node struct{ Kids []Leaf }\ntype Leaf struct{ Kids []Node }\nfunc F(n Node) error { return nil }",
-			changes: true,
+			name:   "lifespan parameter became an argument",
+			before: "type DB struct{ Name string }\n//task:t.k lifespan=db\nfunc F(db *DB, n int) error { return nil }",
+			after:  "type DB struct{ Name string }\n//task:t.k\nfunc F(db *DB, n int) error { return nil }",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, after := fingerprint(t, tt.before), fingerprint(t, tt.after)
-			if changed := before != after; changed != tt.changes {
-				t.Errorf("fingerprint changed = %v, want %v\nbefore: %s\nafter:  %s",
-					changed, tt.changes, description(t, tt.before), description(t, tt.after))
+			before, after := taskSchema(t, tt.before), taskSchema(t, tt.after)
+			if before == after {
+				t.Errorf("fingerprint unchanged (%s), want a change: the wire shape changed\nbefore: %s\nafter:  %s", before, tt.before, tt.after)
+			}
+		})
+	}
+}
+
+func TestSchemaFingerprintIsUnchangedWhenTheWireShapeIs(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after string
+	}{
+		{
+			name:   "renamed Go function",
+			before: "//task:t.k\nfunc Send(to string) error { return nil }",
+			after:  "//task:t.k\nfunc Deliver(to string) error { return nil }",
+		},
+		{
+			name:   "function became a method",
+			before: "type S struct{}\n//task:t.k\nfunc Send(to string) error { return nil }",
+			after:  "type S struct{}\n//task:t.k\nfunc (s *S) Send(to string) error { return nil }",
+		},
+		{
+			name:   "comments",
+			before: "//task:t.k\nfunc F(to string) error { return nil }",
+			after:  "// F is documented.\n//\n//task:t.k\nfunc F(to string /* the address */) error {\n\t// Nothing to do.\n\treturn nil\n}",
+		},
+		{
+			name:   "different local variables",
+			before: "//task:t.k\nfunc F(to string) error { x := 1; _ = x; return nil }",
+			after:  "//task:t.k\nfunc F(to string) error { renamed, more := 1, \"s\"; _, _ = renamed, more; return nil }",
+		},
+		{
+			name:   "renamed Go type with the same shape",
+			before: "type User struct{ Name string }\n//task:t.k\nfunc F(u User) error { return nil }",
+			after:  "type Person struct{ Name string }\n//task:t.k\nfunc F(u Person) error { return nil }",
+		},
+		{
+			name:   "renamed nested Go type with the same shape",
+			before: "type Addr struct{ Zip string }\ntype User struct{ Home *Addr; Old []Addr }\n//task:t.k\nfunc F(u User) error { return nil }",
+			after:  "type Place struct{ Zip string }\ntype User struct{ Home *Place; Old []Place }\n//task:t.k\nfunc F(u User) error { return nil }",
+		},
+		{
+			name:   "renamed recursive Go type",
+			before: "type Node struct{ Kids []Node }\n//task:t.k\nfunc F(n Node) error { return nil }",
+			after:  "type Tree struct{ Kids []Tree }\n//task:t.k\nfunc F(n Tree) error { return nil }",
+		},
+		{
+			name:   "named basic type instead of the basic type",
+			before: "//task:t.k\nfunc F(id string) error { return nil }",
+			after:  "type UserID string\n//task:t.k\nfunc F(id UserID) error { return nil }",
+		},
+		{
+			name:   "byte alias and uint8",
+			before: "//task:t.k\nfunc F(b [4]byte) error { return nil }",
+			after:  "//task:t.k\nfunc F(b [4]uint8) error { return nil }",
+		},
+		{
+			name:   "named byte slice is still bytes",
+			before: "//task:t.k\nfunc F(b []byte) error { return nil }",
+			after:  "type Blob []byte\n//task:t.k\nfunc F(b Blob) error { return nil }",
+		},
+		{
+			name:   "json tag equal to the field name",
+			before: "type T struct{ Name string }\n//task:t.k\nfunc F(t T) error { return nil }",
+			after:  "type T struct{ Name string `json:\"Name\"` }\n//task:t.k\nfunc F(t T) error { return nil }",
+		},
+		{
+			name:   "field moved into an embedded struct",
+			before: "type T struct{ A, B int }\n//task:t.k\nfunc F(t T) error { return nil }",
+			after:  "type Base struct{ A int }\ntype T struct{ Base; B int }\n//task:t.k\nfunc F(t T) error { return nil }",
+		},
+		{
+			name:   "field left out with json:\"-\" added",
+			before: "type T struct{ A int }\n//task:t.k\nfunc F(t T) error { return nil }",
+			after:  "type T struct{ A int; cache map[string]int `json:\"-\"`; Debug func() `json:\"-\"` }\n//task:t.k\nfunc F(t T) error { return nil }",
+		},
+		{
+			name:   "method without marshaling added",
+			before: "type T struct{ A int }\n//task:t.k\nfunc F(t T) error { return nil }",
+			after:  "type T struct{ A int }\nfunc (T) String() string { return \"\" }\n//task:t.k\nfunc F(t T) error { return nil }",
+		},
+		{
+			name:   "time.Duration and int64",
+			before: "import \"time\"\n//task:t.k\nfunc F(d time.Duration) error { return nil }",
+			after:  "//task:t.k\nfunc F(d int64) error { return nil }",
+		},
+		{
+			name:   "result type changed",
+			before: "//task:t.k\nfunc F(n int) (string, error) { return \"\", nil }",
+			after:  "//task:t.k\nfunc F(n int) (int, error) { return 0, nil }",
+		},
+		{
+			name:   "context parameter added",
+			before: "//task:t.k\nfunc F(n int) error { return nil }",
+			after:  "import \"context\"\n//task:t.k\nfunc F(ctx context.Context, n int) error { return nil }",
+		},
+		{
+			name:   "lifespan parameter added",
+			before: "//task:t.k\nfunc F(n int) error { return nil }",
+			after:  "type DB struct{}\n//task:t.k lifespan=db\nfunc F(db *DB, n int) error { return nil }",
+		},
+		{
+			name:   "options changed",
+			before: "//task:t.k\nfunc F(n int) error { return nil }",
+			after:  "//task:t.k queue=q retries=9 timeout=1s\nfunc F(n int) error { return nil }",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, after := taskSchema(t, tt.before), taskSchema(t, tt.after)
+			if before != after {
+				t.Errorf("fingerprint changed from %s to %s, want no change: the wire shape is the same\nbefore: %s\nafter:  %s", before, after, tt.before, tt.after)
 			}
 		})
 	}
