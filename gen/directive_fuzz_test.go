@@ -1,0 +1,116 @@
+package gen
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// formatDirective writes d back as a directive line, options in a fixed order.
+func formatDirective(d directive) string {
+	var b strings.Builder
+	b.WriteString(directivePrefix + d.kind)
+	if d.queue != "" {
+		b.WriteString(" queue=" + d.queue)
+	}
+	if d.retriesSet {
+		b.WriteString(" retries=" + strconv.Itoa(d.retries))
+	}
+	if d.timeout != 0 {
+		b.WriteString(" timeout=" + d.timeout.String())
+	}
+	if d.lifespan != nil {
+		b.WriteString(" lifespan=" + strings.Join(d.lifespan, ","))
+	}
+	return b.String()
+}
+
+// FuzzParseDirective feeds arbitrary comment text to the directive parser and to the
+// directive finder on a function's doc comment. Neither may panic; an error must point
+// into the line; a line that parses must have a valid kind and options that survive being
+// written back and parsed again.
+//
+// Seeds: testdata/fuzz/FuzzParseDirective. Run with
+//
+//	go test -run '^$' -fuzz '^FuzzParseDirective$' -fuzztime 30s ./gen
+func FuzzParseDirective(f *testing.F) {
+	f.Add("//task:email.send_welcome queue=email retries=5 timeout=30s lifespan=deps")
+	f.Add("// task queue=email")
+	f.Fuzz(func(t *testing.T, text string) {
+		mangled := isMangledDirective(text)
+		if strings.HasPrefix(text, directivePrefix) {
+			if mangled {
+				t.Errorf("isMangledDirective(%q) = true for a line in the directive form", text)
+			}
+			checkParse(t, text)
+		}
+		if strings.HasPrefix(text, "//") && !strings.ContainsAny(text, "\r\n") {
+			checkFind(t, text, mangled)
+		}
+	})
+}
+
+// checkParse checks parseDirective on a line that starts with the directive prefix.
+func checkParse(t *testing.T, text string) {
+	d, errs := parseDirective(text)
+	for _, e := range errs {
+		if e.offset < len(directivePrefix) || e.offset > len(text) {
+			t.Errorf("parseDirective(%q): error %q at offset %d, outside the line's words [%d, %d]", text, e.msg, e.offset, len(directivePrefix), len(text))
+		}
+		if e.msg == "" {
+			t.Errorf("parseDirective(%q): an error without a message at offset %d", text, e.offset)
+		}
+	}
+	if len(errs) > 0 {
+		return
+	}
+	if !kindPattern.MatchString(d.kind) {
+		t.Errorf("parseDirective(%q) accepted kind %q, which does not match %s", text, d.kind, kindPattern)
+	}
+	if d.retries < 0 || d.timeout < 0 || (d.queue != "" && !queuePattern.MatchString(d.queue)) {
+		t.Errorf("parseDirective(%q) accepted invalid options: %+v", text, d)
+	}
+	line := formatDirective(d)
+	again, errs := parseDirective(line)
+	if len(errs) > 0 {
+		t.Fatalf("parseDirective(%q) = %+v, written back as %q, which does not parse: %v", text, d, line, errs)
+	}
+	d.lifespanOffset, again.lifespanOffset = 0, 0
+	if !reflect.DeepEqual(d, again) {
+		t.Errorf("options do not round-trip: %q parses as %+v, written back as %q, which parses as %+v", text, d, line, again)
+	}
+}
+
+// checkFind puts text on a function's doc comment and runs findDirectives over the file.
+func checkFind(t *testing.T, text string, mangled bool) {
+	src := "package p\n\n" + text + "\nfunc F() error { return nil }\n"
+	fset := token.NewFileSet()
+	file, err := parser.ParseFile(fset, "p.go", src, parser.ParseComments)
+	if err != nil {
+		return // not a comment on its own: "//" inside a string, say
+	}
+	found, errs := findDirectives(fset, []*ast.File{file})
+	for _, e := range errs {
+		if e.Pos.Line != 3 || e.Pos.Column < 1 || e.Pos.Column > len(text)+1 {
+			t.Errorf("findDirectives on %q: error %q at %v, not on the comment", text, e.Msg, e.Pos)
+		}
+	}
+	proper := strings.HasPrefix(text, directivePrefix)
+	switch {
+	case proper && len(found) != 1:
+		t.Errorf("findDirectives on %q found %d directives, want 1", text, len(found))
+	case proper:
+		_, perrs := parseDirective(text)
+		if len(perrs) == 0 && len(errs) > 0 {
+			t.Errorf("findDirectives on %q reports %v for a line that parses", text, errs)
+		}
+	case mangled && (len(errs) != 1 || errs[0].Msg != mangledMessage):
+		t.Errorf("findDirectives on mangled %q: errors %v, want the mangled-directive error", text, errs)
+	case !mangled && (len(found) > 0 || len(errs) > 0):
+		t.Errorf("findDirectives on prose %q: found %d, errors %v; want nothing", text, len(found), errs)
+	}
+}
