@@ -35,7 +35,7 @@ bench:
 
 ## bench-gen: the generator against a bare packages.Load of the same package.
 bench-gen:
-	$(GO) test -run '^$$' -bench 'Generate' -benchmem -count 5 ./gen
+	$(GO) test -run '^$$' -bench '^BenchmarkGenerate$$' -benchmem -count 5 ./gen
 
 ## chaos: 10,000 tasks, 3 queues, 4 worker processes, one SIGKILLed every 300 ms, and
 ## redis-server killed and restarted once; fails if any task is lost.
@@ -44,7 +44,7 @@ chaos: redis-server
 
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzOpen:./runtime/envelope
+FUZZ_TARGETS := FuzzOpen:./runtime/envelope FuzzParseDirective:./gen
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \
