@@ -377,12 +377,12 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	if _, err := wait[string](t, h.client, idSchema); !errors.Is(err, task.ErrSchemaMismatch) {
 		t.Errorf("schema mismatch: err = %v", err)
 	}
+	want := []string{"bad_signature", "bad_signature", "bad_signature", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "schema_mismatch", "unknown_kind"}
 	var reasons []string
-	for _, d := range deadLetters(t, h, "q1") {
+	for _, d := range waitDeadLetters(t, h, "q1", len(want)) {
 		reasons = append(reasons, d["reason"])
 	}
 	slices.Sort(reasons) // the worker runs them concurrently
-	want := []string{"bad_signature", "bad_signature", "bad_signature", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "schema_mismatch", "unknown_kind"}
 	if !slices.Equal(reasons, want) {
 		t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
 	}
@@ -640,6 +640,21 @@ func deadLetters(t *testing.T, h *harness, queue string) []map[string]string {
 		out = append(out, m)
 	}
 	return out
+}
+
+// waitDeadLetters returns the dead letters of queue once there are n of them, or what
+// there is after 10 s. Refused entries have no result to wait for, and the worker settles
+// them concurrently with the valid tasks a test waits for.
+func waitDeadLetters(t *testing.T, h *harness, queue string, n int) []map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := deadLetters(t, h, queue)
+		if len(d) >= n || time.Now().After(deadline) {
+			return d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // dumpPrefix returns every key under the harness prefix with its content.
