@@ -435,7 +435,9 @@ func resultPos(decl *ast.FuncDecl) token.Pos {
 }
 
 // nameArgs gives every argument its JSON name (the parameter name, or arg<i> when it is
-// unnamed or blank) and its FArgs field name (the JSON name exported), both unique.
+// unnamed or blank, i counting only the serialized arguments, so that adding a context,
+// caller or lifespan parameter changes neither the names nor the schema) and its FArgs
+// field name (the JSON name exported), both unique.
 func (b *modelBuilder) nameArgs(t *taskModel) {
 	args := t.args()
 	declared := map[string]bool{}
@@ -445,12 +447,12 @@ func (b *modelBuilder) nameArgs(t *taskModel) {
 		}
 	}
 	wires := map[string]bool{}
-	for _, p := range args {
+	for i, p := range args {
 		if p.name != "" && p.name != "_" {
 			p.wire = p.name
 		} else {
 			// A generated name must not take the name of a declared parameter.
-			p.wire = "arg" + strconv.Itoa(p.index)
+			p.wire = "arg" + strconv.Itoa(i)
 			for declared[p.wire] || wires[p.wire] {
 				p.wire += "_"
 			}
@@ -458,12 +460,12 @@ func (b *modelBuilder) nameArgs(t *taskModel) {
 		wires[p.wire] = true
 	}
 	fields := map[string]bool{}
-	for _, p := range args {
+	for i, p := range args {
 		name := exportedName(p.wire)
 		if fields[name] {
 			// Names that differ only in case, or in leading underscores: keep the first,
-			// suffix the others with their position.
-			name += strconv.Itoa(p.index)
+			// suffix the others with their position among the arguments.
+			name += strconv.Itoa(i)
 			for fields[name] {
 				name += "_"
 			}

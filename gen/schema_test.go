@@ -303,6 +303,11 @@ func TestSchemaFingerprintIsUnchangedWhenTheWireShapeIs(t *testing.T) {
 			after:  "type DB struct{}\n//task:t.k lifespan=db\nfunc F(db *DB, n int) error { return nil }",
 		},
 		{
+			name:   "context added before unnamed arguments",
+			before: "//task:t.k\nfunc F(string, int) error { return nil }",
+			after:  "import \"context\"\n//task:t.k\nfunc F(context.Context, string, int) error { return nil }",
+		},
+		{
 			name:   "options changed",
 			before: "//task:t.k\nfunc F(n int) error { return nil }",
 			after:  "//task:t.k queue=q retries=9 timeout=1s\nfunc F(n int) error { return nil }",
