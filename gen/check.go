@@ -20,13 +20,15 @@ type serialCheck struct {
 	stack     []types.Type // named types being walked, to stop at recursion
 }
 
-// checkArgument returns the problems of an argument's type; name is the parameter name
-// the path starts from, and the suggestion to make it a lifespan parameter names it.
-func checkArgument(pkg *types.Package, name string, t types.Type) []string {
-	c := &serialCheck{
-		pkg:       pkg,
-		stateHint: fmt.Sprintf("make it a lifespan parameter (lifespan=%s) if it is worker state, not data", name),
+// checkArgument returns the problems of an argument's type; name is the argument's JSON
+// name, which the path starts from, and named tells whether the parameter has that name in
+// the source, so that the suggestion to make it a lifespan parameter can name it.
+func checkArgument(pkg *types.Package, name string, named bool, t types.Type) []string {
+	hint := fmt.Sprintf("make it a lifespan parameter (lifespan=%s) if it is worker state, not data", name)
+	if !named {
+		hint = "if it is worker state, not data, name the parameter and list it in lifespan="
 	}
+	c := &serialCheck{pkg: pkg, stateHint: hint}
 	c.check(t, name, false)
 	for i, p := range c.problems {
 		c.problems[i] = "argument " + name + ": " + p
@@ -86,6 +88,12 @@ func (c *serialCheck) check(t types.Type, path string, addressable bool) {
 	if b, ok := t.Underlying().(*types.Basic); ok && b.Kind() == types.Invalid {
 		return // a type error, already reported while loading
 	}
+	if isNamed(t, taskPkgPath, "Caller") {
+		// It would fail below for its Secret, which marshals redacted on purpose; the
+		// real mistake is carrying an identity as data.
+		c.problem("%s is a task.Caller; a caller travels only as the task's own task.Caller parameter, signed with the task, never inside an argument or result", path)
+		return
+	}
 	if p, ok := t.(*types.Pointer); ok {
 		c.check(p.Elem(), path, true)
 		return
@@ -128,6 +136,13 @@ func (c *serialCheck) check(t types.Type, path string, addressable bool) {
 		c.checkMapKey(u.Key(), path)
 		c.check(u.Elem(), path+"[]", false)
 	case *types.Struct:
+		if named, ok := t.(*types.Named); ok && named.Obj().Pkg() != nil && named.Obj().Pkg() != c.pkg && hasUnexportedFields(u) {
+			// The fields of another package's type cannot be exported or tagged from
+			// here, so one problem for the type instead of one per field. Such types
+			// (a *sql.DB, a client) are mostly worker state given as an argument.
+			c.problem("%s holds %s, whose unexported fields encoding/json would silently drop; %s", path, c.typeString(t), c.stateHint)
+			return
+		}
 		c.checkStruct(u, path, addressable)
 	case *types.Signature:
 		c.problem("%s is a func; %s", path, c.stateHint)
@@ -138,6 +153,20 @@ func (c *serialCheck) check(t types.Type, path string, addressable bool) {
 	default:
 		c.problem("%s has type %s, which cannot be serialized", path, c.typeString(t))
 	}
+}
+
+// hasUnexportedFields reports whether encoding/json would drop a field of st: an unexported
+// field, not embedded (an embedded struct's exported fields are promoted) and not tagged
+// `json:"-"`.
+func hasUnexportedFields(st *types.Struct) bool {
+	for i := 0; i < st.NumFields(); i++ {
+		f := st.Field(i)
+		if f.Exported() || f.Embedded() || reflect.StructTag(st.Tag(i)).Get("json") == "-" {
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // codecProblem explains a type whose marshaling and unmarshaling do not match.

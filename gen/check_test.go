@@ -11,7 +11,7 @@ func argumentProblems(t *testing.T, src string) []string {
 	pkg := typecheck(t, "package p\n"+src)
 	var problems []string
 	for _, f := range funcParams(t, pkg, "F") {
-		problems = append(problems, checkArgument(pkg, f.name, f.typ)...)
+		problems = append(problems, checkArgument(pkg, f.name, true, f.typ)...)
 	}
 	return problems
 }

@@ -291,6 +291,12 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 			}
 		case lifespan[v.Name()]:
 			p.kind = paramLifespan
+			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok && isNamed(ptr.Elem(), taskPkgPath, "Caller") {
+				// One identity for every task the worker runs: the isolation of callers
+				// that taskgen exists for.
+				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
+					"lifespan=%s: a *task.Caller cannot be lifespan state; every task runs as the caller that submitted it: take a task.Caller parameter", v.Name())
+			}
 		default:
 			p.kind = paramArg
 			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok && isNamed(ptr.Elem(), taskPkgPath, "Caller") {
@@ -344,7 +350,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		if b.serializable.At(p.typ) != nil {
 			continue
 		}
-		msgs := checkArgument(b.pkg.Types, p.wire, p.typ)
+		msgs := checkArgument(b.pkg.Types, p.wire, p.name != "" && p.name != "_", p.typ)
 		for _, msg := range msgs {
 			b.errorf(p.pos, "%s", msg)
 			ok = false
