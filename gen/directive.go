@@ -156,6 +156,52 @@ func splitWords(text string, from int) []word {
 	return words
 }
 
+// misspelledMessage is the error for a line that is almost a directive: a misspelled,
+// capitalised or mis-punctuated "task".
+const misspelledMessage = `not a task directive: write //task:<kind> [options], with lower-case "task", a colon, and the kind right after it`
+
+// directiveMistake returns the error for a line comment of a function's doc comment that
+// was meant as a task directive but is not one, or "" for the directive itself and for
+// prose. Such a line must never be skipped silently: the task would just not exist.
+func directiveMistake(text string) string {
+	if !strings.HasPrefix(text, "//") || strings.HasPrefix(text, directivePrefix) {
+		return ""
+	}
+	rest := text[2:]
+	trimmed := strings.TrimLeft(rest, " \t")
+	if after, ok := strings.CutPrefix(trimmed, "task"); ok && strings.HasPrefix(strings.TrimLeft(after, " \t"), ":") && after[0] != ':' {
+		return misspelledMessage // "//task :kind"
+	}
+	if isMangledDirective(text) {
+		return mangledMessage
+	}
+	if trimmed == rest {
+		// "//Task:kind", "//tasks:kind", "//task.kind", "//task-kind", "//TASK": the
+		// form of a directive (no space after //) with the wrong word or punctuation.
+		word := strings.TrimLeftFunc(rest, func(r rune) bool { return r|0x20 >= 'a' && r|0x20 <= 'z' })
+		name := rest[:len(rest)-len(word)]
+		if (strings.EqualFold(name, "task") || strings.EqualFold(name, "tasks")) && (word == "" || strings.ContainsRune(":.-", rune(word[0]))) {
+			return misspelledMessage
+		}
+		return ""
+	}
+	// "// task: kind opt=v": a space after the colon, the rest still in the directive's
+	// shape (a kind, then only options); "// task: send the mail" is prose.
+	if after, ok := strings.CutPrefix(trimmed, "task:"); ok && after != "" && unicode.IsSpace(rune(after[0])) {
+		fields := strings.Fields(after)
+		if len(fields) == 0 || !kindPattern.MatchString(fields[0]) {
+			return ""
+		}
+		for _, f := range fields[1:] {
+			if !strings.Contains(f, "=") {
+				return ""
+			}
+		}
+		return misspelledMessage
+	}
+	return ""
+}
+
 // isMangledDirective reports whether a line comment looks like a task directive that lost
 // its form: "//task" or "//task queue=x" (which gofmt rewrites into "// task ..."), or
 // "// task", "// task:kind", "// task queue=x". Prose such as "// task queue workers ..."
@@ -188,6 +234,14 @@ func isMangledDirective(text string) bool {
 		return len(fields) > 0
 	}
 	return false
+}
+
+// article puts "a" or "an" before a declaration keyword: "a type", "an import".
+func article(word string) string {
+	if strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }
 
 // funcDirective is a task directive found on a function or method declaration.
@@ -239,20 +293,17 @@ func findDirectives(fset *token.FileSet, files []*ast.File) ([]*funcDirective, e
 			decl := funcDocs[group]
 			var proper, mangled []*ast.Comment
 			for _, c := range group.List {
-				switch {
-				case strings.HasPrefix(c.Text, directivePrefix):
+				if strings.HasPrefix(c.Text, directivePrefix) {
 					proper = append(proper, c)
-				case decl != nil && isMangledDirective(c.Text):
+				} else if msg := directiveMistake(c.Text); decl != nil && msg != "" {
 					mangled = append(mangled, c)
+					errs.add(fset, c.Slash, "%s", msg)
 				}
-			}
-			for _, c := range mangled {
-				errs.add(fset, c.Slash, "%s", mangledMessage)
 			}
 			if decl == nil {
 				for _, c := range proper {
 					if what, ok := otherDocs[group]; ok {
-						errs.add(fset, c.Slash, "//task: directive on a %s declaration: only functions and methods can be tasks", what)
+						errs.add(fset, c.Slash, "//task: directive on %s declaration: only functions and methods can be tasks", article(what))
 					} else {
 						errs.add(fset, c.Slash, "//task: directive is not attached to a function: put it in the function's doc comment, directly above func with no blank line")
 					}

@@ -41,15 +41,15 @@ func FuzzParseDirective(f *testing.F) {
 	f.Add("//task:email.send_welcome queue=email retries=5 timeout=30s lifespan=deps")
 	f.Add("// task queue=email")
 	f.Fuzz(func(t *testing.T, text string) {
-		mangled := isMangledDirective(text)
+		mistake := directiveMistake(text)
 		if strings.HasPrefix(text, directivePrefix) {
-			if mangled {
-				t.Errorf("isMangledDirective(%q) = true for a line in the directive form", text)
+			if mistake != "" {
+				t.Errorf("directiveMistake(%q) = %q for a line in the directive form", text, mistake)
 			}
 			checkParse(t, text)
 		}
 		if strings.HasPrefix(text, "//") && !strings.ContainsAny(text, "\r\n") {
-			checkFind(t, text, mangled)
+			checkFind(t, text, mistake)
 		}
 	})
 }
@@ -86,7 +86,7 @@ func checkParse(t *testing.T, text string) {
 }
 
 // checkFind puts text on a function's doc comment and runs findDirectives over the file.
-func checkFind(t *testing.T, text string, mangled bool) {
+func checkFind(t *testing.T, text string, mistake string) {
 	src := "package p\n\n" + text + "\nfunc F() error { return nil }\n"
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, "p.go", src, parser.ParseComments)
@@ -108,9 +108,9 @@ func checkFind(t *testing.T, text string, mangled bool) {
 		if len(perrs) == 0 && len(errs) > 0 {
 			t.Errorf("findDirectives on %q reports %v for a line that parses", text, errs)
 		}
-	case mangled && (len(errs) != 1 || errs[0].Msg != mangledMessage):
-		t.Errorf("findDirectives on mangled %q: errors %v, want the mangled-directive error", text, errs)
-	case !mangled && (len(found) > 0 || len(errs) > 0):
+	case mistake != "" && (len(errs) != 1 || errs[0].Msg != mistake):
+		t.Errorf("findDirectives on mistaken %q: errors %v, want %q", text, errs, mistake)
+	case mistake == "" && (len(found) > 0 || len(errs) > 0):
 		t.Errorf("findDirectives on prose %q: found %d, errors %v; want nothing", text, len(found), errs)
 	}
 }

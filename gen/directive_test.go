@@ -120,30 +120,43 @@ func TestParseDirectiveReportsEveryProblemAtItsWord(t *testing.T) {
 	}
 }
 
-func TestMangledDirectivesAreRecognisedButProseIsNot(t *testing.T) {
+func TestMistakenDirectivesAreRecognisedButProseIsNot(t *testing.T) {
 	tests := []struct {
 		line string
-		want bool
+		want string
 	}{
-		{"//task", true},
-		{"//task queue=email", true},
-		{"// task", true},
-		{"// task queue=email retries=2", true},
-		{"// task:email.send", true},
-		{"//  task:email.send", true},
-		{"//\ttask", true},
-		{"//task:email.send", false}, // the proper form
-		{"// task queue workers call it concurrently.", false},
-		{"// task: send the mail", false},
-		{"// tasks are great", false},
-		{"//taskgen:ignore", false},
-		{"// Task is exported.", false},
-		{"// the task runs", false},
-		{"/* task */", false},
+		{"//task", mangledMessage},
+		{"//task queue=email", mangledMessage},
+		{"// task", mangledMessage},
+		{"// task queue=email retries=2", mangledMessage},
+		{"// task:email.send", mangledMessage},
+		{"//  task:email.send", mangledMessage},
+		{"//\ttask", mangledMessage},
+		{"//tasks:email.send", misspelledMessage},
+		{"//Task:email.send", misspelledMessage},
+		{"//TASK:email.send", misspelledMessage},
+		{"//task.email.send", misspelledMessage},
+		{"//task-email.send", misspelledMessage},
+		{"//Task", misspelledMessage},
+		{"//task :email.send", misspelledMessage},
+		{"// task :email.send", misspelledMessage},
+		{"// task: email.send", misspelledMessage},
+		{"// task: email.send queue=email", misspelledMessage},
+		{"//task:email.send", ""}, // the proper form
+		{"// task queue workers call it concurrently.", ""},
+		{"// task: send the mail", ""},
+		{"// Task: send the mail", ""},
+		{"// tasks are great", ""},
+		{"//taskgen:ignore", ""},
+		{"//tasking", ""},
+		{"//go:noinline", ""},
+		{"// Task is exported.", ""},
+		{"// the task runs", ""},
+		{"/* task */", ""},
 	}
 	for _, tt := range tests {
-		if got := isMangledDirective(tt.line); got != tt.want {
-			t.Errorf("isMangledDirective(%q) = %v, want %v", tt.line, got, tt.want)
+		if got := directiveMistake(tt.line); got != tt.want {
+			t.Errorf("directiveMistake(%q) = %q, want %q", tt.line, got, tt.want)
 		}
 	}
 }
