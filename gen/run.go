@@ -277,7 +277,7 @@ func (s *scannedPackage) generate(dir string, generated map[string]map[string]bo
 		if len(s.dirs) == 0 && len(s.errs) == 0 && !hasListOrParseError(pkg) {
 			return nil, nil, nil
 		}
-		return nil, errs, s.errs
+		return nil, errs, withoutFiles(s.errs, parseErrorFiles(pkg))
 	}
 	declErrs = s.errs
 	model, errs := buildModel(pkg, s.dirs)
@@ -290,6 +290,29 @@ func (s *scannedPackage) generate(dir string, generated map[string]map[string]bo
 		return nil, nil, []Error{{Msg: err.Error()}}
 	}
 	return src, nil, nil
+}
+
+// parseErrorFiles returns the files of pkg that do not parse. What the parser lost of
+// them (a function declaration after the error) makes their directives look misplaced.
+func parseErrorFiles(pkg *packages.Package) map[string]bool {
+	files := map[string]bool{}
+	for _, e := range pkg.Errors {
+		if e.Kind == packages.ParseError {
+			files[filepath.Clean(parsePosition(e.Pos).Filename)] = true
+		}
+	}
+	return files
+}
+
+// withoutFiles returns the errors of list that are not in files.
+func withoutFiles(list []Error, files map[string]bool) []Error {
+	var out []Error
+	for _, e := range list {
+		if !files[filepath.Clean(e.Pos.Filename)] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // hasListOrParseError reports whether pkg has errors other than type errors (and other
