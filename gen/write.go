@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,8 +41,10 @@ func plan(dir, output string, outs []output) ([]filePlan, error) {
 			if o.src == nil {
 				continue // not ours, and nothing to write
 			}
-			errs = append(errs, Error{Msg: fmt.Sprintf("%s %v (its first line is not %q): rename it, or choose another file name with -o",
-				relPath(dir, path), errNotGenerated, Header)})
+			errs = append(errs, Error{
+				Pos: token.Position{Filename: relPath(dir, path), Line: 1, Column: 1},
+				Msg: fmt.Sprintf("%v (its first line is not %q): rename it, or choose another file name with -o", errNotGenerated, Header),
+			})
 			continue
 		}
 		if old == nil && o.src == nil {
