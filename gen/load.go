@@ -30,14 +30,44 @@ const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | 
 const buildTag = "taskgen"
 
 // loadConfig is the packages.Config of a run: the generator's loadMode and build flags.
+// The build tags are taskgen's, those of GOFLAGS (which a -tags flag on the command line
+// would otherwise replace, silently leaving out the files the user's builds include) and
+// those of -tags.
 func loadConfig(dir string, env []string, tags []string) *packages.Config {
+	all := append([]string{buildTag}, goflagsTags(env)...)
 	return &packages.Config{
 		Mode:       loadMode,
 		Dir:        dir,
 		Env:        env,
-		BuildFlags: []string{"-tags=" + strings.Join(append([]string{buildTag}, tags...), ",")},
+		BuildFlags: []string{"-tags=" + strings.Join(append(all, tags...), ",")},
 		Tests:      false,
 	}
+}
+
+// goflagsTags returns the build tags set by -tags in GOFLAGS, from env (the process
+// environment when env is nil; the last setting wins, as in os/exec).
+func goflagsTags(env []string) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	var goflags string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			goflags = v
+		}
+	}
+	var tags []string
+	for _, f := range strings.Fields(goflags) {
+		v, ok := strings.CutPrefix(strings.TrimLeft(f, "-"), "tags=")
+		if !ok {
+			continue
+		}
+		tags = nil // a later -tags replaces an earlier one, as the go command does
+		for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
 }
 
 // load loads the packages matching patterns, in one go list run, sorted by import path.

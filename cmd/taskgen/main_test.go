@@ -469,6 +469,15 @@ func TestOutputNameAndBuildTags(t *testing.T) {
 	if out := read(t, filepath.Join(pkg, "jobs_gen.go")); !strings.Contains(out, "ExtraTask") {
 		t.Errorf("with -tags extra, jobs_gen.go should have Extra:\n%s", out)
 	}
+
+	// Tags set in GOFLAGS are the user's builds' tags: the generator keeps them.
+	env := append(goEnv(), "GOFLAGS=-mod=mod -tags=extra")
+	if res := taskgenEnv(t, pkg, env); res.code != 0 {
+		t.Fatalf("GOFLAGS=-tags=extra: exit code %d:\n%s", res.code, res.stderr)
+	}
+	if out := read(t, filepath.Join(pkg, "tasks_gen.go")); !strings.Contains(out, "ExtraTask") || !strings.Contains(out, "AlwaysTask") {
+		t.Errorf("with GOFLAGS=-tags=extra, tasks_gen.go should have Always and Extra:\n%s", out)
+	}
 }
 
 func TestOutputIsDeterministicAndGofmtStable(t *testing.T) {
