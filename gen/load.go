@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/tools/go/packages"
 )
@@ -70,10 +71,20 @@ func goflagsTags(env []string) []string {
 	return tags
 }
 
-// load loads the packages matching patterns, in one go list run, sorted by import path.
+// load loads the packages matching patterns, in one go list run (two in parallel for a
+// pattern with "..."), sorted by import path.
 func load(dir string, env []string, tags []string, patterns []string) ([]*packages.Package, error) {
 	cfg := loadConfig(dir, env, tags)
+	var hidden []*packages.Package
+	var listing sync.WaitGroup
+	if hasWildcard(patterns) {
+		// Under the taskgen tag, a directory holding only a generated file has no Go
+		// files, so "..." does not match it and its orphan would stay, stale, breaking
+		// every build. A list without the tag, in parallel, finds such directories.
+		listing.Go(func() { hidden = hiddenPackages(dir, env, tags, patterns) })
+	}
 	pkgs, err := packages.Load(cfg, patterns...)
+	listing.Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +97,54 @@ func load(dir string, env []string, tags []string, patterns []string) ([]*packag
 			return nil, err
 		}
 	}
+	pkgs = append(pkgs, notIn(hidden, pkgs)...)
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].PkgPath < pkgs[j].PkgPath })
 	return pkgs, nil
+}
+
+// hasWildcard reports whether a pattern matches packages by "...".
+func hasWildcard(patterns []string) bool {
+	for _, p := range patterns {
+		if strings.Contains(p, "...") {
+			return true
+		}
+	}
+	return false
+}
+
+// hiddenPackages lists the packages matching patterns without the taskgen tag (names and
+// files only, which is quick) and returns them as packages whose files the taskgen tag
+// excludes, which is what they are when the tagged load does not list them. Errors are
+// left to the tagged load.
+func hiddenPackages(dir string, env []string, tags []string, patterns []string) []*packages.Package {
+	cfg := &packages.Config{Mode: packages.NeedName | packages.NeedFiles, Dir: dir, Env: env}
+	if len(tags) > 0 {
+		cfg.BuildFlags = []string{"-tags=" + strings.Join(append(goflagsTags(env), tags...), ",")}
+	}
+	pkgs, err := packages.Load(cfg, patterns...)
+	if err != nil {
+		return nil
+	}
+	for _, p := range pkgs {
+		p.GoFiles, p.CompiledGoFiles = nil, nil
+		p.Errors = []packages.Error{{Kind: packages.ListError, Msg: "build constraints exclude all Go files in " + p.Dir + " (under the taskgen tag)"}}
+	}
+	return pkgs
+}
+
+// notIn returns the packages of extra whose import path is not among pkgs.
+func notIn(extra, pkgs []*packages.Package) []*packages.Package {
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		seen[p.PkgPath] = true
+	}
+	var out []*packages.Package
+	for _, p := range extra {
+		if !seen[p.PkgPath] && p.Dir != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // goCommandError is a failure of the go command as a whole, with its own message.

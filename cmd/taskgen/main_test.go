@@ -255,6 +255,35 @@ func TestAnOrphanedGeneratedFileIsRemoved(t *testing.T) {
 	}
 }
 
+func TestAnOrphanAloneInItsDirectoryIsFoundByDotDotDot(t *testing.T) {
+	// Under the taskgen tag the directory has no Go files at all, so "./..." does not
+	// match it; the orphan must still be reported by -check and removed by a run.
+	dir := module(t, map[string]string{"welcome/welcome.go": welcomeSrc, "gone/doc.txt": "a package whose tasks moved away\n"})
+	taskgen(t, filepath.Join(dir, "welcome"))
+	gen := read(t, filepath.Join(dir, "welcome", "tasks_gen.go"))
+	write(t, filepath.Join(dir, "gone"), "tasks_gen.go", strings.Replace(gen, "package welcome", "package gone", 1))
+
+	res := taskgen(t, dir, "-check", "./...")
+	if res.code != 1 || !strings.Contains(res.stdout, "gone/tasks_gen.go") {
+		t.Errorf("-check ./...: exit code %d, stdout:\n%s\nwant 1 and a diff removing gone/tasks_gen.go", res.code, res.stdout)
+	}
+	if !exists(filepath.Join(dir, "gone", "tasks_gen.go")) {
+		t.Fatal("-check removed the file")
+	}
+	if res := taskgen(t, dir, "./..."); res.code != 0 {
+		t.Fatalf("./...: exit code %d:\n%s", res.code, res.stderr)
+	}
+	if exists(filepath.Join(dir, "gone", "tasks_gen.go")) {
+		t.Error("the orphan alone in its directory is still there after taskgen ./...")
+	}
+	if !exists(filepath.Join(dir, "welcome", "tasks_gen.go")) {
+		t.Error("taskgen ./... removed a live generated file")
+	}
+	if res := taskgen(t, dir, "-check", "./..."); res.code != 0 {
+		t.Errorf("-check ./... after the run: exit code %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
 func TestAFileTaskgenDidNotWriteIsNeverRemovedOrOverwritten(t *testing.T) {
 	handwritten := "package welcome\n\n// Helper is hand-written.\nfunc Helper() {}\n"
 	t.Run("package without tasks", func(t *testing.T) {
