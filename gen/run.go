@@ -3,6 +3,8 @@ package gen
 import (
 	"errors"
 	"fmt"
+	"go/build"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +44,9 @@ func (c Config) Validate() error {
 		if !strings.HasSuffix(c.Output, ".go") || strings.HasSuffix(c.Output, "_test.go") || strings.HasPrefix(c.Output, ".") || strings.HasPrefix(c.Output, "_") {
 			return fmt.Errorf("-o %s: want a Go file name ending in .go (not _test.go, not starting with . or _)", c.Output)
 		}
+		if constrainedByName(c.Output) {
+			return fmt.Errorf("-o %s: the name ends in a GOOS or GOARCH suffix, so the file would be built on that platform only: choose another name", c.Output)
+		}
 	}
 	for _, tag := range c.Tags {
 		if tag == "" || strings.ContainsAny(tag, " \t,\"'") {
@@ -54,6 +59,18 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// constrainedByName reports whether go/build would build a file of this name only for
+// some GOOS or GOARCH (name_linux.go, name_arm64.go, name_windows_amd64.go).
+func constrainedByName(name string) bool {
+	ctx := build.Default
+	ctx.GOOS, ctx.GOARCH = "none", "none" // matched by no such suffix
+	ctx.OpenFile = func(string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("package p\n")), nil
+	}
+	match, err := ctx.MatchFile(".", name)
+	return err == nil && !match
 }
 
 // Status is what happened, or with Config.Check what would happen, to a generated file.

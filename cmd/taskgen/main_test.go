@@ -462,6 +462,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"-o", "sub/tasks_gen.go"},
 		{"-o", "tasks_gen_test.go"},
 		{"-o", "tasks.txt"},
+		{"-o", "tasks_windows.go"},
+		{"-o", "tasks_linux_arm64.go"},
 		{"welcome/welcome.go"},
 	} {
 		res := taskgen(t, dir, args...)
