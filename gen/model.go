@@ -497,18 +497,26 @@ func (b *modelBuilder) results(t *taskModel, sig *types.Signature) {
 	}
 }
 
+// lifespanParams returns the lifespan values of t: the receiver, then the lifespan
+// parameters in order.
+func (t *taskModel) lifespanParams() []*paramModel {
+	var out []*paramModel
+	if t.recv != nil {
+		out = append(out, t.recv)
+	}
+	for _, p := range t.params {
+		if p.kind == paramLifespan {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // checkLifespanTypes rejects two lifespan values of one type in one task: RegisterTasks
 // has one parameter per type and could not tell them apart.
 func (b *modelBuilder) checkLifespanTypes(t *taskModel) {
 	var seen []*paramModel
-	all := t.params
-	if t.recv != nil {
-		all = append([]*paramModel{t.recv}, all...)
-	}
-	for _, p := range all {
-		if p.kind != paramLifespan {
-			continue
-		}
+	for _, p := range t.lifespanParams() {
 		for _, q := range seen {
 			if types.Identical(p.typ, q.typ) {
 				b.errorf(p.pos, "lifespan values %s and %s of %s have the same type %s; RegisterTasks identifies lifespan values by type: wrap them in a struct",
@@ -533,14 +541,7 @@ func lifespanLabel(p *paramModel) string {
 // appearance: tasks in file and source order, the receiver before the parameters.
 func (b *modelBuilder) lifespans(m *pkgModel) {
 	for _, t := range m.tasks {
-		all := t.params
-		if t.recv != nil {
-			all = append([]*paramModel{t.recv}, all...)
-		}
-		for _, p := range all {
-			if p.kind != paramLifespan {
-				continue
-			}
+		for _, p := range t.lifespanParams() {
 			for _, l := range m.lifespans {
 				if types.Identical(l.typ, p.typ) {
 					p.life = l
