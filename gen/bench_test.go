@@ -90,11 +90,28 @@ func TestBenchmarkPackageGenerates(t *testing.T) {
 	}
 }
 
-// benchModule writes a module requiring this repository (replace to the checkout, its
-// go.sum copied, requirements completed by go mod tidy from the module cache) with one
-// package, tasks, of n task functions spread over files of 100, and returns its directory
-// and the go command's environment for it.
+// benchModule writes a module requiring this repository with one package, tasks, of n
+// task functions spread over files of 100, and returns its directory and the go
+// command's environment for it.
 func benchModule(tb testing.TB, n int) (string, []string) {
+	tb.Helper()
+	files := map[string]string{"tasks/types.go": benchTypes}
+	for start := 0; start < n; start += 100 {
+		var b strings.Builder
+		b.WriteString(benchHeader)
+		for i := start; i < n && i < start+100; i++ {
+			b.WriteString(benchTask(i))
+		}
+		files[fmt.Sprintf("tasks/tasks%02d.go", start/100)] = b.String()
+	}
+	return tempModule(tb, files)
+}
+
+// tempModule writes a module, example.com/bench, of files (slash paths to contents) that
+// requires this repository (replace to the checkout, its go.sum copied, requirements
+// completed by go mod tidy from the module cache), and returns its directory and the go
+// command's environment for it.
+func tempModule(tb testing.TB, files map[string]string) (string, []string) {
 	tb.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -108,14 +125,8 @@ func benchModule(tb testing.TB, n int) (string, []string) {
 	writeFile(tb, filepath.Join(dir, "go.mod"), []byte("module example.com/bench\n\ngo 1.24\n\n"+
 		"require github.com/taskgen/taskgen v0.0.0\n\nreplace github.com/taskgen/taskgen => "+root+"\n"))
 	writeFile(tb, filepath.Join(dir, "go.sum"), sum)
-	writeFile(tb, filepath.Join(dir, "tasks", "types.go"), []byte(benchTypes))
-	for start := 0; start < n; start += 100 {
-		var b strings.Builder
-		b.WriteString(benchHeader)
-		for i := start; i < n && i < start+100; i++ {
-			b.WriteString(benchTask(i))
-		}
-		writeFile(tb, filepath.Join(dir, "tasks", fmt.Sprintf("tasks%02d.go", start/100)), []byte(b.String()))
+	for name, content := range files {
+		writeFile(tb, filepath.Join(dir, filepath.FromSlash(name)), []byte(content))
 	}
 	var flags []string
 	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {

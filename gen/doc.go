@@ -13,8 +13,8 @@
 //   - check.go and wire.go: the serializability check, modelled on encoding/json;
 //   - schema.go: the fingerprint of each task's argument wire shape (its format is
 //     documented on schemaFingerprint);
-//   - emit.go: the generated file, with github.com/dave/jennifer (whose Render gofmts it),
-//     its imports then grouped as goimports groups them;
+//   - emit.go: the generated file, written directly in the layout gofmt and goimports
+//     print (a declaration holding a multi-line type literal is formatted with go/format);
 //   - write.go and run.go: compare, diff (-check), write atomically or remove orphans.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
