@@ -160,6 +160,11 @@ func splitWords(text string, from int) []word {
 // capitalised or mis-punctuated "task".
 const misspelledMessage = `not a task directive: write //task:<kind> [options], with lower-case "task", a colon, and the kind right after it`
 
+// spacedMisspelledMessage is the error for a misspelled directive that also has a space
+// after //: what gofmt makes of "//Task:kind" or "//task.kind", which are not in Go's
+// directive form, so gofmt treats them as prose.
+const spacedMisspelledMessage = `not a task directive: write //task:<kind> [options] with no space after //, lower-case "task", a colon, and the kind right after it (gofmt adds that space to any line not in directive form)`
+
 // directiveMistake returns the error for a line comment of a function's doc comment that
 // was meant as a task directive but is not one, or "" for the directive itself and for
 // prose. Such a line must never be skipped silently: the task would just not exist.
@@ -178,28 +183,51 @@ func directiveMistake(text string) string {
 	if trimmed == rest {
 		// "//Task:kind", "//tasks:kind", "//task.kind", "//task-kind", "//TASK": the
 		// form of a directive (no space after //) with the wrong word or punctuation.
-		word := strings.TrimLeftFunc(rest, func(r rune) bool { return r|0x20 >= 'a' && r|0x20 <= 'z' })
-		name := rest[:len(rest)-len(word)]
-		if (strings.EqualFold(name, "task") || strings.EqualFold(name, "tasks")) && (word == "" || strings.ContainsRune(":.-", rune(word[0]))) {
+		if after, ok := cutTaskWord(rest); ok && (after == "" || strings.ContainsRune(":.-", rune(after[0]))) {
 			return misspelledMessage
 		}
 		return ""
 	}
+	// "// Task:kind", "// task.kind", "// TASK-kind opt=v": gofmt's rewrite of the
+	// misspellings above. Prose starts the same way ("// Task-based work", "// task.Caller
+	// is ...", "// Tasks: see below"), so only a kind right after the punctuation,
+	// followed by nothing but options, makes it a directive.
+	if after, ok := cutTaskWord(trimmed); ok && after != "" && strings.ContainsRune(":.-", rune(after[0])) && isDirectiveTail(after[1:]) {
+		return spacedMisspelledMessage
+	}
 	// "// task: kind opt=v": a space after the colon, the rest still in the directive's
 	// shape (a kind, then only options); "// task: send the mail" is prose.
-	if after, ok := strings.CutPrefix(trimmed, "task:"); ok && after != "" && unicode.IsSpace(rune(after[0])) {
-		fields := strings.Fields(after)
-		if len(fields) == 0 || !kindPattern.MatchString(fields[0]) {
-			return ""
-		}
-		for _, f := range fields[1:] {
-			if !strings.Contains(f, "=") {
-				return ""
-			}
-		}
+	if after, ok := strings.CutPrefix(trimmed, "task:"); ok && after != "" && unicode.IsSpace(rune(after[0])) && isDirectiveTail(strings.TrimLeft(after, " \t")) {
 		return misspelledMessage
 	}
 	return ""
+}
+
+// cutTaskWord returns what follows s's leading word when that word is "task" or "tasks"
+// in any case; ok is false for any other word ("tasking", "taskgen").
+func cutTaskWord(s string) (after string, ok bool) {
+	after = strings.TrimLeftFunc(s, func(r rune) bool { return r|0x20 >= 'a' && r|0x20 <= 'z' })
+	name := s[:len(s)-len(after)]
+	return after, strings.EqualFold(name, "task") || strings.EqualFold(name, "tasks")
+}
+
+// isDirectiveTail reports whether s is what follows "//task:" in a directive: a kind
+// right at its start, then only key=value options. A kind ending in a full stop is the
+// end of a sentence ("// task.go."), not a kind.
+func isDirectiveTail(s string) bool {
+	if s == "" || unicode.IsSpace(rune(s[0])) {
+		return false
+	}
+	fields := strings.Fields(s)
+	if !kindPattern.MatchString(fields[0]) || strings.HasSuffix(fields[0], ".") {
+		return false
+	}
+	for _, f := range fields[1:] {
+		if !strings.Contains(f, "=") {
+			return false
+		}
+	}
+	return true
 }
 
 // isMangledDirective reports whether a line comment looks like a task directive that lost
