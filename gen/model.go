@@ -561,18 +561,78 @@ func (b *modelBuilder) lifespans(m *pkgModel) {
 }
 
 // checkDeclared reports names the generator would emit that the package already declares
-// (outside the generated file, which the taskgen build tag excludes).
+// (outside the generated file, which the taskgen build tag excludes), at package level or
+// as the name of an import: Go forbids a name in both the package block and a file block.
 func (b *modelBuilder) checkDeclared(m *pkgModel) {
+	names, uses := generatedFor(m)
 	scope := m.types.Scope()
-	for _, t := range m.tasks {
-		for _, name := range generatedNames(t.base) {
-			if obj := scope.Lookup(name); obj != nil {
-				b.errorf(obj.Pos(), "%s is declared here, but taskgen generates it for task %s (%s): rename one of them",
-					name, t.dir.kind, t.display)
+	for _, name := range names {
+		if obj := scope.Lookup(name); obj != nil {
+			b.declaredError(obj.Pos(), name, uses[name])
+		}
+	}
+	for _, file := range b.pkg.Syntax {
+		for _, spec := range file.Imports {
+			var pn *types.PkgName
+			if spec.Name != nil {
+				pn, _ = b.pkg.TypesInfo.Defs[spec.Name].(*types.PkgName)
+			} else {
+				pn, _ = b.pkg.TypesInfo.Implicits[spec].(*types.PkgName)
+			}
+			if pn != nil {
+				b.checkImport(spec, pn.Imported(), names, uses)
 			}
 		}
 	}
-	if obj := scope.Lookup(registerName); obj != nil {
-		b.errorf(obj.Pos(), "%s is declared here, but taskgen generates it for the tasks of package %s: rename it", registerName, m.name)
+}
+
+// generatedFor returns the names taskgen emits for m, in order, and what each is emitted
+// for, as errors write it: "task n.send (Send)" or "the tasks of package n".
+func generatedFor(m *pkgModel) ([]string, map[string]string) {
+	var names []string
+	uses := map[string]string{}
+	for _, t := range m.tasks {
+		for _, name := range generatedNames(t.base) {
+			if _, ok := uses[name]; !ok {
+				names = append(names, name)
+				uses[name] = fmt.Sprintf("task %s (%s)", t.dir.kind, t.display)
+			}
+		}
+	}
+	names = append(names, registerName)
+	uses[registerName] = "the tasks of package " + m.name
+	return names, uses
+}
+
+// declaredError reports a declaration of a generated name.
+func (b *modelBuilder) declaredError(pos token.Pos, name, use string) {
+	fix := "rename one of them"
+	if name == registerName {
+		fix = "rename it"
+	}
+	b.errorf(pos, "%s is declared here, but taskgen generates it for %s: %s", name, use, fix)
+}
+
+// checkImport reports an import whose name, or for a dot-import one of the names it
+// brings in, is a generated name. imported is the imported package.
+func (b *modelBuilder) checkImport(spec *ast.ImportSpec, imported *types.Package, names []string, uses map[string]string) {
+	name := imported.Name()
+	if spec.Name != nil {
+		name = spec.Name.Name
+	}
+	switch name {
+	case "_":
+	case ".":
+		for _, n := range names {
+			if obj := imported.Scope().Lookup(n); obj != nil && obj.Exported() {
+				b.errorf(spec.Pos(), "%s is declared here by the dot-import of %q, but taskgen generates it for %s: import the package under a name",
+					n, imported.Path(), uses[n])
+			}
+		}
+	default:
+		if use, ok := uses[name]; ok {
+			b.errorf(spec.Pos(), "%s is declared here as the name of the import of %q, but taskgen generates it for %s: import the package under another name",
+				name, imported.Path(), use)
+		}
 	}
 }
