@@ -147,6 +147,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("load the golden module: %v", err)
 	}
 	scans, generated := scanPackages(pkgs)
+	tests := testBuildContext(goldenEnv(), nil)
 	results := map[string]*goldenResult{}
 	for _, c := range cases {
 		results[c.name] = &goldenResult{outputs: map[string][]byte{}}
@@ -166,7 +167,7 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("package %s belongs to no case", s.pkg.PkgPath)
 		}
 		res := results[c.name]
-		src, loadErrs, declErrs := s.generate(mod, generated)
+		src, loadErrs, declErrs := s.generate(mod, tests, generated)
 		for _, e := range append(loadErrs, declErrs...) {
 			if e.Pos.Filename != "" {
 				rel, err := filepath.Rel(filepath.Join(mod, c.name), e.Pos.Filename)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"go/ast"
+	"go/build"
+	"go/parser"
 	"go/token"
 	"go/types"
 	"os"
@@ -43,6 +45,60 @@ func loadConfig(dir string, env []string, tags []string) *packages.Config {
 		BuildFlags: []string{"-tags=" + strings.Join(append(all, tags...), ",")},
 		Tests:      false,
 	}
+}
+
+// testBuildContext is the build configuration go test uses to choose a package's test
+// files: GOOS, GOARCH and CGO_ENABLED from env (the process environment when nil), and
+// the build tags of the run (GOFLAGS' and -tags) without taskgen's own, which only the
+// generator sets.
+func testBuildContext(env []string, tags []string) *build.Context {
+	ctx := build.Default
+	for _, kv := range env {
+		key, value, _ := strings.Cut(kv, "=")
+		switch {
+		case value == "":
+		case key == "GOOS":
+			ctx.GOOS = value
+		case key == "GOARCH":
+			ctx.GOARCH = value
+		case key == "CGO_ENABLED":
+			ctx.CgoEnabled = value == "1"
+		}
+	}
+	ctx.BuildTags = append(goflagsTags(env), tags...)
+	return &ctx
+}
+
+// inPackageTestFiles parses the _test.go files in pkg's directory that go test would
+// compile into pkg itself, not into the external package pkg_test. The generator loads
+// without tests, so that no test file is ever scanned for tasks, but these files share
+// pkg's package block with the generated file, so what they declare can clash with it.
+// Parsing them alone, without type checking, costs next to nothing. A file that cannot
+// be read or parsed is left for go test to report.
+func inPackageTestFiles(pkg *packages.Package, ctx *build.Context) []*ast.File {
+	if pkg.Dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(pkg.Dir)
+	if err != nil {
+		return nil
+	}
+	var files []*ast.File
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		if ok, err := ctx.MatchFile(pkg.Dir, name); err != nil || !ok {
+			continue
+		}
+		f, err := parser.ParseFile(pkg.Fset, filepath.Join(pkg.Dir, name), nil, parser.SkipObjectResolution)
+		if err != nil || f.Name.Name != pkg.Name {
+			continue
+		}
+		files = append(files, f)
+	}
+	return files
 }
 
 // goflagsTags returns the build tags set by -tags in GOFLAGS, from env (the process

@@ -2,10 +2,13 @@ package gen
 
 import (
 	"errors"
+	"go/token"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/tools/go/packages"
 )
 
 func TestLoadErrorsCarryTheGoCommandsOwnMessage(t *testing.T) {
@@ -52,5 +55,36 @@ func TestAGoCommandThatFailsAsAWholeIsReportedWithItsMessage(t *testing.T) {
 	msg := describeLoadError(err)
 	if want := "go: go.mod requires go >= 1.999 (running go "; !strings.HasPrefix(msg, want) || !strings.HasSuffix(msg, "; GOTOOLCHAIN=local)") {
 		t.Errorf("message = %q, want the go command's %q...", msg, want)
+	}
+}
+
+func TestTestFilesAreChosenAsGoTestWouldWithoutTheTaskgenTag(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"a_test.go":         "package p\n",
+		"b_linux_test.go":   "package p\n",
+		"c_plan9_test.go":   "package p\n",
+		"d_test.go":         "//go:build integration\n\npackage p\n",
+		"e_test.go":         "//go:build fast\n\npackage p\n",
+		"f_test.go":         "//go:build taskgen\n\npackage p\n",
+		"g_test.go":         "//go:build !taskgen\n\npackage p\n",
+		"h_test.go":         "package p_test\n",
+		"i.go":              "package p\n",
+		"_j_test.go":        "package p\n",
+		"k_test.go/x.go":    "package x\n",
+		"l_test.go":         "package p\n\nfunc {\n",
+		"m_windows_test.go": "package p\n",
+	}
+	for name, src := range files {
+		writeFile(t, filepath.Join(dir, filepath.FromSlash(name)), []byte(src))
+	}
+	pkg := &packages.Package{Name: "p", Dir: dir, Fset: token.NewFileSet()}
+	env := []string{"GOOS=linux", "GOARCH=amd64", "GOFLAGS=-tags=fast"}
+	var got []string
+	for _, f := range inPackageTestFiles(pkg, testBuildContext(env, []string{"integration"})) {
+		got = append(got, filepath.Base(pkg.Fset.Position(f.Pos()).Filename))
+	}
+	if want := "a_test.go b_linux_test.go d_test.go e_test.go g_test.go"; strings.Join(got, " ") != want {
+		t.Errorf("test files = %q, want %q", strings.Join(got, " "), want)
 	}
 }

@@ -177,8 +177,9 @@ func (b *modelBuilder) shortPos(pos token.Pos) string {
 }
 
 // buildModel classifies the parameters of every task of pkg, checks them and computes
-// their schema. It returns a nil model when pkg has no tasks.
-func buildModel(pkg *packages.Package, dirs []*funcDirective) (*pkgModel, errorList) {
+// their schema. tests are pkg's in-package test files, checked for declarations of
+// generated names only. It returns a nil model when pkg has no tasks.
+func buildModel(pkg *packages.Package, dirs []*funcDirective, tests []*ast.File) (*pkgModel, errorList) {
 	b := &modelBuilder{pkg: pkg}
 	m := &pkgModel{path: pkg.PkgPath, name: pkg.Name, types: pkg.Types}
 	kinds := map[string]*taskModel{}
@@ -212,7 +213,7 @@ func buildModel(pkg *packages.Package, dirs []*funcDirective) (*pkgModel, errorL
 	if len(m.tasks) == 0 {
 		return nil, b.errs
 	}
-	b.checkDeclared(m)
+	b.checkDeclared(m, tests)
 	b.lifespans(m)
 	return m, b.errs
 }
@@ -563,7 +564,8 @@ func (b *modelBuilder) lifespans(m *pkgModel) {
 // checkDeclared reports names the generator would emit that the package already declares
 // (outside the generated file, which the taskgen build tag excludes), at package level or
 // as the name of an import: Go forbids a name in both the package block and a file block.
-func (b *modelBuilder) checkDeclared(m *pkgModel) {
+// tests are the in-package test files, which go test compiles with the generated file.
+func (b *modelBuilder) checkDeclared(m *pkgModel, tests []*ast.File) {
 	names, uses := generatedFor(m)
 	scope := m.types.Scope()
 	for _, name := range names {
@@ -584,6 +586,50 @@ func (b *modelBuilder) checkDeclared(m *pkgModel) {
 			}
 		}
 	}
+	if len(tests) == 0 {
+		return
+	}
+	// Test files are not type-checked: an import is resolved only when a file of the
+	// package imports the same path.
+	imported := map[string]*types.Package{}
+	for _, p := range m.types.Imports() {
+		imported[p.Path()] = p
+	}
+	for _, file := range tests {
+		for _, spec := range file.Imports {
+			path, _ := strconv.Unquote(spec.Path.Value)
+			b.checkImport(spec, imported[path], names, uses)
+		}
+		for _, id := range topLevelNames(file) {
+			if use, ok := uses[id.Name]; ok {
+				b.declaredError(id.Pos(), id.Name, use)
+			}
+		}
+	}
+}
+
+// topLevelNames returns the names a file declares in its package block: functions (not
+// methods), types, variables and constants.
+func topLevelNames(file *ast.File) []*ast.Ident {
+	var out []*ast.Ident
+	for _, decl := range file.Decls {
+		switch decl := decl.(type) {
+		case *ast.FuncDecl:
+			if decl.Recv == nil {
+				out = append(out, decl.Name)
+			}
+		case *ast.GenDecl:
+			for _, spec := range decl.Specs {
+				switch spec := spec.(type) {
+				case *ast.TypeSpec:
+					out = append(out, spec.Name)
+				case *ast.ValueSpec:
+					out = append(out, spec.Names...)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // generatedFor returns the names taskgen emits for m, in order, and what each is emitted
@@ -614,25 +660,32 @@ func (b *modelBuilder) declaredError(pos token.Pos, name, use string) {
 }
 
 // checkImport reports an import whose name, or for a dot-import one of the names it
-// brings in, is a generated name. imported is the imported package.
+// brings in, is a generated name. imported is the imported package, nil when unknown:
+// then only an explicit name is checked.
 func (b *modelBuilder) checkImport(spec *ast.ImportSpec, imported *types.Package, names []string, uses map[string]string) {
-	name := imported.Name()
-	if spec.Name != nil {
+	var name string
+	switch {
+	case spec.Name != nil:
 		name = spec.Name.Name
+	case imported != nil:
+		name = imported.Name()
 	}
 	switch name {
-	case "_":
+	case "", "_":
 	case ".":
+		if imported == nil {
+			return
+		}
 		for _, n := range names {
 			if obj := imported.Scope().Lookup(n); obj != nil && obj.Exported() {
-				b.errorf(spec.Pos(), "%s is declared here by the dot-import of %q, but taskgen generates it for %s: import the package under a name",
-					n, imported.Path(), uses[n])
+				b.errorf(spec.Pos(), "%s is declared here by the dot-import of %s, but taskgen generates it for %s: import the package under a name",
+					n, spec.Path.Value, uses[n])
 			}
 		}
 	default:
 		if use, ok := uses[name]; ok {
-			b.errorf(spec.Pos(), "%s is declared here as the name of the import of %q, but taskgen generates it for %s: import the package under another name",
-				name, imported.Path(), use)
+			b.errorf(spec.Pos(), "%s is declared here as the name of the import of %s, but taskgen generates it for %s: import the package under another name",
+				name, spec.Path.Value, use)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package gen
 import (
 	"errors"
 	"fmt"
+	"go/ast"
 	"go/build"
 	"io"
 	"os"
@@ -181,7 +182,7 @@ func Run(cfg Config) (*Result, error) {
 		return nil, &Errors{Load: true, List: []Error{{Msg: fmt.Sprintf("no packages match %s", strings.Join(patterns, " "))}}}
 	}
 
-	outs, errs := generate(dir, pkgs)
+	outs, errs := generate(dir, testBuildContext(cfg.Env, cfg.Tags), pkgs)
 	if errs != nil {
 		for i := range errs.List {
 			errs.List[i].Pos.Filename = relPath(dir, errs.List[i].Pos.Filename)
@@ -226,13 +227,14 @@ type output struct {
 }
 
 // generate runs the stages after loading for every package: directives, model and
-// checks, emission. It returns every problem of every package.
-func generate(dir string, pkgs []*packages.Package) ([]output, *Errors) {
+// checks, emission. tests chooses the test files checked for generated names. It returns
+// every problem of every package.
+func generate(dir string, tests *build.Context, pkgs []*packages.Package) ([]output, *Errors) {
 	scans, generated := scanPackages(pkgs)
 	var outs []output
 	var loadErrs, declErrs []Error
 	for _, s := range scans {
-		src, lerrs, derrs := s.generate(dir, generated)
+		src, lerrs, derrs := s.generate(dir, tests, generated)
 		loadErrs = append(loadErrs, lerrs...)
 		declErrs = append(declErrs, derrs...)
 		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, src: src})
@@ -280,10 +282,11 @@ func scanPackages(pkgs []*packages.Package) ([]*scannedPackage, map[string]map[s
 	return scans, generated
 }
 
-// generate runs the stages after scanning for one package. It returns the generated
-// source (nil when the package has no tasks or has errors), the package-load errors and
-// the declaration errors.
-func (s *scannedPackage) generate(dir string, generated map[string]map[string]bool) (src []byte, loadErrs, declErrs []Error) {
+// generate runs the stages after scanning for one package. tests chooses the in-package
+// test files checked for generated names (none when nil). It returns the generated source
+// (nil when the package has no tasks or has errors), the package-load errors and the
+// declaration errors.
+func (s *scannedPackage) generate(dir string, tests *build.Context, generated map[string]map[string]bool) (src []byte, loadErrs, declErrs []Error) {
 	if s.empty {
 		return nil, nil, nil
 	}
@@ -297,7 +300,11 @@ func (s *scannedPackage) generate(dir string, generated map[string]map[string]bo
 		return nil, errs, withoutFiles(s.errs, parseErrorFiles(pkg))
 	}
 	declErrs = s.errs
-	model, errs := buildModel(pkg, s.dirs)
+	var testFiles []*ast.File
+	if len(s.dirs) > 0 && tests != nil {
+		testFiles = inPackageTestFiles(pkg, tests)
+	}
+	model, errs := buildModel(pkg, s.dirs, testFiles)
 	declErrs = append(declErrs, errs...)
 	if len(declErrs) > 0 || model == nil {
 		return nil, nil, declErrs

@@ -51,7 +51,7 @@ func taskSchema(t *testing.T, src string) string {
 	}
 	pkg := &packages.Package{PkgPath: "example.com/p", Name: "p", Fset: fset, Syntax: []*ast.File{f}, Types: tpkg, TypesInfo: info}
 	dirs, errs := findDirectives(fset, pkg.Syntax)
-	m, merrs := buildModel(pkg, dirs)
+	m, merrs := buildModel(pkg, dirs, nil)
 	if errs = append(errs, merrs...); len(errs) > 0 {
 		t.Fatalf("declaration errors: %v\n%s", errs, src)
 	}
