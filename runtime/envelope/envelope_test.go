@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -10,8 +11,9 @@ import (
 )
 
 var (
-	keyA = Key{ID: "a", Secret: bytes.Repeat([]byte{1}, 32)}
-	keyB = Key{ID: "b", Secret: bytes.Repeat([]byte{2}, 32)}
+	keyA    = Key{ID: "a", Secret: bytes.Repeat([]byte{1}, 32)}
+	keyB    = Key{ID: "b", Secret: bytes.Repeat([]byte{2}, 32)}
+	sealKey = bytes.Repeat([]byte{7}, 32)
 )
 
 func keyring(t *testing.T, seal []byte, keys ...Key) *Keyring {
@@ -63,30 +65,92 @@ func TestOpenReturnsWhatWasSigned(t *testing.T) {
 	}
 }
 
-// Every field that affects execution is covered by the signature: changing any of them
-// in the encoded envelope makes Open refuse it.
+// Every field that affects execution is covered by the signature: changing, adding or
+// removing any one of them in the signed bytes makes Open refuse the envelope as forged.
+//
+// Each case edits the bytes Sign wrote in place, so that everything else stays byte for
+// byte as signed. Re-encoding the envelope instead (say through a map[string]any, which
+// sorts the caller block's keys) breaks the signature by itself, and every case would pass
+// whatever the signature covers. So the untouched bytes must open first, and each edit
+// must fail with ErrBadSignature: ErrMalformed would say nothing about the signature.
 func TestOpenRefusesEveryTamperedField(t *testing.T) {
-	k := keyring(t, nil, keyA)
-	data := signed(t, k, &Caller{UserID: "u1", Token: "tok"})
-	tamper := map[string]any{
-		"id": "email/01JBBBBBBBBBBBBBBBBBBBBBBB", "kind": "email.other", "queue": "other", "schema": "v1:def",
-		"attempt": 2, "max_retries": 50, "timeout_ms": 99, "submitted_at": "2027-01-01T00:00:00Z",
-		"caller": map[string]any{"user_id": "admin", "token": "tok"}, "args": map[string]any{"to": "evil@example.com"},
-		"kid": "b",
+	// Key c has key a's secret: only the signed key id tells their signatures apart.
+	keys := []Key{keyA, {ID: "c", Secret: keyA.Secret}}
+	plain, sealed := keyring(t, nil, keys...), keyring(t, sealKey, keys...)
+	caller := &Caller{UserID: "u1", Token: "tok", ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), Scopes: []string{"read"}}
+	withCaller, noCaller, withSeal := signed(t, plain, caller), signed(t, plain, nil), signed(t, sealed, caller)
+	for _, data := range [][]byte{withCaller, noCaller, withSeal} {
+		if _, err := sealed.Open(data, 0); err != nil {
+			t.Fatalf("untouched envelope does not open: %v\n%s", err, data)
+		}
 	}
-	for field, value := range tamper {
-		t.Run(field, func(t *testing.T) {
-			var m map[string]any
-			if err := json.Unmarshal(data, &m); err != nil {
-				t.Fatal(err)
+	e, _ := sealed.Open(withSeal, 0)
+	sealedKID, sealedData := e.Sealed.KeyID, base64.StdEncoding.EncodeToString(e.Sealed.Data)
+	sealedBlock := `"sealed":{"kid":"` + sealedKID + `","data":"` + sealedData + `"}`
+	otherKID := "00000000"
+	if sealedKID == otherKID {
+		otherKID = "11111111"
+	}
+	otherData := []byte(sealedData)
+	otherData[10] ^= 'A' ^ 'B' // a full sextet, so the text stays canonical base64
+	cases := []struct {
+		name     string
+		data     []byte
+		from, to string
+	}{
+		{"id", withCaller, `"id":"email/01JAAAAAAAAAAAAAAAAAAAAAAA"`, `"id":"email/01JBBBBBBBBBBBBBBBBBBBBBBB"`},
+		{"kind", withCaller, `"kind":"email.send"`, `"kind":"email.other"`},
+		{"queue", withCaller, `"queue":"email"`, `"queue":"other"`},
+		{"schema", withCaller, `"schema":"v1:abc"`, `"schema":"v1:def"`},
+		{"attempt", withCaller, `"attempt":0`, `"attempt":1`},
+		{"max_retries", withCaller, `"max_retries":3`, `"max_retries":50`},
+		{"timeout_ms", withCaller, `"timeout_ms":1000`, `"timeout_ms":99`},
+		{"submitted_at", withCaller, `"submitted_at":"2026-`, `"submitted_at":"2027-`},
+		{"submitted_at nanoseconds", withCaller, `05.000000006Z"`, `05.000000007Z"`},
+		{"args", withCaller, `"args":{"to":"a@example.com"}`, `"args":{"to":"evil@example.com"}`},
+		{"kid", withCaller, `"kid":"a"`, `"kid":"c"`},
+		{"caller user_id", withCaller, `"user_id":"u1"`, `"user_id":"admin"`},
+		{"caller token", withCaller, `"token":"tok"`, `"token":"xyz"`},
+		{"caller expires_at", withCaller, `"expires_at":"2030-`, `"expires_at":"2099-`},
+		{"caller scopes", withCaller, `"scopes":["read"]`, `"scopes":["admin"]`},
+		{"sealed kid", withSeal, `"kid":"` + sealedKID + `"`, `"kid":"` + otherKID + `"`},
+		{"sealed data", withSeal, sealedData, string(otherData)},
+		{"sealed block for a plain one", withSeal, sealedBlock, `"caller":{"user_id":"admin"}`},
+		{"caller added", noCaller, `"args":`, `"caller":{"user_id":"admin"},"args":`},
+		{"caller removed", withCaller, `,"caller":{"user_id":"u1","token":"tok","expires_at":"2030-01-01T00:00:00Z","scopes":["read"]}`, ``},
+		{"sealed block removed", withSeal, `,` + sealedBlock, ``},
+		{"caller token removed", withCaller, `"token":"tok",`, ``},
+		{"caller expires_at removed", withCaller, `,"expires_at":"2030-01-01T00:00:00Z"`, ``},
+		{"caller scopes removed", withCaller, `,"scopes":["read"]`, ``},
+		{"schema removed", withCaller, `"schema":"v1:abc",`, ``},
+		{"max_retries removed", withCaller, `"max_retries":3,`, ``},
+		{"timeout_ms removed", withCaller, `"timeout_ms":1000,`, ``},
+		{"submitted_at removed", withCaller, `"submitted_at":"2026-01-02T03:04:05.000000006Z",`, ``},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if n := bytes.Count(c.data, []byte(c.from)); n != 1 {
+				t.Fatalf("%s occurs %d times in the signed envelope, want once:\n%s", c.from, n, c.data)
 			}
-			m[field] = value
-			forged, _ := json.Marshal(m)
-			if _, err := k.Open(forged, 0); !errors.Is(err, ErrBadSignature) {
-				t.Fatalf("Open after changing %s: err = %v, want ErrBadSignature", field, err)
+			forged := bytes.Replace(c.data, []byte(c.from), []byte(c.to), 1)
+			if _, err := sealed.Open(forged, 0); !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("Open after the edit: err = %v, want ErrBadSignature\n%s", err, forged)
 			}
 		})
 	}
+	// Open refuses any other version before it verifies (the version selects the signed
+	// form), so the version's coverage shows in the signed form itself.
+	t.Run("v", func(t *testing.T) {
+		e, err := plain.Open(withCaller, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := *e
+		other.Version++
+		if bytes.Equal(signedBytes("taskgen", e), signedBytes("taskgen", &other)) {
+			t.Fatal("the signed form does not cover the version")
+		}
+	})
 }
 
 func TestRotationFirstKeySignsAllVerify(t *testing.T) {
@@ -108,10 +172,10 @@ func TestRotationFirstKeySignsAllVerify(t *testing.T) {
 }
 
 func TestSealedCallerHidesTokenAndIsBoundToTheTask(t *testing.T) {
-	seal := bytes.Repeat([]byte{7}, 32)
-	k := keyring(t, seal, keyA)
-	data := signed(t, k, &Caller{UserID: "u1", Token: "super-secret-token"})
-	if bytes.Contains(data, []byte("super-secret-token")) || bytes.Contains(data, []byte("u1")) {
+	k := keyring(t, sealKey, keyA)
+	// Neither name can appear by chance in base64, which has no '-'.
+	data := signed(t, k, &Caller{UserID: "user-1", Token: "super-secret-token"})
+	if bytes.Contains(data, []byte("super-secret-token")) || bytes.Contains(data, []byte("user-1")) {
 		t.Fatalf("sealed envelope shows the caller in clear: %s", data)
 	}
 	e, err := k.Open(data, 0)
