@@ -198,6 +198,37 @@ func TestSealedCallerHidesTokenAndIsBoundToTheTask(t *testing.T) {
 	}
 }
 
+// Every seal draws a fresh random nonce: AES-GCM with a repeated nonce leaks the XOR of
+// the plaintexts and lets whoever sees two of them forge tags.
+func TestSealingTwiceUsesFreshNonces(t *testing.T) {
+	k := keyring(t, sealKey, keyA)
+	want := Caller{UserID: "u1", Token: "tok"}
+	var blocks [][]byte
+	for range 2 {
+		e := sample()
+		if err := k.SetCaller(e, &want); err != nil {
+			t.Fatal(err)
+		}
+		data, err := k.Sign(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened, err := k.Open(data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := k.Caller(opened)
+		if err != nil || got.UserID != want.UserID || got.Token != want.Token {
+			t.Fatalf("Caller = %+v, %v; want %+v", got, err, want)
+		}
+		blocks = append(blocks, e.Sealed.Data)
+	}
+	n := k.seal.NonceSize()
+	if bytes.Equal(blocks[0][:n], blocks[1][:n]) || bytes.Equal(blocks[0][n:], blocks[1][n:]) {
+		t.Errorf("the same caller sealed twice for the same task gave the same nonce or ciphertext:\n%x\n%x", blocks[0], blocks[1])
+	}
+}
+
 func TestOpenRefusesBadInput(t *testing.T) {
 	k := keyring(t, nil, keyA)
 	good := signed(t, k, nil)
