@@ -87,7 +87,8 @@ type Message struct {
 	EntryID  string
 	Envelope []byte // nil when the entry has no envelope field
 	// Deliveries is how many times the entry was handed to a worker, this time included:
-	// 1 for a new entry, more for one taken over from workers that stopped renewing it.
+	// 1 for a new entry, more for one taken over from workers that stopped renewing it,
+	// 0 when Reclaim could not read the count.
 	Deliveries int
 }
 
@@ -119,32 +120,37 @@ func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, b
 }
 
 // Reclaim takes over up to count entries of queue that another consumer has held
-// without a heartbeat for longer than lease, for example because its process died.
-func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int) ([]Message, error) {
+// without a heartbeat for longer than lease, for example because its process died. It
+// scans the pending entries from cursor ("" or "0-0" for the start) and returns the
+// cursor to continue from, "0-0" once the scan went round: entries held by live workers
+// do not hide orphans behind them.
+func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string) ([]Message, string, error) {
 	k := b.Keys(queue)
-	msgs, _, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+	if cursor == "" {
+		cursor = "0-0"
+	}
+	msgs, next, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: k.Stream(), Group: Group, Consumer: consumer,
-		MinIdle: lease, Start: "0-0", Count: int64(count),
+		MinIdle: lease, Start: cursor, Count: int64(count),
 	}).Result()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
-			return nil, fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
+			return nil, "0-0", fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
 		}
-		return nil, fmt.Errorf("reclaim on %s: %w", k.Stream(), err)
+		return nil, cursor, fmt.Errorf("reclaim on %s: %w", k.Stream(), err)
 	}
 	out := messages(queue, msgs)
 	if len(out) == 0 {
-		return out, nil
+		return out, next, nil
 	}
 	// How often each entry was handed out tells a task whose workers keep dying while
-	// running it (a poison task) from one whose worker died once.
+	// running it (a poison task) from one whose worker died once. The entries are this
+	// consumer's now whatever happens: without the counts they are returned with
+	// Deliveries 0 (unknown), never dropped.
 	pending, err := b.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream: k.Stream(), Group: Group, Start: out[0].EntryID, End: out[len(out)-1].EntryID,
 		Count: int64(count), Consumer: consumer,
 	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("reclaim on %s: read delivery counts: %w", k.Stream(), err)
-	}
 	deliveries := make(map[string]int, len(pending))
 	for _, p := range pending {
 		deliveries[p.ID] = int(p.RetryCount)
@@ -152,7 +158,10 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 	for i := range out {
 		out[i].Deliveries = deliveries[out[i].EntryID]
 	}
-	return out, nil
+	if err != nil {
+		return out, next, fmt.Errorf("reclaim on %s: read delivery counts: %w", k.Stream(), err)
+	}
+	return out, next, nil
 }
 
 // PruneConsumers removes from queue's group the consumers other than self that hold no
@@ -181,19 +190,23 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 }
 
 // Heartbeat renews the lease of entries this consumer is working on, so that Reclaim on
-// other workers does not take them while they run.
-func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, entryIDs ...string) error {
+// other workers does not take them while they run. It returns the entries the consumer
+// no longer holds: another worker took them over after this one missed its lease.
+func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, entryIDs ...string) (lost []string, err error) {
 	if len(entryIDs) == 0 {
-		return nil
+		return nil, nil
 	}
 	k := b.Keys(queue)
-	err := b.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
-		Stream: k.Stream(), Group: Group, Consumer: consumer, MinIdle: 0, Messages: entryIDs,
-	}).Err()
-	if err != nil {
-		return fmt.Errorf("heartbeat on %s: %w", k.Stream(), err)
+	args := make([]any, 0, 2+len(entryIDs))
+	args = append(args, Group, consumer)
+	for _, id := range entryIDs {
+		args = append(args, id)
 	}
-	return nil
+	lost, err = heartbeatScript.Run(ctx, b.rdb, []string{k.Stream()}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat on %s: %w", k.Stream(), err)
+	}
+	return lost, nil
 }
 
 func messages(queue string, xs []redis.XMessage) []Message {
@@ -231,14 +244,16 @@ func (b *Broker) NextDue(ctx context.Context, queue string) (time.Time, bool, er
 	return time.UnixMilli(int64(zs[0].Score)), true, nil
 }
 
-// MarkRunning records that attempt (1-based) of task id has started.
-func (b *Broker) MarkRunning(ctx context.Context, queue, id string, attempt int) error {
-	k := b.Keys(queue)
-	err := b.rdb.HSet(ctx, k.State(id), "state", StateRunning, "attempts", attempt).Err()
+// Start records that attempt (1-based) of task id begins, on delivery m. It reports false,
+// having removed the entry, when the task has finished already: m is a duplicate that
+// must not run.
+func (b *Broker) Start(ctx context.Context, m Message, id string, attempt int) (bool, error) {
+	k := b.Keys(m.Queue)
+	n, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id)}, Group, m.EntryID, attempt).Int()
 	if err != nil {
-		return fmt.Errorf("mark %s running: %w", id, err)
+		return true, fmt.Errorf("start %s: %w", id, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 // ErrSettled reports that a delivery was already settled (acknowledged) by another
@@ -281,11 +296,15 @@ func (b *Broker) Release(ctx context.Context, m Message, id string) error {
 
 // Failure describes why a message is dead-lettered.
 type Failure struct {
-	ID       string // empty when the envelope could not be trusted
-	Kind     string
-	Reason   string // a short code, e.g. "caller_expired"
-	Error    string
-	Attempts int
+	// ID is the task's id. For an envelope that could not be verified (Untrusted), it is
+	// the id the envelope claims, or empty: the dead letter then names no task, and the
+	// claimed task's state records the refusal only if it exists and has not finished.
+	ID        string
+	Untrusted bool
+	Kind      string
+	Reason    string // a short code, e.g. "caller_expired"
+	Error     string
+	Attempts  int
 }
 
 // Dead acknowledges m and moves it to the queue's dead-letter stream, with the envelope as
@@ -296,8 +315,12 @@ func (b *Broker) Dead(ctx context.Context, m Message, f Failure, ttl time.Durati
 	if f.ID != "" {
 		keys = append(keys, k.State(f.ID), k.Done(f.ID))
 	}
+	untrusted := ""
+	if f.Untrusted {
+		untrusted = "1"
+	}
 	n, err := deadScript.Run(ctx, b.rdb, keys, Group, m.EntryID, m.Envelope, f.Reason, f.Error,
-		f.Attempts, ttlMS(ttl), time.Now().UnixMilli(), f.ID, f.Kind).Int()
+		f.Attempts, ttlMS(ttl), time.Now().UnixMilli(), f.ID, f.Kind, untrusted).Int()
 	return settled(n, err, fmt.Sprintf("dead-letter %s on %s", m.EntryID, k.Dead()))
 }
 

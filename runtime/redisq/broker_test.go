@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/runtime/redisq"
 	"github.com/taskgen/taskgen/runtime/redistest"
 )
@@ -236,7 +237,7 @@ func TestLateSettlementDoesNotOverwriteTheFirst(t *testing.T) {
 	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
 	m := fetchOne(t, b, "slow")
 	time.Sleep(20 * time.Millisecond)
-	taken, err := b.Reclaim(ctx, "q", "fast", 10*time.Millisecond, 1)
+	taken, _, err := b.Reclaim(ctx, "q", "fast", 10*time.Millisecond, 1, "")
 	if err != nil || len(taken) != 1 {
 		t.Fatalf("Reclaim = %v, %v", taken, err)
 	}
@@ -261,4 +262,119 @@ func TestLateSettlementDoesNotOverwriteTheFirst(t *testing.T) {
 	if _, scheduled, _ := b.NextDue(ctx, "q"); scheduled {
 		t.Error("the late retry was scheduled")
 	}
+}
+
+// A delivery of a task that has finished (an envelope copied back into the stream, or an
+// entry a stalled worker still holds) does not start: the outcome stays, the entry goes.
+func TestStartRefusesATaskThatHasFinished(t *testing.T) {
+	b, prefix := newBroker(t)
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "w")
+	if ok, err := b.Start(ctx, m, "q/1", 1); err != nil || !ok {
+		t.Fatalf("first Start = %v, %v; want true", ok, err)
+	}
+	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateRunning || st.Attempts != 1 {
+		t.Errorf("state after Start = %+v, want running, attempt 1", st)
+	}
+	if err := b.Complete(ctx, m, "q/1", 1, []byte(`"done"`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redistest.Client(t)
+	stream := redisq.QueueKeys(prefix, "q").Stream()
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{redisq.EnvelopeField, "e"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	replay := fetchOne(t, b, "w")
+	if ok, err := b.Start(ctx, replay, "q/1", 1); err != nil || ok {
+		t.Fatalf("Start of a finished task = %v, %v; want false", ok, err)
+	}
+	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateSucceeded || string(st.Result) != `"done"` {
+		t.Errorf("state after the replay = %+v, want the first outcome", st)
+	}
+	if n, _ := rdb.XLen(ctx, stream).Result(); n != 0 {
+		t.Errorf("stream holds %d entries, want the replayed one removed", n)
+	}
+	if p, _ := rdb.XPending(ctx, stream, redisq.Group).Result(); p.Count != 0 {
+		t.Errorf("%d entries pending, want none", p.Count)
+	}
+	// A task whose state is gone runs, and gets no state without a TTL.
+	b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
+	rdb.Del(ctx, redisq.QueueKeys(prefix, "q").State("q/2"))
+	if ok, err := b.Start(ctx, fetchOne(t, b, "w"), "q/2", 1); err != nil || !ok {
+		t.Errorf("Start without a state = %v, %v; want true", ok, err)
+	}
+	if n, _ := rdb.Exists(ctx, redisq.QueueKeys(prefix, "q").State("q/2")).Result(); n != 0 {
+		t.Error("Start recreated a state that had gone")
+	}
+}
+
+// A heartbeat renews only what the consumer still holds: a stalled worker coming back does
+// not claim back the entry another worker took over, and learns that it lost it.
+func TestHeartbeatDoesNotTakeBackAnEntryAnotherWorkerTookOver(t *testing.T) {
+	b, prefix := newBroker(t)
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	stalled := fetchOne(t, b, "stalled")
+	kept := fetchOne(t, b, "stalled")
+	time.Sleep(30 * time.Millisecond)
+	if _, err := b.Heartbeat(ctx, "q", "stalled", kept.EntryID); err != nil {
+		t.Fatal(err)
+	}
+	taken, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 1, "")
+	if err != nil || len(taken) != 1 || taken[0].EntryID != stalled.EntryID {
+		t.Fatalf("Reclaim = %+v, %v; want the stalled entry", taken, err)
+	}
+	lost, err := b.Heartbeat(ctx, "q", "stalled", stalled.EntryID, kept.EntryID)
+	if err != nil || len(lost) != 1 || lost[0] != stalled.EntryID {
+		t.Fatalf("Heartbeat = %v, %v; want the taken entry reported lost", lost, err)
+	}
+	rdb := redistest.Client(t)
+	p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: redisq.QueueKeys(prefix, "q").Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]string{}
+	for _, e := range p {
+		owners[e.ID] = e.Consumer
+	}
+	if owners[stalled.EntryID] != "other" || owners[kept.EntryID] != "stalled" {
+		t.Errorf("owners = %v, want %s with other and %s still with stalled", owners, stalled.EntryID, kept.EntryID)
+	}
+}
+
+// Reclaim goes on from its cursor: an orphan behind many entries that live workers hold
+// is reached in a few calls. Redis scans at most ten pending entries per entry asked for,
+// so a scan that always began at the start would never get past the live ones.
+func TestReclaimScansOnFromItsCursor(t *testing.T) {
+	b, _ := newBroker(t)
+	ctx := context.Background()
+	var live []string
+	for i := range 25 {
+		id := fmt.Sprintf("q/live%d", i)
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+		live = append(live, fetchOne(t, b, "live").EntryID)
+	}
+	b.Enqueue(ctx, redisq.Task{ID: "q/orphan", Kind: "k", Queue: "q", Envelope: []byte("orphan")})
+	fetchOne(t, b, "dead")
+	time.Sleep(40 * time.Millisecond)
+	if _, err := b.Heartbeat(ctx, "q", "live", live...); err != nil {
+		t.Fatal(err)
+	}
+	cursor := ""
+	for range 4 {
+		msgs, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 1, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if string(m.Envelope) != "orphan" {
+				t.Fatalf("reclaimed %s, which a live worker holds", m.Envelope)
+			}
+			return
+		}
+		cursor = next
+	}
+	t.Error("four reclaims did not reach the orphan behind 25 live entries")
 }

@@ -50,6 +50,51 @@ end
 return #due
 `)
 
+// startScript records that an attempt of a task starts, unless the task has finished
+// already: the delivery is then a duplicate (an envelope copied back into the stream, or
+// an entry another worker settled while this one took it over) and is removed unrun, so
+// a finished task's outcome is never reopened. A missing state (expired, or an entry
+// written past the client) is not recreated: only the scripts that finish a task write a
+// state that has a TTL.
+//
+//	KEYS[1] stream   KEYS[2] state
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] attempt
+//
+// Returns 1 when the attempt may run, 0 when the task had finished.
+var startScript = redis.NewScript(`
+local state = redis.call('HGET', KEYS[2], 'state')
+if state == 'succeeded' or state == 'dead' then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return 0
+end
+if state then
+  redis.call('HSET', KEYS[2], 'state', 'running', 'attempts', ARGV[3])
+end
+return 1
+`)
+
+// heartbeatScript renews the lease of the entries a consumer still holds, and only those:
+// an entry another worker took over (this one stalled past its lease) stays with that
+// worker instead of being claimed back, so one entry never has two live runners.
+//
+//	KEYS[1] stream
+//	ARGV[1] group    ARGV[2] consumer   ARGV[3...] entry ids
+//
+// Returns the entry ids the consumer no longer holds.
+var heartbeatScript = redis.NewScript(`
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+`)
+
 // completeScript records a successful attempt and wakes Result waiters.
 //
 //	KEYS[1] stream   KEYS[2] state    KEYS[3] done
@@ -85,20 +130,30 @@ return 1
 `)
 
 // deadScript moves a task to the dead-letter stream. With only two keys it is for an entry
-// whose envelope could not be trusted: there is no task id to record a state under.
+// that names no task. With ARGV[11] set, the entry's envelope could not be verified: the
+// dead letter names no task, and the state of the task it claims to be (KEYS[3]) records
+// the refusal only if that task exists and has not finished, so that its Result ends.
 //
 //	KEYS[1] stream   KEYS[2] dead     KEYS[3] state (optional)  KEYS[4] done (optional)
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] envelope (as received)
 //	ARGV[4] reason   ARGV[5] error text  ARGV[6] attempts  ARGV[7] ttl ms  ARGV[8] now ms
-//	ARGV[9] task id  ARGV[10] kind
+//	ARGV[9] task id  ARGV[10] kind    ARGV[11] untrusted ('1' or '')
 var deadScript = redis.NewScript(`
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[9], 'kind', ARGV[10], 'reason', ARGV[4],
+local id = ARGV[9]
+if ARGV[11] == '1' then id = '' end
+redis.call('XADD', KEYS[2], '*', 'id', id, 'kind', ARGV[10], 'reason', ARGV[4],
   'error', ARGV[5], 'attempts', ARGV[6], 'failed_ms', ARGV[8], 'env', ARGV[3])
 if #KEYS == 4 then
+  if ARGV[11] == '1' then
+    local state = redis.call('HGET', KEYS[3], 'state')
+    if not state or state == 'succeeded' or state == 'dead' then
+      return 1
+    end
+  end
   redis.call('HDEL', KEYS[3], 'result')
   redis.call('HSET', KEYS[3], 'state', 'dead', 'reason', ARGV[4], 'error', ARGV[5],
     'attempts', ARGV[6], 'finished_ms', ARGV[8])

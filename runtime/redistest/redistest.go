@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,6 +123,14 @@ func (s *Server) kill() {
 		<-s.done
 	}
 }
+
+// Pause stops the server's process (SIGSTOP) without closing its connections: clients see
+// a server that accepts commands and never answers, as when it hangs or the network drops
+// packets, not one that refuses connections. Resume continues it; Stop works either way.
+func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop kills the server and removes its directory.
 func (s *Server) Stop() {

@@ -54,6 +54,10 @@ func build(rdb redis.UniversalClient, opts []Option) (config, *envelope.Keyring,
 // bounds only the enqueue; the task runs later with a context of the worker's. When d
 // takes a caller, an empty caller is refused with ErrNoCaller and an expired one with
 // ErrCallerExpired; when it does not, caller is not sent.
+//
+// Submit returns when ctx ends even if Redis does not answer. An error then does not
+// prove that nothing was enqueued: the command may still reach Redis. Submit with
+// Unique to make a repeated submit safe.
 func Submit[A any](ctx context.Context, c *Client, d Def, caller Caller, args A, opts ...SubmitOption) (ID, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
@@ -109,9 +113,11 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: envelope is %d bytes, over the %d byte limit (WithMaxEnvelopeSize); pass large data by reference: %w",
 			d.Kind, len(data), c.cfg.maxEnvelope, ErrMalformed)
 	}
-	got, err := c.broker.Enqueue(ctx, redisq.Task{
-		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Due: sc.due,
-		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
+	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
+		return c.broker.Enqueue(ctx, redisq.Task{
+			ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Due: sc.due,
+			UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
+		})
 	})
 	if err != nil {
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)

@@ -32,7 +32,9 @@ func (c *Client) DeadLetters(ctx context.Context, queue, after string, limit int
 	if limit <= 0 {
 		limit = 100
 	}
-	entries, err := c.broker.DeadLetters(ctx, queue, after, limit)
+	entries, err := bounded(ctx, func(ctx context.Context) ([]redisq.DeadEntry, error) {
+		return c.broker.DeadLetters(ctx, queue, after, limit)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dead letters of %s: %w", queue, err)
 	}
@@ -52,7 +54,9 @@ func (c *Client) DeadLetters(ctx context.Context, queue, after string, limit int
 // refused with ErrBadSignature or ErrMalformed. A caller whose token has expired is still
 // expired: such a task fails again with ErrCallerExpired.
 func (c *Client) Requeue(ctx context.Context, d DeadLetter) error {
-	entry, err := c.broker.DeadLetter(ctx, d.Queue, d.EntryID)
+	entry, err := bounded(ctx, func(ctx context.Context) (redisq.DeadEntry, error) {
+		return c.broker.DeadLetter(ctx, d.Queue, d.EntryID)
+	})
 	if err != nil {
 		return fmt.Errorf("requeue: %w", err)
 	}
@@ -68,7 +72,10 @@ func (c *Client) Requeue(ctx context.Context, d DeadLetter) error {
 	if err != nil {
 		return fmt.Errorf("requeue %s: %w", d.EntryID, err)
 	}
-	if err := c.broker.Requeue(ctx, d.Queue, d.EntryID, e.ID, data); err != nil {
+	_, err = bounded(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.broker.Requeue(ctx, d.Queue, d.EntryID, e.ID, data)
+	})
+	if err != nil {
 		return fmt.Errorf("requeue %s: %w", d.EntryID, err)
 	}
 	return nil
@@ -76,5 +83,8 @@ func (c *Client) Requeue(ctx context.Context, d DeadLetter) error {
 
 // DeleteDeadLetter removes dead letter d for good.
 func (c *Client) DeleteDeadLetter(ctx context.Context, d DeadLetter) error {
-	return c.broker.DeleteDead(ctx, d.Queue, d.EntryID)
+	_, err := bounded(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.broker.DeleteDead(ctx, d.Queue, d.EntryID)
+	})
+	return err
 }

@@ -70,15 +70,19 @@ const resultWait = 5 * time.Second
 
 // Result waits until task id finishes and returns its result, or a *FailedError when it
 // failed for good. A task whose function returns only an error is read with
-// Result[struct{}]. It blocks on Redis (no polling) until the task finishes or ctx ends.
+// Result[struct{}]. It blocks on Redis (no polling) until the task finishes or ctx ends,
+// and returns when ctx ends even if Redis does not answer.
 func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
 	var zero R
 	queue, err := id.parse()
 	if err != nil {
 		return zero, err
 	}
+	signaled := false
 	for {
-		st, err := c.broker.GetState(ctx, queue, string(id))
+		st, err := bounded(ctx, func(ctx context.Context) (redisq.State, error) {
+			return c.broker.GetState(ctx, queue, string(id))
+		})
 		if errors.Is(err, redisq.ErrNoTask) {
 			return zero, fmt.Errorf("result of %s: %w (never submitted, or its result expired)", id, ErrNotFound)
 		}
@@ -95,23 +99,38 @@ func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
 		case redisq.StateDead:
 			return zero, &FailedError{ID: id, Kind: st.Kind, Reason: st.Reason, Message: st.Error, Attempts: st.Attempts}
 		}
+		if signaled {
+			// The done signal is set but the state is not final: they are written in one
+			// script, so something outside taskgen wrote one of them. The signal would
+			// answer every wait at once: wait a little instead of spinning on it.
+			sleep(ctx, 100*time.Millisecond)
+		}
 		wait := resultWait
 		if dl, ok := ctx.Deadline(); ok {
 			wait = min(wait, time.Until(dl))
 		}
-		if wait <= 0 {
-			return zero, fmt.Errorf("result of %s: %w", id, ctx.Err())
+		if wait <= 0 || ctx.Err() != nil {
+			return zero, fmt.Errorf("result of %s: %w", id, ctxErr(ctx))
 		}
 		// Redis blocks in whole seconds; a ctx deadline sooner than that cuts the wait short.
 		wait = wait.Truncate(time.Second) + time.Second
-		if _, err := c.broker.WaitDone(ctx, queue, string(id), min(wait, resultWait)); err != nil {
+		signaled, err = bounded(ctx, func(ctx context.Context) (bool, error) {
+			return c.broker.WaitDone(ctx, queue, string(id), min(wait, resultWait))
+		})
+		if err != nil {
 			if ctx.Err() != nil {
-				return zero, fmt.Errorf("result of %s: %w", id, ctx.Err())
+				return zero, fmt.Errorf("result of %s: %w", id, ctxErr(ctx))
 			}
 			return zero, fmt.Errorf("result of %s: %w", id, err)
 		}
-		if err := ctx.Err(); err != nil {
-			return zero, fmt.Errorf("result of %s: %w", id, err)
-		}
 	}
+}
+
+// ctxErr is ctx's error, or DeadlineExceeded when its deadline has passed but the timer
+// that sets the error has not fired yet.
+func ctxErr(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
 }

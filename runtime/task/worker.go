@@ -1,11 +1,14 @@
 package task
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"os"
@@ -33,7 +36,9 @@ type Worker struct {
 	started  atomic.Bool
 
 	inflightMu sync.Mutex
-	inflight   map[string]map[string]bool // queue -> stream entry ids being run here
+	// inflight holds, per queue, the stream entries being run here, each with the cancel
+	// of its run: a task whose lease another worker took over is stopped.
+	inflight map[string]map[string]context.CancelCauseFunc
 
 	// promote wakes a queue's promoter when this worker schedules a retry, so a short
 	// backoff is not stretched to the promoter's idle interval.
@@ -73,7 +78,7 @@ func NewWorker(rdb redis.UniversalClient, opts ...Option) (*Worker, error) {
 	return &Worker{
 		cfg: cfg, keys: keys, broker: redisq.New(rdb, cfg.prefix),
 		log:      cfg.logger.With("consumer", cfg.consumer),
-		handlers: map[string]*handler{}, inflight: map[string]map[string]bool{},
+		handlers: map[string]*handler{}, inflight: map[string]map[string]context.CancelCauseFunc{},
 		promote: promoteSignals(cfg.queues),
 	}, nil
 }
@@ -91,9 +96,10 @@ func (w *Worker) Kinds() []string {
 }
 
 // Run fetches and runs tasks until ctx ends. Then it stops fetching, waits up to the
-// shutdown timeout for running tasks, cancels the contexts of those still running and
-// returns once they have returned. Tasks that did not finish stay leased and another
-// worker takes them over after the lease. Run may be called once.
+// shutdown timeout (WithShutdownTimeout) for running tasks, cancels the contexts of those
+// still running and returns once they have returned. A task that ends because of that
+// cancellation is handed back to its queue unspent, for another worker to run at once.
+// Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
 	if len(w.Kinds()) == 0 {
 		// Such a worker would dead-letter every task of its queues as an unknown kind.
@@ -112,13 +118,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	slots := make(chan struct{}, w.cfg.concurrency)
 	var loops, tasks sync.WaitGroup
 	start := func(m redisq.Message) {
-		w.track(m, true)
+		mctx, cancel := context.WithCancelCause(taskCtx)
+		w.track(m, cancel)
 		tasks.Add(1)
 		go func() {
 			defer func() { <-slots }()
 			defer tasks.Done()
-			defer w.track(m, false)
-			w.process(taskCtx, m)
+			defer cancel(nil)
+			defer w.track(m, nil)
+			w.process(mctx, m)
 		}()
 	}
 	for _, q := range w.cfg.queues {
@@ -175,6 +183,11 @@ func acquire(ctx context.Context, slots chan struct{}, max int) int {
 	case <-ctx.Done():
 		return 0
 	}
+	if ctx.Err() != nil {
+		// Both were ready and select chose the slot: do not start a fetch after the end.
+		<-slots
+		return 0
+	}
 	return 1 + tryAcquire(slots, max-1)
 }
 
@@ -207,6 +220,7 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 	var fails int
 	var lastReclaim time.Time
 	reclaims := 0
+	cursor := "0-0" // where the scan for orphaned entries goes on
 	ready := false
 	for ctx.Err() == nil {
 		if !ready {
@@ -234,7 +248,7 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 					w.log.Info("pruned departed consumers", "queue", queue, "count", n)
 				}
 			}
-			msgs, err = w.broker.Reclaim(rctx, queue, w.cfg.consumer, w.cfg.lease, n)
+			msgs, cursor, err = w.broker.Reclaim(rctx, queue, w.cfg.consumer, w.cfg.lease, n, cursor)
 			for _, m := range msgs {
 				w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", queue, "entry", m.EntryID)
 			}
@@ -244,15 +258,16 @@ func (w *Worker) fetchLoop(ctx context.Context, queue string, slots chan struct{
 		}
 		cancel()
 		release(slots, n-len(msgs))
+		// Entries handed over are this worker's even when the call then failed: run them.
+		for _, m := range msgs {
+			start(m)
+		}
 		if err != nil {
 			ready = !errors.Is(err, redisq.ErrNoGroup)
 			w.pause(ctx, &fails, "fetch failed", err)
 			continue
 		}
 		fails = 0
-		for _, m := range msgs {
-			start(m)
-		}
 	}
 }
 
@@ -325,20 +340,26 @@ func (w *Worker) promoteLoop(ctx context.Context, queue string) {
 	}
 }
 
-func (w *Worker) track(m redisq.Message, on bool) {
+// track records that entry m runs here, with the cancel of its run, or with nil that it
+// stopped.
+func (w *Worker) track(m redisq.Message, cancel context.CancelCauseFunc) {
 	w.inflightMu.Lock()
 	defer w.inflightMu.Unlock()
-	ids := w.inflight[m.Queue]
-	if ids == nil {
-		ids = map[string]bool{}
-		w.inflight[m.Queue] = ids
+	runs := w.inflight[m.Queue]
+	if runs == nil {
+		runs = map[string]context.CancelCauseFunc{}
+		w.inflight[m.Queue] = runs
 	}
-	if on {
-		ids[m.EntryID] = true
+	if cancel != nil {
+		runs[m.EntryID] = cancel
 	} else {
-		delete(ids, m.EntryID)
+		delete(runs, m.EntryID)
 	}
 }
+
+// errLeaseLost is the cause of a run's cancellation when another worker took its entry
+// over: that worker runs the task now, so this run must stop and settle nothing.
+var errLeaseLost = errors.New("lease lost: another worker took the task over")
 
 func (w *Worker) heartbeatLoop(ctx context.Context) {
 	for {
@@ -348,15 +369,24 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		}
 		w.inflightMu.Lock()
 		batch := map[string][]string{}
-		for q, ids := range w.inflight {
-			for id := range ids {
+		for q, runs := range w.inflight {
+			for id := range runs {
 				batch[q] = append(batch[q], id)
 			}
 		}
 		w.inflightMu.Unlock()
 		for q, ids := range batch {
-			if err := w.broker.Heartbeat(ctx, q, w.cfg.consumer, ids...); err != nil && ctx.Err() == nil {
+			lost, err := w.broker.Heartbeat(ctx, q, w.cfg.consumer, ids...)
+			if err != nil && ctx.Err() == nil {
 				w.log.Error("lease heartbeat failed", "queue", q, "err", err)
+			}
+			for _, id := range lost {
+				w.log.Warn("lost the lease of a running task to another worker: stopping this run", "queue", q, "entry", id)
+				w.inflightMu.Lock()
+				if cancel := w.inflight[q][id]; cancel != nil {
+					cancel(errLeaseLost)
+				}
+				w.inflightMu.Unlock()
 			}
 		}
 	}
@@ -374,7 +404,8 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	log := w.log.With("queue", m.Queue, "entry", m.EntryID)
 	untrusted := func(reason string, err error) {
 		log.Error("task refused", "reason", reason, "err", err)
-		unsettled(log, w.broker.Dead(sctx, m, redisq.Failure{Reason: reason, Error: err.Error()}, w.cfg.resultTTL), "cannot dead-letter refused task")
+		f := redisq.Failure{ID: claimedID(m.Envelope, m.Queue), Untrusted: true, Reason: reason, Error: err.Error()}
+		unsettled(log, w.broker.Dead(sctx, m, f, w.cfg.resultTTL), "cannot dead-letter refused task")
 	}
 	if m.Envelope == nil {
 		untrusted(ReasonMalformed, fmt.Errorf("%w: stream entry has no %q field", ErrMalformed, redisq.EnvelopeField))
@@ -429,8 +460,11 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 		return
 	}
 	attempt := e.Attempt + 1
-	if err := w.broker.MarkRunning(sctx, m.Queue, e.ID, attempt); err != nil {
+	if ok, err := w.broker.Start(sctx, m, e.ID, attempt); err != nil {
 		log.Warn("cannot record running state", "err", err)
+	} else if !ok {
+		log.Warn("dropped a delivery of a task that has finished already (a replayed or duplicate entry)")
+		return
 	}
 	timeout := e.Timeout()
 	if timeout <= 0 {
@@ -446,6 +480,10 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 			return
 		}
 		log.Info("task succeeded")
+		return
+	}
+	if errors.Is(context.Cause(ctx), errLeaseLost) {
+		log.Warn("task run stopped: another worker took it over and settles it", "err", err)
 		return
 	}
 	if ctx.Err() != nil {
@@ -473,6 +511,41 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	}
 	w.wakePromoter(m.Queue)
 	log.Warn("task failed, will retry", "err", err, "retry_in", delay.Round(time.Millisecond), "retries_left", e.MaxRetries-attempt+1)
+}
+
+// claimedID returns the task id that an envelope the worker could not verify claims, when
+// it is an id of queue. That task's state then records the refusal, if the task exists
+// and has not finished: a submitter whose envelopes this worker cannot verify (signed with
+// a key it lacks, larger than its limit) gets the reason from Result instead of waiting
+// forever. Nothing else of the envelope is read, and only its first kilobytes, where the
+// id is written.
+func claimedID(raw []byte, queue string) string {
+	dec := json.NewDecoder(io.LimitReader(bytes.NewReader(raw), 4<<10))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if key != "id" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return ""
+			}
+			continue
+		}
+		var id string
+		if dec.Decode(&id) != nil {
+			return ""
+		}
+		if q, err := ID(id).parse(); err != nil || q != queue {
+			return ""
+		}
+		return id
+	}
+	return ""
 }
 
 // unsettled logs why a delivery could not be settled and reports whether it was not.

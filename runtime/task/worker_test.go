@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -324,67 +323,125 @@ func TestPermanentErrorIsNotRetried(t *testing.T) {
 	}
 }
 
-// Whatever lands in the stream, the worker refuses what it cannot verify, records why in
-// the dead-letter stream, and goes on running valid tasks.
+// Whatever lands in the stream, the worker refuses what it cannot verify or resolve,
+// dead-letters it with the reason, and goes on: valid tasks submitted around each bad
+// input all run. Where the bad input has a task id of its own (submitted through a
+// client), Result of that id returns the matching error instead of waiting forever.
 func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
-	keys := redisq.QueueKeys(h.prefix, "q1")
-	stream := keys.Stream()
+	h := newHarness(t, nil, task.WithMaxEnvelopeSize(4<<20))
+	w := h.worker(t, task.WithMaxEnvelopeSize(1<<20), task.WithConcurrency(4))
+	var ran sync.Map // messages of the valid tasks that ran
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		ran.Store(a.Msg, true)
+		return a.Msg, nil
+	})
+	run(t, w)
 	ctx := context.Background()
-	add := func(values ...any) {
+	stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+	add := func(values ...any) task.ID {
 		if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err(); err != nil {
 			t.Fatal(err)
 		}
+		return ""
 	}
-	add("env", "\x00\xff garbage")
-	add("other", "field")
-	add("env", `{"v":1,"id":"q1/01J`)                                                                                                         // truncated JSON
-	add("env", `{"v":2,"id":"q1/x","kind":"test.echo","queue":"q1","args":{},"kid":"k1","sig":"AA=="}`)                                       // wrong version
-	add("env", `{"v":1,"kind":"test.echo","queue":"q1","args":{},"kid":"k1","sig":"AA=="}`)                                                   // missing id
-	add("env", `{"v":1,"id":7,"kind":"test.echo","queue":"q1","args":{},"kid":"k1","sig":"AA=="}`)                                            // wrong type
-	add("env", `{"v":1,"id":"q1/x","kind":"test.echo","queue":"q1","args":{},"kid":"k9","sig":"AA=="}`)                                       // unknown key id
-	add("env", `{"v":1,"id":"q1/x","kind":"test.echo","queue":"q1","args":{"msg":"`+strings.Repeat("x", 2<<20)+`"},"kid":"k1","sig":"AA=="}`) // oversized
-	// A validly shaped envelope signed with a key the worker does not have.
-	forgerClient, _ := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k1", []byte("an-attacker-key-0123456789abcdef")))
-	if _, err := task.Submit(ctx, forgerClient, echoDef, task.Caller{UserID: "admin"}, echoArgs{Msg: "forged"}); err != nil {
-		t.Fatal(err)
+	submit := func(c *task.Client, d task.Def, caller task.Caller, args echoArgs, opts ...task.SubmitOption) task.ID {
+		id, err := task.Submit(ctx, c, d, caller, args, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
 	}
-	unknown := echoDef
-	unknown.Kind = "test.unknown"
-	idUnknown, _ := task.Submit(ctx, h.client, unknown, alice, echoArgs{})
-	changed := echoDef
-	changed.Schema = "v1:changed"
-	idSchema, _ := task.Submit(ctx, h.client, changed, alice, echoArgs{})
-	// A valid envelope of queue q2 replayed into q1.
-	other := echoDef
-	other.Queue = "q2"
-	if _, err := task.Submit(ctx, h.client, other, alice, echoArgs{}); err != nil {
-		t.Fatal(err)
+	client := func(opts ...task.Option) *task.Client {
+		c, err := task.NewClient(h.rdb, append([]task.Option{task.WithPrefix(h.prefix)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	replayed, _ := h.rdb.XRange(ctx, redisq.QueueKeys(h.prefix, "q2").Stream(), "-", "+").Result()
-	add("env", replayed[0].Values["env"])
-
-	run(t, w)
-	good, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "still working"})
-	if got, err := wait[string](t, h.client, good); err != nil || got != "still working" {
-		t.Fatalf("valid task after bad ones: %q, %v", got, err)
+	forger := client(task.WithSigningKey("k1", []byte("an-attacker-key-0123456789abcdef")))
+	unknownKey := client(task.WithSigningKey("k9", []byte("a-key-the-worker-lacks-0123456789")))
+	big := client(task.WithSigningKey("k1", signingKey), task.WithMaxEnvelopeSize(4<<20))
+	envelope := `{"v":1,"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA","kind":"test.echo","queue":"q1","schema":"v1:echo","attempt":0,"max_retries":2,"submitted_at":"2026-01-01T00:00:00Z","args":{},"kid":"k1","sig":"AAAA"}`
+	tests := []struct {
+		name   string
+		inject func() task.ID // returns the id Result must answer for, if any
+		reason string
+		err    error
+	}{
+		{"garbage bytes", func() task.ID { return add("env", "\x00\xff garbage") }, task.ReasonMalformed, nil},
+		{"entry without the envelope field", func() task.ID { return add("other", "field") }, task.ReasonMalformed, nil},
+		{"truncated JSON", func() task.ID { return add("env", envelope[:60]) }, task.ReasonMalformed, nil},
+		{"wrong version", func() task.ID { return add("env", strings.Replace(envelope, `"v":1`, `"v":2`, 1)) }, task.ReasonMalformed, nil},
+		{"missing id", func() task.ID { return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA",`, "", 1)) }, task.ReasonMalformed, nil},
+		{"missing signature", func() task.ID { return add("env", strings.Replace(envelope, `,"sig":"AAAA"`, "", 1)) }, task.ReasonBadSignature, nil},
+		{"wrong type of id", func() task.ID { return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA"`, `"id":7`, 1)) }, task.ReasonMalformed, nil},
+		{"wrong type of attempt", func() task.ID { return add("env", strings.Replace(envelope, `"attempt":0`, `"attempt":"0"`, 1)) }, task.ReasonMalformed, nil},
+		{"unknown field", func() task.ID { return add("env", strings.Replace(envelope, `"v":1,`, `"v":1,"admin":true,`, 1)) }, task.ReasonMalformed, nil},
+		{"oversized", func() task.ID {
+			return add("env", strings.Replace(envelope, `"args":{}`, `"args":{"msg":"`+strings.Repeat("x", 2<<20)+`"}`, 1))
+		}, task.ReasonMalformed, nil},
+		{"over the worker's limit", func() task.ID {
+			return submit(big, echoDef, alice, echoArgs{Msg: strings.Repeat("x", 2<<20)})
+		}, task.ReasonMalformed, task.ErrMalformed},
+		{"forged signature", func() task.ID {
+			return submit(forger, echoDef, task.Caller{UserID: "admin"}, echoArgs{Msg: "forged"})
+		}, task.ReasonBadSignature, task.ErrBadSignature},
+		{"unknown key id", func() task.ID { return submit(unknownKey, echoDef, alice, echoArgs{}) }, task.ReasonBadSignature, task.ErrBadSignature},
+		{"replayed from another queue", func() task.ID {
+			other := echoDef
+			other.Queue = "q2"
+			submit(h.client, other, alice, echoArgs{})
+			xs, _ := h.rdb.XRange(ctx, redisq.QueueKeys(h.prefix, "q2").Stream(), "-", "+").Result()
+			return add("env", xs[len(xs)-1].Values["env"])
+		}, task.ReasonBadSignature, nil},
+		{"expired caller", func() task.ID {
+			short := task.Caller{UserID: "bob", Token: "bob-token", ExpiresAt: time.Now().Add(100 * time.Millisecond)}
+			return submit(h.client, echoDef, short, echoArgs{}, task.Delay(300*time.Millisecond))
+		}, task.ReasonCallerExpired, task.ErrCallerExpired},
+		{"unknown kind", func() task.ID {
+			unknown := echoDef
+			unknown.Kind = "test.unknown"
+			return submit(h.client, unknown, alice, echoArgs{})
+		}, task.ReasonUnknownKind, task.ErrUnknownKind},
+		{"schema mismatch", func() task.ID {
+			changed := echoDef
+			changed.Schema = "v1:changed"
+			return submit(h.client, changed, alice, echoArgs{})
+		}, task.ReasonSchemaMismatch, task.ErrSchemaMismatch},
 	}
-	if _, err := wait[string](t, h.client, idUnknown); !errors.Is(err, task.ErrUnknownKind) {
-		t.Errorf("unknown kind: err = %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(deadLetters(t, h, "q1"))
+			valid := []task.ID{submit(h.client, echoDef, alice, echoArgs{Msg: "before " + tt.name})}
+			id := tt.inject()
+			valid = append(valid, submit(h.client, echoDef, alice, echoArgs{Msg: "after " + tt.name}))
+			for _, v := range valid {
+				if _, err := wait[string](t, h.client, v); err != nil {
+					t.Errorf("valid task %s next to the bad input: %v", v, err)
+				}
+			}
+			dead := waitDeadLetters(t, h, "q1", before+1)
+			if len(dead) != before+1 {
+				t.Fatalf("%d dead letters, want %d", len(dead), before+1)
+			}
+			if got := dead[before]["reason"]; got != tt.reason {
+				t.Errorf("dead-letter reason = %q, want %q (%v)", got, tt.reason, dead[before])
+			}
+			if id != "" {
+				_, err := wait[string](t, h.client, id)
+				var failed *task.FailedError
+				if !errors.Is(err, tt.err) || !errors.As(err, &failed) || failed.Reason != tt.reason {
+					t.Errorf("Result of the refused task = %v, want %v", err, tt.err)
+				}
+			}
+		})
 	}
-	if _, err := wait[string](t, h.client, idSchema); !errors.Is(err, task.ErrSchemaMismatch) {
-		t.Errorf("schema mismatch: err = %v", err)
-	}
-	want := []string{"bad_signature", "bad_signature", "bad_signature", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed", "schema_mismatch", "unknown_kind"}
-	var reasons []string
-	for _, d := range waitDeadLetters(t, h, "q1", len(want)) {
-		reasons = append(reasons, d["reason"])
-	}
-	slices.Sort(reasons) // the worker runs them concurrently
-	if !slices.Equal(reasons, want) {
-		t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
+	for _, tt := range tests {
+		for _, when := range []string{"before ", "after "} {
+			if _, ok := ran.Load(when + tt.name); !ok {
+				t.Errorf("the valid task %q did not run", when+tt.name)
+			}
+		}
 	}
 }
 
@@ -837,7 +894,7 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 		t.Fatalf("fetch = %v, %v", msgs, err)
 	}
 	time.Sleep(60 * time.Millisecond)
-	if msgs, err := b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1); err != nil || len(msgs) != 1 || msgs[0].Deliveries != 2 {
+	if msgs, _, err := b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, ""); err != nil || len(msgs) != 1 || msgs[0].Deliveries != 2 {
 		t.Fatalf("reclaim = %+v, %v; want one entry delivered twice", msgs, err)
 	}
 	w := h.worker(t, task.WithLease(200*time.Millisecond))
@@ -908,5 +965,146 @@ func TestLongTaskKeepsItsLeaseWhileAlive(t *testing.T) {
 	}
 	if n := runs.Load(); n != 1 {
 		t.Errorf("the task ran %d times: another worker stole it while it was alive", n)
+	}
+}
+
+// The client's calls end with their context even when Redis accepts commands and never
+// answers, and even with a client whose own timeouts are far longer: an HTTP handler that
+// submits with a request deadline is not held past it.
+func TestClientCallsEndWithTheirContextWhenRedisHangs(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: time.Minute, WriteTimeout: time.Minute, PoolTimeout: time.Minute, MaxRetries: -1})
+	defer rdb.Close()
+	h := newHarness(t, rdb)
+	ctx := context.Background()
+	id, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	calls := map[string]func(context.Context) error{
+		"Submit": func(ctx context.Context) error {
+			_, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
+			return err
+		},
+		"Result": func(ctx context.Context) error {
+			_, err := task.Result[string](ctx, h.client, id)
+			return err
+		},
+		"DeadLetters": func(ctx context.Context) error {
+			_, err := h.client.DeadLetters(ctx, "q1", "", 10)
+			return err
+		},
+	}
+	for name, call := range calls {
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		began := time.Now()
+		err := call(cctx)
+		took := time.Since(began)
+		cancel()
+		// The bound is a tenth of the client's own timeout: without the context kept,
+		// the call would take a minute.
+		if !errors.Is(err, context.DeadlineExceeded) || took > 6*time.Second {
+			t.Errorf("%s with Redis hanging: err = %v after %v; want DeadlineExceeded once its 300ms context ends", name, err, took)
+		}
+	}
+}
+
+// An envelope of a task that has finished, copied back into the stream, does not run the
+// task again: the worker drops it and the first outcome stands.
+func TestAReplayedEnvelopeOfAFinishedTaskDoesNotRunAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	id, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "once"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+	entries, err := h.rdb.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("stream = %v, %v", entries, err)
+	}
+	w := h.worker(t)
+	var runs atomic.Int32
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		runs.Add(1)
+		return a.Msg, nil
+	})
+	run(t, w)
+	if got, err := wait[string](t, h.client, id); err != nil || got != "once" {
+		t.Fatalf("Result = %q, %v", got, err)
+	}
+	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entries[0].Values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replayed entry to be dropped", func() bool {
+		n, _ := h.rdb.XLen(ctx, stream).Result()
+		p, _ := h.rdb.XPending(ctx, stream, redisq.Group).Result()
+		return n == 0 && p != nil && p.Count == 0
+	})
+	if n := runs.Load(); n != 1 {
+		t.Errorf("the task ran %d times, want once", n)
+	}
+	if got, err := wait[string](t, h.client, id); err != nil || got != "once" {
+		t.Errorf("Result after the replay = %q, %v", got, err)
+	}
+}
+
+// A worker whose task was taken over by another (it missed its lease) learns it from its
+// next heartbeat, stops the run and settles nothing: the new owner's outcome is the one.
+func TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	w := h.worker(t, task.WithLease(300*time.Millisecond))
+	started := make(chan struct{})
+	stopped := make(chan error, 1)
+	task.Register(w, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+		close(started)
+		<-ctx.Done()
+		stopped <- ctx.Err()
+		return "", ctx.Err()
+	})
+	run(t, w)
+	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
+	<-started
+	// Another worker takes the entry over, as if this one had stalled past its lease.
+	taken, _, err := redisq.New(h.rdb, h.prefix).Reclaim(ctx, "q1", "other-worker", 0, 1, "")
+	if err != nil || len(taken) != 1 {
+		t.Fatalf("Reclaim = %v, %v", taken, err)
+	}
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Error("the run's context ended without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run went on after another worker took its task over")
+	}
+	time.Sleep(100 * time.Millisecond) // let a settlement, if the worker made one, land
+	keys := redisq.QueueKeys(h.prefix, "q1")
+	p, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: keys.Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
+	if err != nil || len(p) != 1 || p[0].Consumer != "other-worker" {
+		t.Errorf("pending = %+v, %v; want the entry still with the worker that took it over", p, err)
+	}
+	if st, _ := h.rdb.HGet(ctx, keys.State(string(id)), "state").Result(); st != redisq.StateRunning {
+		t.Errorf("state = %q, want running: the stopped run settled the task", st)
+	}
+	if n, _ := h.rdb.ZCard(ctx, keys.Delayed()).Result(); n != 0 {
+		t.Error("the stopped run scheduled a retry")
+	}
+}
+
+// waitFor waits up to 10 s for cond, failing the test with what it waited for.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
