@@ -118,8 +118,6 @@ func (c *serialCheck) check(t types.Type, path string, addressable bool) {
 		switch {
 		case u.Kind() == types.UnsafePointer:
 			c.problem("%s is an unsafe.Pointer; %s", path, c.stateHint)
-		case u.Kind() == types.Uintptr:
-			c.problem("%s is a uintptr; use uint64 if it is a number", path)
 		case u.Info()&types.IsComplex != 0:
 			c.problem("%s is a complex number (%s); encoding/json cannot encode complex numbers", path, c.typeString(t))
 		}
@@ -235,7 +233,7 @@ func (c *serialCheck) checkMapKey(key types.Type, path string) {
 	if tm && tu {
 		return
 	}
-	if b, ok := key.Underlying().(*types.Basic); ok && b.Info()&types.IsInteger != 0 && b.Kind() != types.Uintptr && !tm && !tu {
+	if b, ok := key.Underlying().(*types.Basic); ok && b.Info()&types.IsInteger != 0 && !tm && !tu {
 		return
 	}
 	c.problem("%s has map key type %s; map keys must be strings, integers, or implement encoding.TextMarshaler and encoding.TextUnmarshaler",

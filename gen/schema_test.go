@@ -357,6 +357,11 @@ func TestSchemaDescriptionFollowsEncodingJSON(t *testing.T) {
 			want: `{"t":{"ID":int,"Name":string,"name",omitempty:string,"-":int,"N",string:int64,"Z",omitzero:[]int}}`,
 		},
 		{
+			name: "uintptr like the other integers, also quoted with ,string",
+			src:  "type T struct{ P uintptr `json:\",string\"` }\nfunc F(u uintptr, m map[uintptr]bool, t T) error { return nil }",
+			want: `{"u":uintptr,"m":map[uintptr]bool,"t":{"P",string:uintptr}}`,
+		},
+		{
 			name: "conflicting embedded fields at the same depth are dropped",
 			src:  "type A struct{ X int }\ntype B struct{ X string }\ntype T struct{ A; B; Y int }\nfunc F(t T) error { return nil }",
 			want: `{"t":{"Y":int}}`,

@@ -184,7 +184,7 @@ func jsonFields(t types.Type) []jsonField {
 				}
 				quoted := false
 				if opts.contains("string") {
-					if b, ok := ft.Underlying().(*types.Basic); ok && b.Info()&(types.IsBoolean|types.IsInteger|types.IsFloat|types.IsString) != 0 && b.Kind() != types.Uintptr {
+					if b, ok := ft.Underlying().(*types.Basic); ok && b.Info()&(types.IsBoolean|types.IsInteger|types.IsFloat|types.IsString) != 0 {
 						quoted = true
 					}
 				}
