@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,9 @@ func TestOpenRefusesEveryTamperedField(t *testing.T) {
 	if sealedKID == otherKID {
 		otherKID = "11111111"
 	}
+	// Unix nanoseconds wrap every 2^64 ns (about 584 years): a signed form built on them
+	// cannot tell these two times apart.
+	wrapped := sample().SubmittedAt.Add(math.MaxInt64).Add(math.MaxInt64).Add(2).Format(time.RFC3339Nano)
 	otherData := []byte(sealedData)
 	otherData[10] ^= 'A' ^ 'B' // a full sextet, so the text stays canonical base64
 	cases := []struct {
@@ -107,6 +111,7 @@ func TestOpenRefusesEveryTamperedField(t *testing.T) {
 		{"timeout_ms", withCaller, `"timeout_ms":1000`, `"timeout_ms":99`},
 		{"submitted_at", withCaller, `"submitted_at":"2026-`, `"submitted_at":"2027-`},
 		{"submitted_at nanoseconds", withCaller, `05.000000006Z"`, `05.000000007Z"`},
+		{"submitted_at 2^64 ns later", withCaller, `"submitted_at":"2026-01-02T03:04:05.000000006Z"`, `"submitted_at":"` + wrapped + `"`},
 		{"args", withCaller, `"args":{"to":"a@example.com"}`, `"args":{"to":"evil@example.com"}`},
 		{"kid", withCaller, `"kid":"a"`, `"kid":"c"`},
 		{"caller user_id", withCaller, `"user_id":"u1"`, `"user_id":"admin"`},

@@ -176,10 +176,18 @@ func (k *Keyring) mac(secret []byte, e *Envelope) []byte {
 	return h.Sum(nil)
 }
 
+// signedForm names the byte form signedBytes writes: the envelope version, then the
+// revision of the form. Change it with signedBytes, so that one revision's bytes are
+// never read as another's. Revision 2 signs times as seconds and nanoseconds (revision 1
+// signed Unix nanoseconds, which wrap outside the years 1678 to 2262): envelopes signed
+// before it no longer verify.
+const signedForm = "taskgen.envelope.v1/2"
+
 // signedBytes is the canonical form the signature covers: a domain tag, the scope, then
 // every field but the signature, each as a uvarint length and its bytes, in a fixed order. Length
 // prefixes make the encoding unambiguous; the raw JSON of args and caller is signed as it
 // stands in the envelope, so any change to it, whitespace included, breaks the signature.
+// A time is signed as its Unix seconds and nanoseconds, which hold every time.Time exactly.
 func signedBytes(scope string, e *Envelope) []byte {
 	var b []byte
 	field := func(s []byte) {
@@ -188,7 +196,7 @@ func signedBytes(scope string, e *Envelope) []byte {
 	}
 	str := func(s string) { field([]byte(s)) }
 	num := func(n int64) { str(strconv.FormatInt(n, 10)) }
-	str("taskgen.envelope.v1")
+	str(signedForm)
 	str(scope)
 	num(int64(e.Version))
 	str(e.KeyID)
@@ -199,7 +207,8 @@ func signedBytes(scope string, e *Envelope) []byte {
 	num(int64(e.Attempt))
 	num(int64(e.MaxRetries))
 	num(e.TimeoutMS)
-	num(e.SubmittedAt.UnixNano())
+	num(e.SubmittedAt.Unix())
+	num(int64(e.SubmittedAt.Nanosecond()))
 	field(e.Caller)
 	if e.Sealed != nil {
 		str("sealed")
