@@ -5,6 +5,15 @@
 // An envelope is signed over a canonical byte form of every field that affects execution
 // (see signedBytes), so whoever can write to Redis cannot change the kind, queue, id,
 // arguments, caller, schema or limits of a task, nor forge a new one, without a signing key.
+//
+// The signature covers the decoded values, not the JSON text, so Open also insists on the
+// one text Sign writes for those values: UTF-8 with nothing before or after the object, the
+// keys of this version once each, in Sign's order and letter case, no whitespace, times in
+// UTC, and the spelling and escapes of encoding/json's Marshal (args and the caller block
+// are signed as the bytes they are, so they too must be as Marshal writes them). Anything
+// else is ErrMalformed, even with a valid signature. So an accepted envelope has exactly
+// one encoding, and no other JSON reader can find a duplicate or differently cased key in
+// it that encoding/json would have resolved another way.
 package envelope
 
 import (
@@ -12,7 +21,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the envelope format this package writes and the only one it reads.
@@ -64,42 +75,125 @@ type Envelope struct {
 	Sig         []byte          `json:"sig"`
 }
 
+// maxTimeoutMS is the longest timeout_ms a time.Duration holds.
+const maxTimeoutMS = math.MaxInt64 / int64(time.Millisecond)
+
 // Timeout returns the per-attempt timeout the submitter asked for; zero means none.
 func (e *Envelope) Timeout() time.Duration { return time.Duration(e.TimeoutMS) * time.Millisecond }
 
 // HasCaller reports whether the envelope carries a caller block, plain or sealed.
 func (e *Envelope) HasCaller() bool { return len(e.Caller) > 0 || e.Sealed != nil }
 
-// decode parses data without verifying it. Unknown fields are refused: a field this
-// version does not know is not covered by the signature and must not be silently dropped.
+// decode parses data without verifying it and checks its values (see check). Unknown
+// fields are refused: a field this version does not know is not covered by the signature
+// and must not be silently dropped. Open checks the canonical form (see canonical) after
+// the signature, so that a forgery is reported as one.
 func decode(data []byte) (*Envelope, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
+	}
 	var e Envelope
-	if err := dec.Decode(&e); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := decodeStrict(data, &e); err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
+	if err := e.check(); err != nil {
+		return nil, err
 	}
-	if e.Version != Version {
-		return nil, fmt.Errorf("%w: version %d, this worker reads version %d", ErrMalformed, e.Version, Version)
-	}
-	switch {
-	case e.ID == "":
-		return nil, fmt.Errorf("%w: no id", ErrMalformed)
-	case e.Kind == "":
-		return nil, fmt.Errorf("%w: no kind", ErrMalformed)
-	case e.Queue == "":
-		return nil, fmt.Errorf("%w: no queue", ErrMalformed)
-	case len(e.Args) == 0:
-		return nil, fmt.Errorf("%w: no args", ErrMalformed)
-	case e.KeyID == "" || len(e.Sig) == 0:
+	if e.KeyID == "" || len(e.Sig) == 0 {
 		return nil, fmt.Errorf("%w: unsigned", ErrBadSignature)
-	case len(e.Caller) > 0 && e.Sealed != nil:
-		return nil, fmt.Errorf("%w: both a plain and a sealed caller block", ErrMalformed)
-	case e.Attempt < 0 || e.MaxRetries < 0 || e.TimeoutMS < 0:
-		return nil, fmt.Errorf("%w: negative attempt, retries or timeout", ErrMalformed)
 	}
 	return &e, nil
+}
+
+// check refuses values that no valid envelope has. Open checks them before verifying the
+// signature, Sign before signing, so Sign never writes an envelope Open refuses.
+func (e *Envelope) check() error {
+	switch {
+	case e.Version != Version:
+		return fmt.Errorf("%w: version %d, this worker reads version %d", ErrMalformed, e.Version, Version)
+	case e.ID == "":
+		return fmt.Errorf("%w: no id", ErrMalformed)
+	case e.Kind == "":
+		return fmt.Errorf("%w: no kind", ErrMalformed)
+	case e.Queue == "":
+		return fmt.Errorf("%w: no queue", ErrMalformed)
+	case len(e.Args) == 0:
+		return fmt.Errorf("%w: no args", ErrMalformed)
+	case len(e.Caller) > 0 && e.Sealed != nil:
+		return fmt.Errorf("%w: both a plain and a sealed caller block", ErrMalformed)
+	case len(e.Caller) > 0 && e.Caller[0] != '{':
+		return fmt.Errorf("%w: the caller block is not a JSON object", ErrMalformed)
+	case e.Sealed != nil && (e.Sealed.KeyID == "" || len(e.Sealed.Data) == 0):
+		return fmt.Errorf("%w: empty sealed caller block", ErrMalformed)
+	case e.Attempt < 0 || e.MaxRetries < 0 || e.TimeoutMS < 0:
+		return fmt.Errorf("%w: negative attempt, retries or timeout", ErrMalformed)
+	case e.TimeoutMS > maxTimeoutMS:
+		return fmt.Errorf("%w: timeout_ms %d is longer than a time.Duration holds", ErrMalformed, e.TimeoutMS)
+	case e.SubmittedAt.Location() != time.UTC:
+		return fmt.Errorf("%w: submitted_at is not in UTC", ErrMalformed)
+	}
+	return nil
+}
+
+// decodeStrict decodes the one JSON value in data into v, refusing unknown fields and
+// anything but whitespace after the value (json.Decoder.More does not see a stray '}' or
+// ']'). Duplicate and differently cased keys are left to canonical.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return fmt.Errorf("%w: trailing data after the JSON value", ErrMalformed)
+	}
+	return nil
+}
+
+// canonical refuses data unless it is exactly what json.Marshal writes for v, the value
+// decoded from it: this rejects duplicate and differently cased keys (encoding/json takes
+// the last, and matches case-insensitively), other key orders, whitespace, and the
+// encodings encoding/json reads but never writes (escapes, base64 line breaks or unused
+// bits, time zone offsets).
+func canonical(data []byte, v any) error {
+	if want, err := json.Marshal(v); err != nil || !bytes.Equal(want, data) {
+		return fmt.Errorf("%w: not in the form Sign writes (a duplicate or differently cased key, another key order, whitespace or escape)", ErrMalformed)
+	}
+	return nil
+}
+
+// normalize puts e's values in the form Open reads back unchanged: args and caller block
+// as json.Marshal writes them (compact, HTML-escaped), the submission time in UTC without
+// a monotonic reading. It refuses strings that are not UTF-8: encoding/json would replace
+// their bad bytes, and the envelope would not verify.
+func (e *Envelope) normalize() error {
+	for _, f := range []struct{ name, s string }{{"id", e.ID}, {"kind", e.Kind}, {"queue", e.Queue}, {"schema", e.Schema}} {
+		if !utf8.ValidString(f.s) {
+			return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrMalformed, f.name, f.s)
+		}
+	}
+	var err error
+	if e.Args, err = compactJSON("args", e.Args); err != nil {
+		return err
+	}
+	if e.Caller, err = compactJSON("caller block", e.Caller); err != nil {
+		return err
+	}
+	e.SubmittedAt = e.SubmittedAt.Round(0).UTC()
+	return nil
+}
+
+// compactJSON returns raw as json.Marshal writes it inside an envelope.
+func compactJSON(name string, raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return raw, nil
+	}
+	if !utf8.Valid(raw) {
+		return nil, fmt.Errorf("%w: %s is not valid UTF-8", ErrMalformed, name)
+	}
+	out, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, name, err)
+	}
+	return out, nil
 }

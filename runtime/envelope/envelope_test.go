@@ -96,7 +96,7 @@ func TestOpenRefusesEveryTamperedField(t *testing.T) {
 	// cannot tell these two times apart.
 	wrapped := sample().SubmittedAt.Add(math.MaxInt64).Add(math.MaxInt64).Add(2).Format(time.RFC3339Nano)
 	otherData := []byte(sealedData)
-	otherData[10] ^= 'A' ^ 'B' // a full sextet, so the text stays canonical base64
+	otherData[10] = base64Flip(otherData[10], 1) // a full sextet, so the text stays canonical base64
 	cases := []struct {
 		name     string
 		data     []byte
@@ -236,23 +236,60 @@ func TestSealingTwiceUsesFreshNonces(t *testing.T) {
 
 func TestOpenRefusesBadInput(t *testing.T) {
 	k := keyring(t, nil, keyA)
-	good := signed(t, k, nil)
+	good := signed(t, k, &Caller{UserID: "u1"})
+	sig := good[bytes.LastIndex(good, []byte(`"sig":"`))+7 : len(good)-2]
+	// The last character before the padding carries two bits that base64 decoding ignores.
+	looseSig := append([]byte(nil), sig...)
+	looseSig[len(looseSig)-2] = base64Flip(looseSig[len(looseSig)-2], 1)
+	replace := func(from, to string) []byte {
+		t.Helper()
+		if bytes.Count(good, []byte(from)) != 1 {
+			t.Fatalf("%s is not once in %s", from, good)
+		}
+		return bytes.Replace(good, []byte(from), []byte(to), 1)
+	}
+	cat := func(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
 	cases := map[string]struct {
 		data []byte
 		want error
 	}{
-		"empty":          {nil, ErrMalformed},
-		"garbage":        {[]byte("\x00\xffnot json"), ErrMalformed},
-		"truncated":      {good[:len(good)/2], ErrMalformed},
-		"trailing data":  {append(append([]byte{}, good...), []byte(`{}`)...), ErrMalformed},
-		"wrong version":  {bytes.Replace(good, []byte(`"v":1`), []byte(`"v":2`), 1), ErrMalformed},
-		"unknown field":  {bytes.Replace(good, []byte(`{"v":1`), []byte(`{"x":1,"v":1`), 1), ErrMalformed},
-		"wrong type":     {bytes.Replace(good, []byte(`"attempt":0`), []byte(`"attempt":"0"`), 1), ErrMalformed},
-		"missing kind":   {bytes.Replace(good, []byte(`"kind":"email.send",`), nil, 1), ErrMalformed},
-		"unsigned":       {bytes.Replace(good, []byte(`"kid":"a"`), []byte(`"kid":""`), 1), ErrBadSignature},
-		"too large":      {bytes.Repeat([]byte(" "), DefaultMaxSize+1), ErrTooLarge},
-		"forged sig":     {forge(t, good), ErrBadSignature},
-		"negative value": {bytes.Replace(good, []byte(`"max_retries":3`), []byte(`"max_retries":-1`), 1), ErrMalformed},
+		"empty":     {nil, ErrMalformed},
+		"garbage":   {[]byte("\x00\xffnot json"), ErrMalformed},
+		"truncated": {good[:len(good)/2], ErrMalformed},
+		"null":      {[]byte("null"), ErrMalformed},
+		"an array":  {[]byte("[]"), ErrMalformed},
+		// Only the one object Sign writes: json.Decoder.More does not see a stray } or ].
+		"trailing object":         {cat(string(good), `{}`), ErrMalformed},
+		"trailing }":              {cat(string(good), `}`), ErrMalformed},
+		"trailing }garbage":       {cat(string(good), `}garbage`), ErrMalformed},
+		"trailing ]]]":            {cat(string(good), `]]]`), ErrMalformed},
+		"trailing space":          {cat(string(good), " \n"), ErrMalformed},
+		"leading space":           {cat(" ", string(good)), ErrMalformed},
+		"wrong version":           {replace(`"v":1`, `"v":2`), ErrMalformed},
+		"unknown field":           {replace(`{"v":1`, `{"x":1,"v":1`), ErrMalformed},
+		"unknown caller field":    {replace(`"user_id":"u1"`, `"user_id":"u1","role":"admin"`), ErrBadSignature},
+		"wrong type":              {replace(`"attempt":0`, `"attempt":"0"`), ErrMalformed},
+		"missing kind":            {replace(`"kind":"email.send",`, ``), ErrMalformed},
+		"unsigned":                {replace(`"kid":"a"`, `"kid":""`), ErrBadSignature},
+		"too large":               {bytes.Repeat([]byte(" "), DefaultMaxSize+1), ErrTooLarge},
+		"forged sig":              {forge(t, good), ErrBadSignature},
+		"negative value":          {replace(`"max_retries":3`, `"max_retries":-1`), ErrMalformed},
+		"huge number":             {replace(`"attempt":0`, `"attempt":1`+strings.Repeat("0", 400)), ErrMalformed},
+		"float for an int":        {replace(`"attempt":0`, `"attempt":1e400`), ErrMalformed},
+		"timeout beyond Duration": {replace(`"timeout_ms":1000`, `"timeout_ms":9223372036854776`), ErrMalformed},
+		"deeply nested args":      {replace(`"args":{"to":"a@example.com"}`, `"args":`+strings.Repeat("[", 100_000)+strings.Repeat("]", 100_000)), ErrMalformed},
+		"not UTF-8 in a string":   {replace(`"kind":"email.send"`, "\"kind\":\"email.send\xff\""), ErrMalformed},
+		"not UTF-8 in args":       {replace(`"to":"a@example.com"`, "\"to\":\"a\xff@example.com\""), ErrMalformed},
+		// The same values under the same signature in another text: encoding/json reads
+		// them all alike, another JSON reader may not.
+		"duplicate key":         {replace(`"kind":"email.send"`, `"kind":"email.evil","kind":"email.send"`), ErrMalformed},
+		"differently cased key": {replace(`"kind":"email.send"`, `"KIND":"email.send"`), ErrMalformed},
+		"keys in another order": {replace(`"kind":"email.send","queue":"email"`, `"queue":"email","kind":"email.send"`), ErrMalformed},
+		"whitespace":            {replace(`"kind":"email.send"`, `"kind": "email.send"`), ErrMalformed},
+		"escaped character":     {replace(`"kind":"email.send"`, `"kind":"email\u002esend"`), ErrMalformed},
+		"line break in sig":     {replace(string(sig), string(sig[:20])+`\r\n`+string(sig[20:])), ErrMalformed},
+		"unused bits in sig":    {replace(string(sig), string(looseSig)), ErrMalformed},
+		"submitted_at not UTC":  {replace(`"2026-01-02T03:04:05.000000006Z"`, `"2026-01-02T04:04:05.000000006+01:00"`), ErrMalformed},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -260,6 +297,156 @@ func TestOpenRefusesBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// base64Flip flips bits of a standard base64 character's value.
+func base64Flip(c byte, bits byte) byte {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	return alphabet[strings.IndexByte(alphabet, c)^int(bits)]
+}
+
+// signRaw signs e as it stands, without Sign's normalization and checks: what a holder of
+// the key could write that Sign never would.
+func signRaw(t *testing.T, k *Keyring, e *Envelope) []byte {
+	t.Helper()
+	e.Version, e.KeyID = Version, k.signing[0].ID
+	e.Sig = k.mac(k.signing[0].Secret, e)
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// Even under a valid signature, Open and Caller read only what Sign and SetCaller write.
+func TestOpenRefusesSignedEnvelopesSignWouldNotWrite(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	cases := map[string]func(e *Envelope){
+		"caller block null":          func(e *Envelope) { e.Caller = json.RawMessage(`null`) },
+		"caller block a string":      func(e *Envelope) { e.Caller = json.RawMessage(`"admin"`) },
+		"unknown caller field":       func(e *Envelope) { e.Caller = json.RawMessage(`{"user_id":"u1","role":"admin"}`) },
+		"duplicate caller key":       func(e *Envelope) { e.Caller = json.RawMessage(`{"user_id":"u1","user_id":"admin"}`) },
+		"differently cased caller":   func(e *Envelope) { e.Caller = json.RawMessage(`{"USER_ID":"admin"}`) },
+		"caller keys in other order": func(e *Envelope) { e.Caller = json.RawMessage(`{"token":"t","user_id":"u1"}`) },
+		"caller expiry not UTC": func(e *Envelope) {
+			e.Caller = json.RawMessage(`{"user_id":"u1","expires_at":"2030-01-01T00:00:00+00:00"}`)
+		},
+		"empty sealed block":      func(e *Envelope) { e.Sealed = &Sealed{} },
+		"timeout beyond Duration": func(e *Envelope) { e.TimeoutMS = math.MaxInt64 / int64(time.Millisecond) * 2 },
+		"submitted_at not UTC":    func(e *Envelope) { e.SubmittedAt = e.SubmittedAt.In(time.FixedZone("X", 3600)) },
+		"args not UTF-8":          func(e *Envelope) { e.Args = json.RawMessage("{\"to\":\"\xff\"}") },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := sample()
+			change(e)
+			data := signRaw(t, k, e)
+			opened, err := k.Open(data, 0)
+			if err == nil {
+				_, err = k.Caller(opened)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Open and Caller: err = %v, want ErrMalformed\n%s", err, data)
+			}
+		})
+	}
+}
+
+// Sign puts what it signs in the form Open reads back, so an envelope it signs always
+// opens, with the same values: args as json.Marshal writes them, times in UTC.
+func TestSignWritesWhatOpenReads(t *testing.T) {
+	k := keyring(t, sealKey, keyA)
+	oddZone := time.FixedZone("LMT", 9*60+21) // RFC 3339 cannot write the 21 seconds
+	cases := map[string]struct {
+		change func(e *Envelope, c *Caller)
+		args   string // the args Open returns
+	}{
+		"indented args": {func(e *Envelope, _ *Caller) { e.Args = json.RawMessage("{\n  \"to\": \"a\"\n}") }, `{"to":"a"}`},
+		"HTML in args":  {func(e *Envelope, _ *Caller) { e.Args = json.RawMessage(`{"to":"<a&b> "}`) }, `{"to":"\u003ca\u0026b\u003e\u2028"}`},
+		"time in odd zone": {func(e *Envelope, c *Caller) {
+			e.SubmittedAt = e.SubmittedAt.In(oddZone)
+			c.ExpiresAt = c.ExpiresAt.In(oddZone)
+		}, `{"to":"a@example.com"}`},
+		"monotonic clock":    {func(e *Envelope, c *Caller) { e.SubmittedAt = time.Now(); c.ExpiresAt = time.Now().Add(time.Hour) }, `{"to":"a@example.com"}`},
+		"year 9999":          {func(e *Envelope, _ *Caller) { e.SubmittedAt = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC) }, `{"to":"a@example.com"}`},
+		"year 0":             {func(e *Envelope, _ *Caller) { e.SubmittedAt = time.Date(0, 1, 1, 0, 0, 0, 1, time.UTC) }, `{"to":"a@example.com"}`},
+		"longest timeout":    {func(e *Envelope, _ *Caller) { e.TimeoutMS = math.MaxInt64 / int64(time.Millisecond) }, `{"to":"a@example.com"}`},
+		"escapes in strings": {func(e *Envelope, c *Caller) { e.Kind, c.UserID = "a<b>\"c\u2028", "ü\x00" }, `{"to":"a@example.com"}`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := sample()
+			c := &Caller{UserID: "u1", Token: "tok", ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), Scopes: []string{"read"}}
+			tc.change(e, c)
+			if err := k.SetCaller(e, c); err != nil {
+				t.Fatal(err)
+			}
+			data, err := k.Sign(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := k.Open(data, 0)
+			if err != nil {
+				t.Fatalf("Open: %v\n%s", err, data)
+			}
+			if string(got.Args) != tc.args || got.Kind != e.Kind || !got.SubmittedAt.Equal(e.SubmittedAt) || got.Timeout() != e.Timeout() {
+				t.Errorf("opened %+v, signed %+v", got, e)
+			}
+			gc, err := k.Caller(got)
+			if err != nil || gc.UserID != c.UserID || !gc.ExpiresAt.Equal(c.ExpiresAt) {
+				t.Errorf("Caller = %+v, %v; want %+v", gc, err, c)
+			}
+		})
+	}
+}
+
+// Sign refuses what Open would refuse, instead of writing an envelope no worker runs.
+func TestSignRefusesWhatOpenRefuses(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	cases := map[string]func(e *Envelope){
+		"no kind":                 func(e *Envelope) { e.Kind = "" },
+		"no args":                 func(e *Envelope) { e.Args = nil },
+		"args not JSON":           func(e *Envelope) { e.Args = json.RawMessage(`{"to":`) },
+		"args not UTF-8":          func(e *Envelope) { e.Args = json.RawMessage("{\"to\":\"\xff\"}") },
+		"kind not UTF-8":          func(e *Envelope) { e.Kind = "email.\xff" },
+		"negative retries":        func(e *Envelope) { e.MaxRetries = -1 },
+		"timeout beyond Duration": func(e *Envelope) { e.TimeoutMS = math.MaxInt64 / int64(time.Millisecond) * 2 },
+		"caller block not object": func(e *Envelope) { e.Caller = json.RawMessage(`null`) },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := sample()
+			change(e)
+			if data, err := k.Sign(e); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Sign: err = %v, want ErrMalformed\n%s", err, data)
+			}
+		})
+	}
+	for name, c := range map[string]*Caller{
+		"user id not UTF-8": {UserID: "u\xff"},
+		"token not UTF-8":   {UserID: "u1", Token: "\xfe"},
+		"scope not UTF-8":   {UserID: "u1", Scopes: []string{"read\xff"}},
+	} {
+		if err := k.SetCaller(sample(), c); !errors.Is(err, ErrMalformed) {
+			t.Errorf("SetCaller with %s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// Open refuses an envelope over the limit before it decodes a byte of it.
+func TestOpenRefusesOversizedEnvelopeBeforeDecoding(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	data := signed(t, k, nil)
+	if _, err := k.Open(data, len(data)); err != nil {
+		t.Fatalf("envelope at the limit: %v", err)
+	}
+	if _, err := k.Open(data, len(data)-1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("envelope one byte over the limit: err = %v, want ErrTooLarge", err)
+	}
+	// Not even valid JSON: refused for its size, not its content.
+	if _, err := k.Open(bytes.Repeat([]byte("["), 2*DefaultMaxSize), 0); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized garbage: err = %v, want ErrTooLarge", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // MinKeySize is the shortest signing key accepted: HMAC-SHA256 wants at least its output size.
@@ -47,6 +48,9 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 		if k.ID == "" {
 			return nil, errors.New("signing key with an empty id")
 		}
+		if !utf8.ValidString(k.ID) {
+			return nil, fmt.Errorf("signing key id %q is not valid UTF-8", k.ID)
+		}
 		if seen[k.ID] {
 			return nil, fmt.Errorf("signing key id %q given twice", k.ID)
 		}
@@ -73,13 +77,24 @@ func (k *Keyring) Sealing() bool { return k.seal != nil }
 
 // SetCaller stores c in e: sealed when the keyring has a seal key, plain otherwise. A nil
 // c leaves the envelope without a caller block. Call it after e.ID is set: the seal is
-// bound to the id.
+// bound to the id. The expiry is stored in UTC; a user id, token or scope that is not
+// valid UTF-8 is refused, since JSON would silently replace its bad bytes.
 func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
 	e.Caller, e.Sealed = nil, nil
 	if c == nil {
 		return nil
 	}
-	plain, err := json.Marshal(c)
+	if !utf8.ValidString(c.UserID) || !utf8.ValidString(c.Token) {
+		return fmt.Errorf("encode caller: %w: user id or token is not valid UTF-8", ErrMalformed)
+	}
+	for _, s := range c.Scopes {
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("encode caller: %w: scope %q is not valid UTF-8", ErrMalformed, s)
+		}
+	}
+	wire := *c
+	wire.ExpiresAt = c.ExpiresAt.Round(0).UTC()
+	plain, err := json.Marshal(&wire)
 	if err != nil {
 		return fmt.Errorf("encode caller: %w", err)
 	}
@@ -96,7 +111,8 @@ func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
 }
 
 // Caller returns the envelope's caller block, opening the seal if there is one; nil when
-// the envelope carries none. Verify the envelope first.
+// the envelope carries none. Verify the envelope first. Like Open, it reads only the form
+// SetCaller writes.
 func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 	plain := []byte(e.Caller)
 	if e.Sealed != nil {
@@ -120,8 +136,14 @@ func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 		return nil, nil
 	}
 	var c Caller
-	if err := json.Unmarshal(plain, &c); err != nil {
-		return nil, fmt.Errorf("%w: caller block: %v", ErrMalformed, err)
+	if !utf8.Valid(plain) {
+		return nil, fmt.Errorf("caller block: %w: not valid UTF-8", ErrMalformed)
+	}
+	if err := decodeStrict(plain, &c); err != nil {
+		return nil, fmt.Errorf("caller block: %w", err)
+	}
+	if err := canonical(plain, &c); err != nil {
+		return nil, fmt.Errorf("caller block: %w", err)
 	}
 	return &c, nil
 }
@@ -133,11 +155,20 @@ func (k *Keyring) sealAD(id string) []byte {
 }
 
 // Sign sets e's version, key id and signature (with the first signing key) and returns
-// the encoded envelope.
+// the encoded envelope. It first puts e's args and caller block in compact form and its
+// submission time in UTC, and refuses (with ErrMalformed) an envelope that Open would
+// refuse: no id, kind, queue or args, a negative or overlong limit, text that is not UTF-8.
 func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	e.Version = Version
 	key := k.signing[0]
 	e.KeyID = key.ID
+	e.Sig = nil
+	if err := e.normalize(); err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	if err := e.check(); err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
 	e.Sig = k.mac(key.Secret, e)
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -147,7 +178,8 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 }
 
 // Open decodes data and verifies its signature. It refuses data longer than maxSize
-// (0: DefaultMaxSize) before parsing it.
+// (0: DefaultMaxSize) before parsing it, and data that is not exactly what Sign writes
+// (see the package documentation) after verifying it.
 func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
@@ -163,6 +195,9 @@ func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 		if key.ID == e.KeyID {
 			if !hmac.Equal(k.mac(key.Secret, e), e.Sig) {
 				return nil, fmt.Errorf("%w: signature does not match (key %q)", ErrBadSignature, e.KeyID)
+			}
+			if err := canonical(data, e); err != nil {
+				return nil, err
 			}
 			return e, nil
 		}
