@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"go/types"
 	"reflect"
+	"slices"
+	"strings"
 )
 
 // This file is the serializability check: every argument and result of a task must
 // survive a JSON round trip through encoding/json, because that is how it travels in the
 // task envelope and is stored as a result. A type that would silently lose data (an
-// unexported field, a marshaler without its unmarshaler) is an error, and so is a type
-// that cannot be data at all (a func, a channel, an interface).
+// unexported field, a marshaler without its unmarshaler, fields that tie for a JSON name,
+// a marshaler promoted from an embedded field over the struct's other fields) is an
+// error, and so is a type that cannot be data at all (a func, a channel, an interface).
 
 // serialCheck walks a type and collects what cannot round-trip.
 type serialCheck struct {
@@ -106,6 +109,8 @@ func (c *serialCheck) check(t types.Type, path string, addressable bool) {
 	if marshal != codecNone || unmarshal != codecNone {
 		if marshal != unmarshal {
 			c.codecProblem(t, path, addressable, marshal, unmarshal)
+		} else {
+			c.checkPromotedCodec(t, path, addressable, marshal)
 		}
 		return
 	}
@@ -142,6 +147,7 @@ func (c *serialCheck) check(t types.Type, path string, addressable bool) {
 			return
 		}
 		c.checkStruct(u, path, addressable)
+		c.checkNameConflicts(t, path)
 	case *types.Signature:
 		c.problem("%s is a func; %s", path, c.stateHint)
 	case *types.Chan:
@@ -279,4 +285,95 @@ func (c *serialCheck) checkStruct(st *types.Struct, path string, addressable boo
 		}
 		c.check(f.Type(), fpath, addressable)
 	}
+}
+
+// checkNameConflicts reports fields that encoding/json drops because they tie for one
+// JSON name: same depth, and all tagged or none. It drops them silently, all of them.
+func (c *serialCheck) checkNameConflicts(t types.Type, path string) {
+	_, conflicts := typeFields(t)
+	for _, tied := range conflicts {
+		var paths []string
+		for _, f := range tied {
+			if p := fieldPath(t, f.index, path); !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+		if len(paths) == 1 {
+			c.problem("%s is promoted through two embedded fields of the same type at the same depth, so encoding/json would silently drop it; embed that type only once",
+				paths[0])
+			continue
+		}
+		all := "all of them"
+		if len(paths) == 2 {
+			all = "both"
+		}
+		c.problem("%s have the same JSON name %q at the same depth, so encoding/json would silently drop %s; give each its own name with a json tag",
+			joinAnd(paths), tied[0].name, all)
+	}
+}
+
+// checkPromotedCodec reports a struct whose marshaling methods of kind k come from an
+// embedded field, such as a struct embedding time.Time: encoding/json calls them for the
+// whole struct, so the struct's other fields never reach the wire, or never come back.
+func (c *serialCheck) checkPromotedCodec(t types.Type, path string, addressable bool, k codec) {
+	if _, ok := t.Underlying().(*types.Struct); !ok {
+		return
+	}
+	for _, m := range []struct {
+		name        string
+		addressable bool
+		what        string
+	}{
+		{marshalMethod(k), addressable, "encode"},
+		{unmarshalMethod(k), true, "decode"},
+	} {
+		obj, index, _ := types.LookupFieldOrMethod(t, m.addressable, c.pkg, m.name)
+		if obj == nil || len(index) < 2 {
+			continue // t's own method
+		}
+		embedded := index[:len(index)-1]
+		var dropped []string
+		for _, f := range jsonFields(t) {
+			if len(f.index) < len(embedded) || !slices.Equal(f.index[:len(embedded)], embedded) {
+				dropped = append(dropped, fieldPath(t, f.index, path))
+			}
+		}
+		if len(dropped) == 0 {
+			continue
+		}
+		name := c.typeString(t)
+		c.problem("%s is %s, which gets %s from its embedded %s, so encoding/json would %s only that and silently drop %s; make the embedded field a named field, or declare %s and %s on %s",
+			path, name, m.name, c.typeString(fieldAt(t, embedded).Type()), m.what, joinAnd(dropped), marshalMethod(k), unmarshalMethod(k), name)
+		return
+	}
+}
+
+// fieldAt returns the field of struct type t at an index path through embedded fields.
+func fieldAt(t types.Type, index []int) *types.Var {
+	var f *types.Var
+	for _, i := range index {
+		t = types.Unalias(t)
+		if p, ok := t.Underlying().(*types.Pointer); ok {
+			t = p.Elem()
+		}
+		f = t.Underlying().(*types.Struct).Field(i)
+		t = f.Type()
+	}
+	return f
+}
+
+// fieldPath writes the field of struct type t at an index path as path.A.B.
+func fieldPath(t types.Type, index []int, path string) string {
+	for n := range index {
+		path += "." + fieldAt(t, index[:n+1]).Name()
+	}
+	return path
+}
+
+// joinAnd joins words as "a, b and c".
+func joinAnd(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }

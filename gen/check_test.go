@@ -35,6 +35,9 @@ func TestSerializableArgumentsPassTheCheck(t *testing.T) {
 		{"generic struct instances", "type Pair[K comparable, V any] struct{ Key K; Value V }\nfunc F(p Pair[string, []int]) error { return nil }"},
 		{"anonymous structs", "func F(a struct{ X int; Y []string }) error { return nil }"},
 		{"empty struct", "func F(a struct{}) error { return nil }"},
+		{"an embedded time.Time alone", "import \"time\"\ntype Stamp struct{ time.Time }\nfunc F(s Stamp, p *Stamp) error { return nil }"},
+		{"an embedded time.Time with the struct's own marshaling methods", "import \"time\"\ntype E struct{ time.Time; Note string }\nfunc (E) MarshalJSON() ([]byte, error) { return nil, nil }\nfunc (*E) UnmarshalJSON([]byte) error { return nil }\nfunc F(e E) error { return nil }"},
+		{"fields that share a JSON name at different depths or tagged against untagged", "type A struct{ X, Y int }\ntype T struct{ A; X int; Z int `json:\"Y\"`; W int `json:\"-\"` }\ntype U struct{ P int `json:\"q\"`; Q int }\nfunc F(t T, u U) error { return nil }"},
 		{"uintptr, as a value, a map key and a quoted field", "type P uintptr\ntype S struct{ N uintptr `json:\",string\"` }\nfunc F(u uintptr, p P, m map[uintptr]string, mp map[P]int, s S) error { return nil }"},
 	}
 	for _, tt := range tests {
@@ -111,6 +114,39 @@ func TestUnserializableArgumentsAreReportedByFieldPath(t *testing.T) {
 			name: "time.Time embedded twice loses its marshaler and its data",
 			src:  "import \"time\"\ntype A struct{ time.Time }\ntype B struct{ time.Time }\ntype T struct{ A; B }\nfunc F(t T) error { return nil }",
 			want: []string{"t.A.Time.wall is an unexported field", "t.A.Time.ext is an unexported field", "t.A.Time.loc is an unexported field", "t.B.Time.wall", "t.B.Time.ext", "t.B.Time.loc"},
+		},
+		{
+			name: "untagged fields that tie for a JSON name",
+			src:  "type A struct{ X int }\ntype B struct{ X string }\ntype T struct{ A; B; Y int }\nfunc F(t T) error { return nil }",
+			want: []string{`argument t: t.A.X and t.B.X have the same JSON name "X" at the same depth, so encoding/json would silently drop both; give each its own name with a json tag`},
+		},
+		{
+			name: "tagged fields that tie for a JSON name",
+			src:  "type T struct{ A int `json:\"x\"`; B int `json:\"x,omitempty\"`; C int `json:\"x\"` }\nfunc F(t T) error { return nil }",
+			want: []string{`t.A, t.B and t.C have the same JSON name "x" at the same depth`},
+		},
+		{
+			name: "a struct embedded twice at the same depth",
+			src:  "type C struct{ X int }\ntype A struct{ C }\ntype B struct{ C }\ntype T struct{ A; B }\nfunc F(t T) error { return nil }",
+			want: []string{"t.A.C.X is promoted through two embedded fields of the same type at the same depth"},
+		},
+		{
+			name: "a marshaler promoted from an embedded time.Time drops the other fields",
+			src:  "import \"time\"\ntype E struct{ time.Time; Note string; N int `json:\"n\"`; skip int `json:\"-\"` }\nfunc F(e E, es []E) error { return nil }",
+			want: []string{
+				"argument e: e is E, which gets MarshalJSON from its embedded time.Time, so encoding/json would encode only that and silently drop e.Note and e.N; make the embedded field a named field, or declare MarshalJSON and UnmarshalJSON on E",
+				"es[] is E, which gets MarshalJSON from its embedded time.Time",
+			},
+		},
+		{
+			name: "an unmarshaler promoted from an embedded field drops the other fields on the way back",
+			src:  "import \"time\"\ntype E struct{ *time.Time; Note string }\nfunc (E) MarshalJSON() ([]byte, error) { return nil, nil }\nfunc F(e E) error { return nil }",
+			want: []string{"e is E, which gets UnmarshalJSON from its embedded *time.Time, so encoding/json would decode only that and silently drop e.Note"},
+		},
+		{
+			name: "a text marshaler promoted from an embedded non-struct type",
+			src:  "import \"net\"\ntype Host struct{ net.IP; Port int }\ntype Outer struct{ Host }\nfunc F(h Host, o Outer) error { return nil }",
+			want: []string{"h is Host, which gets MarshalText from its embedded net.IP, so encoding/json would encode only that and silently drop h.Port", "o is Outer, which gets MarshalText from its embedded net.IP, so encoding/json would encode only that and silently drop o.Host.Port"},
 		},
 		{
 			name: "recursive type reports its bad field once",

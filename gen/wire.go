@@ -135,6 +135,15 @@ type jsonField struct {
 // tagged, json:"-" skipped, names from tags, and Go's rules for hidden and conflicting
 // embedded fields, except that a tagged name wins over an untagged one at the same depth.
 func jsonFields(t types.Type) []jsonField {
+	fields, _ := typeFields(t)
+	return fields
+}
+
+// typeFields returns jsonFields(t) and the conflicts encoding/json resolves by dropping
+// every field of a name: each conflict lists the fields that tie for it (same depth, all
+// tagged or none), in index order. A field listed twice with the same index is promoted
+// through two embedded fields of one type at the same depth.
+func typeFields(t types.Type) (fields []jsonField, conflicts [][]jsonField) {
 	st := t.Underlying().(*types.Struct)
 	type queued struct {
 		st    *types.Struct
@@ -142,7 +151,6 @@ func jsonFields(t types.Type) []jsonField {
 		index []int
 		ptr   bool // reached through an embedded pointer
 	}
-	var fields []jsonField
 	visited, count, nextCount := new(typeutil.Map), new(typeutil.Map), new(typeutil.Map)
 	var current []queued
 	next := []queued{{st: st, key: t}}
@@ -248,12 +256,18 @@ func jsonFields(t types.Type) []jsonField {
 		}
 		group := fields[i : i+advance]
 		if len(group[0].index) == len(group[1].index) && group[0].tagged == group[1].tagged {
-			continue // ambiguous: encoding/json drops the name altogether
+			// Ambiguous: encoding/json drops the name altogether.
+			tied := 2
+			for tied < len(group) && len(group[tied].index) == len(group[0].index) && group[tied].tagged == group[0].tagged {
+				tied++
+			}
+			conflicts = append(conflicts, slices.Clone(group[:tied]))
+			continue
 		}
 		out = append(out, group[0])
 	}
 	slices.SortFunc(out, func(a, b jsonField) int { return slices.Compare(a.index, b.index) })
-	return out
+	return out, conflicts
 }
 
 // jsonTagOptions are the comma-separated options after a json tag's name.
