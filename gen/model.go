@@ -194,7 +194,7 @@ func buildModel(pkg *packages.Package, dirs []*funcDirective, tests []*ast.File)
 		}
 		if t.dir.kind != "" {
 			if prev, ok := kinds[t.dir.kind]; ok {
-				b.errorf(fd.comment.Slash, "duplicate task kind %q: %s already uses it (%s)",
+				b.errorf(fd.comment.Slash, "duplicate task kind %q: %s already uses it (%s); give one of them another kind",
 					t.dir.kind, prev.display, b.shortPos(prev.decl.Pos()))
 			} else {
 				kinds[t.dir.kind] = t
@@ -239,10 +239,10 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 	}
 	switch {
 	case sig.TypeParams().Len() > 0:
-		b.errorf(decl.Name.Pos(), "generic function %s cannot be a task: the worker could not choose its type arguments", t.display)
+		b.errorf(decl.Name.Pos(), "generic function %s cannot be a task: the worker could not choose its type arguments; write a non-generic wrapper function that calls it with concrete type arguments and mark that as the task", t.display)
 		return nil
 	case sig.RecvTypeParams().Len() > 0:
-		b.errorf(decl.Name.Pos(), "method %s of a generic type cannot be a task: the worker could not choose its type arguments", t.display)
+		b.errorf(decl.Name.Pos(), "method %s of a generic type cannot be a task: the worker could not choose its type arguments; write a non-generic wrapper function that calls it on a concrete instance of the type and mark that as the task", t.display)
 		return nil
 	case t.base == "":
 		b.errorf(decl.Name.Pos(), "%s cannot be a task: its name gives no usable generated names", t.display)
