@@ -96,7 +96,7 @@ func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
 	wire.ExpiresAt = c.ExpiresAt.Round(0).UTC()
 	plain, err := json.Marshal(&wire)
 	if err != nil {
-		return fmt.Errorf("encode caller: %w", err)
+		return fmt.Errorf("encode caller: %w: %v", ErrMalformed, err) // an expiry outside the years 0 to 9999
 	}
 	if k.seal == nil {
 		e.Caller = plain
@@ -172,7 +172,7 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	e.Sig = k.mac(key.Secret, e)
 	data, err := json.Marshal(e)
 	if err != nil {
-		return nil, fmt.Errorf("encode envelope: %w", err)
+		return nil, fmt.Errorf("encode envelope: %w: %v", ErrMalformed, err) // a time outside the years 0 to 9999
 	}
 	return data, nil
 }
