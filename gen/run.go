@@ -183,17 +183,29 @@ func Run(cfg Config) (*Result, error) {
 	}
 
 	outs, errs := generate(dir, testBuildContext(cfg.Env, cfg.Tags), pkgs)
+	var plans []filePlan
+	if errs == nil || !errs.Load {
+		// A file in the way of the output is reported with the declaration errors, so
+		// that one run shows everything there is to fix.
+		var refusals []Error
+		var err error
+		plans, refusals, err = plan(dir, output, outs)
+		if err != nil && errs == nil {
+			return nil, err
+		}
+		if len(refusals) > 0 {
+			if errs == nil {
+				errs = &Errors{}
+			}
+			errs.List = append(errs.List, refusals...)
+		}
+	}
 	if errs != nil {
 		for i := range errs.List {
 			errs.List[i].Pos.Filename = relPath(dir, errs.List[i].Pos.Filename)
 		}
 		errs.List = sortErrors(errs.List)
 		return nil, errs
-	}
-
-	plans, err := plan(dir, output, outs)
-	if err != nil {
-		return nil, err
 	}
 	res := &Result{}
 	for _, p := range plans {
@@ -223,12 +235,14 @@ func Run(cfg Config) (*Result, error) {
 type output struct {
 	pkgPath string
 	dir     string
-	src     []byte // nil when the package has no tasks
+	tasks   bool   // the package has task directives, valid or not
+	src     []byte // nil when the package has no tasks or has errors
 }
 
 // generate runs the stages after loading for every package: directives, model and
 // checks, emission. tests chooses the test files checked for generated names. It returns
-// every problem of every package.
+// the outputs of every package, also when there are problems, and every problem of every
+// package.
 func generate(dir string, tests *build.Context, pkgs []*packages.Package) ([]output, *Errors) {
 	scans, generated := scanPackages(pkgs)
 	var outs []output
@@ -237,13 +251,13 @@ func generate(dir string, tests *build.Context, pkgs []*packages.Package) ([]out
 		src, lerrs, derrs := s.generate(dir, tests, generated)
 		loadErrs = append(loadErrs, lerrs...)
 		declErrs = append(declErrs, derrs...)
-		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, src: src})
+		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, tasks: len(s.dirs) > 0, src: src})
 	}
 	switch {
 	case len(loadErrs) > 0:
-		return nil, &Errors{Load: true, List: append(loadErrs, declErrs...)}
+		return outs, &Errors{Load: true, List: append(loadErrs, declErrs...)}
 	case len(declErrs) > 0:
-		return nil, &Errors{List: declErrs}
+		return outs, &Errors{List: declErrs}
 	}
 	return outs, nil
 }

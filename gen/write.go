@@ -21,11 +21,13 @@ type filePlan struct {
 	new     []byte // generated content; nil when the package has no tasks
 }
 
-// plan reads the current generated files and pairs them with the new content. It fails,
-// before anything is written, when an output path holds a file taskgen did not generate.
-func plan(dir, output string, outs []output) ([]filePlan, error) {
+// plan reads the current generated files and pairs them with the new content. It returns
+// a refusal for every output path of a package with tasks that holds a file taskgen did
+// not generate; outs may come from a run with declaration errors, so that these refusals
+// are reported together with them.
+func plan(dir, output string, outs []output) ([]filePlan, []Error, error) {
 	var plans []filePlan
-	var errs []Error
+	var refusals []Error
 	for _, o := range outs {
 		if o.dir == "" {
 			continue
@@ -36,12 +38,12 @@ func plan(dir, output string, outs []output) ([]filePlan, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			old = nil
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		case !isGenerated(old):
-			if o.src == nil {
+			if !o.tasks {
 				continue // not ours, and nothing to write
 			}
-			errs = append(errs, Error{
+			refusals = append(refusals, Error{
 				Pos: token.Position{Filename: relPath(dir, path), Line: 1, Column: 1},
 				Msg: fmt.Sprintf("%v (its first line is not %q): rename it, or choose another file name with -o", errNotGenerated, Header),
 			})
@@ -52,10 +54,7 @@ func plan(dir, output string, outs []output) ([]filePlan, error) {
 		}
 		plans = append(plans, filePlan{pkgPath: o.pkgPath, path: path, old: old, new: o.src})
 	}
-	if len(errs) > 0 {
-		return nil, &Errors{List: errs}
-	}
-	return plans, nil
+	return plans, refusals, nil
 }
 
 // isGenerated reports whether content starts with the generated-file header line.
