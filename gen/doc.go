@@ -6,10 +6,13 @@
 //
 //   - load.go: one packages.Load for all patterns, with -tags=taskgen so that the
 //     generated files (//go:build !taskgen) never take part, tolerating type errors about
-//     the names this run generates;
+//     the names this run generates; without tests, so that no test file is ever scanned
+//     for tasks, but the in-package test files of a package with tasks are parsed (not
+//     type-checked) for declarations that would clash with the generated ones;
 //   - directive.go: find and parse the //task: directives, from CommentGroup.List;
 //   - model.go: classify parameters (context, caller, lifespan, argument), check results,
-//     kinds and names, collect the lifespan types;
+//     kinds and names (against declarations, imports and test files), collect the
+//     lifespan types;
 //   - check.go and wire.go: the serializability check, modelled on encoding/json;
 //   - schema.go: the fingerprint of each task's argument wire shape (its format is
 //     documented on schemaFingerprint);
