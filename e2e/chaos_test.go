@@ -108,17 +108,20 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 	}
 
 	workers := make([]*exec.Cmd, 4)
-	startWorker := func(i int) {
+	startWorker := func(i int) error {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), chaosWorkerEnv+"="+srv.Addr)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			return fmt.Errorf("start worker process %d: %w", i, err)
 		}
 		workers[i] = cmd
+		return nil
 	}
 	for i := range workers {
-		startWorker(i)
+		if err := startWorker(i); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var killsMu sync.Mutex
 	kills := 0
@@ -141,7 +144,10 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 			killsMu.Lock()
 			kills++
 			killsMu.Unlock()
-			startWorker(i)
+			if err := startWorker(i); err != nil {
+				t.Error(err) // not Fatal: this is not the test's goroutine
+				return
+			}
 			if !redisRestarted.Load() {
 				if n, _ := rdb.HLen(context.Background(), chaosLedger).Result(); n > int64(*chaosTasks)/3 {
 					srv.Kill()

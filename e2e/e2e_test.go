@@ -84,6 +84,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"example.com/shop/orders"
@@ -93,7 +94,10 @@ import (
 
 func main() {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("REDIS_ADDR")})
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:         strings.Split(os.Getenv("REDIS_ADDRS"), ","),
+		IsClusterMode: os.Getenv("REDIS_CLUSTER") == "1",
+	})
 	opts := []task.Option{task.WithSigningKey("k", []byte("0123456789abcdef0123456789abcdef")), task.WithQueues("orders"), task.WithPrefix("shop")}
 	w, err := task.NewWorker(rdb, opts...)
 	check(err)
@@ -104,7 +108,7 @@ func main() {
 	c, err := task.NewClient(rdb, opts...)
 	check(err)
 
-	caller := task.Caller{UserID: "u1", Token: "t1", ExpiresAt: time.Now().Add(time.Hour)}
+	caller := task.Caller{UserID: "u1", Token: task.NewSecret("t1"), ExpiresAt: time.Now().Add(time.Hour)}
 	id, err := orders.SubmitCheckout(ctx, c, caller, "o-1", []orders.Line{{SKU: "a", Qty: 2}, {SKU: "b", Qty: 3}}, time.Now())
 	check(err)
 	r, err := task.Result[orders.Receipt](ctx, c, id)
@@ -159,22 +163,35 @@ func TestGeneratedApplicationRunsOnRedis(t *testing.T) {
 	}
 	goCmd(t, dir, "build", "-o", filepath.Join(dir, "shop"), ".")
 
-	srv := redistest.Start(t)
-	run := exec.Command(filepath.Join(dir, "shop"))
-	run.Env = append(os.Environ(), "REDIS_ADDR="+srv.Addr)
-	out, err := run.CombinedOutput()
-	if err != nil {
-		t.Fatalf("application: %v\n%s", err, out)
-	}
-	for _, want := range []string{
-		"checkout o-1 total=5 by=u1@main/t1",
-		"notify ops@example.com from shop 7",
-		"empty caller refused: true",
-		"schema set: true",
+	// The application runs on one redis-server, then on a 3-master Redis Cluster through
+	// redis.NewClusterClient (a UniversalClient in cluster mode).
+	for _, deployment := range []struct {
+		name string
+		env  func() []string
+	}{
+		{"server", func() []string { return []string{"REDIS_ADDRS=" + redistest.Start(t).Addr} }},
+		{"cluster", func() []string {
+			return []string{"REDIS_ADDRS=" + strings.Join(redistest.SharedCluster(t).Addrs(), ","), "REDIS_CLUSTER=1"}
+		}},
 	} {
-		if !bytes.Contains(out, []byte(want+"\n")) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
+		t.Run(deployment.name, func(t *testing.T) {
+			run := exec.Command(filepath.Join(dir, "shop"))
+			run.Env = append(os.Environ(), deployment.env()...)
+			out, err := run.CombinedOutput()
+			if err != nil {
+				t.Fatalf("application: %v\n%s", err, out)
+			}
+			for _, want := range []string{
+				"checkout o-1 total=5 by=u1@main/t1",
+				"notify ops@example.com from shop 7",
+				"empty caller refused: true",
+				"schema set: true",
+			} {
+				if !bytes.Contains(out, []byte(want+"\n")) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
 

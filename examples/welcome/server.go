@@ -31,7 +31,7 @@ func Authenticate(next http.Handler, tokens map[string]Identity) http.Handler {
 			http.Error(w, "unauthenticated", http.StatusUnauthorized)
 			return
 		}
-		c := task.Caller{UserID: id.UserID, Token: task.Secret(tok), ExpiresAt: id.ExpiresAt, Scopes: id.Scopes}
+		c := task.Caller{UserID: id.UserID, Token: task.NewSecret(tok), ExpiresAt: id.ExpiresAt, Scopes: id.Scopes}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})
 }

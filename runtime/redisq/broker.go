@@ -43,7 +43,7 @@ type Task struct {
 	Envelope []byte
 	Due      time.Time // zero or past: ready now
 	// UniqueKey, when set, makes the enqueue a no-op returning the first task's id while
-	// another task with the same key was enqueued less than UniqueTTL ago.
+	// another task of the same kind with the same key was enqueued less than UniqueTTL ago.
 	UniqueKey string
 	UniqueTTL time.Duration
 }
@@ -54,7 +54,7 @@ func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
 	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID)}
 	ttl := int64(0)
 	if t.UniqueKey != "" {
-		keys = append(keys, k.Unique(t.UniqueKey))
+		keys = append(keys, k.Unique(t.Kind, t.UniqueKey))
 		ttl = max(t.UniqueTTL.Milliseconds(), 1)
 	}
 	due := int64(0)

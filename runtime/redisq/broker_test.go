@@ -29,7 +29,7 @@ func newBroker(t *testing.T) (*redisq.Broker, string) {
 
 func TestKeysShareTheQueueHashTagUnderThePrefix(t *testing.T) {
 	k := redisq.QueueKeys("app", "email")
-	for _, key := range []string{k.Stream(), k.Delayed(), k.Dead(), k.State("email/1"), k.Done("email/1"), k.Unique("u")} {
+	for _, key := range []string{k.Stream(), k.Delayed(), k.Dead(), k.State("email/1"), k.Done("email/1"), k.Unique("k", "u")} {
 		if !strings.HasPrefix(key, "app:{email}:") {
 			t.Errorf("key %q is not under app:{email}:", key)
 		}

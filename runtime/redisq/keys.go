@@ -36,8 +36,9 @@ func (k Keys) State(id string) string { return k.base + "task:" + id }
 // Done is the list that receives one element when a task finishes; Result blocks on it.
 func (k Keys) Done(id string) string { return k.base + "done:" + id }
 
-// Unique is the key that holds the id of the task submitted with a uniqueness key.
-func (k Keys) Unique(key string) string { return k.base + "unique:" + key }
+// Unique is the key that holds the id of the task of kind submitted with a uniqueness key.
+// The kind is part of it: two kinds of one queue using the same key do not collide.
+func (k Keys) Unique(kind, key string) string { return k.base + "unique:" + kind + ":" + key }
 
 // ValidQueueName reports whether name can be a queue: it becomes part of Redis keys (as a
 // hash tag) and of task ids, so braces, colons, slashes and spaces are not allowed.

@@ -10,21 +10,45 @@ import (
 // Redacted is what a Secret prints as, through every formatting path.
 const Redacted = "[redacted]"
 
-// Secret is a credential that must never be printed or logged. Every way of formatting
-// it (fmt verbs including %#v, slog, JSON) yields "[redacted]"; Reveal returns the value.
-type Secret string
+// Secret is a credential that must never be printed or logged. Make one with NewSecret;
+// the zero Secret is empty. Every way of formatting it yields "[redacted]": fmt verbs
+// (%#v and %p included), slog, JSON and text encodings. Reveal returns the value.
+//
+// Secret is a struct holding the value behind a pointer, not a string type: fmt prints a
+// string-typed value raw where it calls no methods (%p, which it handles before
+// Formatter, and fields reached through an unexported struct field, which it prints by
+// reflection), while a pointer inside a value prints as an address. Two Secrets holding
+// equal values need not be ==; compare what Reveal returns.
+type Secret struct{ value *string }
 
-// Reveal returns the secret value. Call it only where the value is really used, for
-// example when building an Authorization header.
-func (s Secret) Reveal() string { return string(s) }
+// NewSecret returns a Secret holding s. NewSecret("") is the empty Secret.
+func NewSecret(s string) Secret {
+	if s == "" {
+		return Secret{}
+	}
+	return Secret{value: &s}
+}
+
+// Reveal returns the secret value, "" for the empty Secret. Call it only where the value
+// is really used, for example when building an Authorization header.
+func (s Secret) Reveal() string {
+	if s.value == nil {
+		return ""
+	}
+	return *s.value
+}
+
+// IsZero reports whether s holds no value.
+func (s Secret) IsZero() bool { return s.Reveal() == "" }
 
 // String implements fmt.Stringer.
 func (s Secret) String() string { return Redacted }
 
 // GoString implements fmt.GoStringer, so %#v does not print the value either.
-func (s Secret) GoString() string { return `task.Secret("` + Redacted + `")` }
+func (s Secret) GoString() string { return `task.NewSecret("` + Redacted + `")` }
 
-// Format implements fmt.Formatter: every verb, %x and %q included, prints the redaction.
+// Format implements fmt.Formatter: every verb it is given, %x and %q included, prints
+// the redaction (fmt does not give it %p: see Secret).
 func (s Secret) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
 		_, _ = f.Write([]byte(s.GoString()))

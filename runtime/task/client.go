@@ -43,6 +43,9 @@ func build(rdb redis.UniversalClient, opts []Option) (config, *envelope.Keyring,
 	if cfg.logger == nil {
 		cfg.logger = slogDiscard()
 	}
+	if cfg.maxEnvelope <= 0 {
+		return cfg, nil, fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", cfg.maxEnvelope)
+	}
 	keys, err := envelope.NewKeyring(cfg.prefix, cfg.signing, cfg.sealKey)
 	if err != nil {
 		return cfg, nil, err

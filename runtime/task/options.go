@@ -125,8 +125,9 @@ func Delay(d time.Duration) SubmitOption {
 // At makes the task ready at t.
 func At(t time.Time) SubmitOption { return func(s *submitConfig) { s.due = t } }
 
-// Unique makes the submit a no-op while another task of the same queue was submitted
-// with the same key less than ttl ago: Submit then returns that task's ID.
+// Unique makes the submit a no-op while another task of the same kind was submitted with
+// the same key less than ttl ago: Submit then returns that task's ID. With a ttl longer
+// than the result TTL (WithResultTTL), that ID may name a task whose result has expired.
 func Unique(key string, ttl time.Duration) SubmitOption {
 	return func(s *submitConfig) { s.uniqueKey, s.uniqueTTL = key, ttl }
 }

@@ -63,6 +63,8 @@ func NewWorker(rdb redis.UniversalClient, opts ...Option) (*Worker, error) {
 		return nil, fmt.Errorf("task.NewWorker: lease %s is too short", cfg.lease)
 	case cfg.defaultTimeout <= 0 || cfg.resultTTL <= 0 || cfg.shutdownTimeout < 0:
 		return nil, errors.New("task.NewWorker: timeouts and result TTL must be positive")
+	case cfg.clockSkew < 0:
+		return nil, fmt.Errorf("task.NewWorker: clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
 	}
 	for _, q := range cfg.queues {
 		if !redisq.ValidQueueName(q) {
@@ -447,12 +449,19 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 		fail(err, e.Attempt)
 		return
 	}
+	// The caller's user id and expiry go to the logs, never into Redis: what the worker
+	// writes there (states, dead-letter reasons and errors) holds no caller data, so a
+	// sealed caller stays sealed.
+	log = log.With("caller", caller)
+	if w.cfg.sealKey != nil && len(e.Caller) > 0 {
+		log.Warn("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear")
+	}
 	if h.def.Caller && caller.IsZero() {
 		fail(fmt.Errorf("%w: the envelope carries no caller", ErrNoCaller), e.Attempt)
 		return
 	}
 	if caller.Expired(time.Now(), w.cfg.clockSkew) {
-		fail(fmt.Errorf("%w: caller %s: token expired at %s, before the task started", ErrCallerExpired, caller.UserID, caller.ExpiresAt.Format(time.RFC3339)), e.Attempt)
+		fail(fmt.Errorf("%w before the task started", ErrCallerExpired), e.Attempt)
 		return
 	}
 	if lost := m.Deliveries - 1; lost > e.MaxRetries {
@@ -474,7 +483,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	began := time.Now()
 	result, err := call(runCtx, h, caller, e.Args, log)
 	cancelRun()
-	log = log.With("took", time.Since(began).Round(time.Microsecond), "caller", caller)
+	log = log.With("took", time.Since(began).Round(time.Microsecond))
 	if err == nil {
 		if unsettled(log, w.broker.Complete(sctx, m, e.ID, attempt, result, w.cfg.resultTTL), "task succeeded but its result could not be stored") {
 			return
@@ -569,7 +578,7 @@ func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
 	if err != nil || wc == nil {
 		return Caller{}, err
 	}
-	return Caller{UserID: wc.UserID, Token: Secret(wc.Token), ExpiresAt: wc.ExpiresAt, Scopes: wc.Scopes}, nil
+	return Caller{UserID: wc.UserID, Token: NewSecret(wc.Token), ExpiresAt: wc.ExpiresAt, Scopes: wc.Scopes}, nil
 }
 
 // call runs the task function, turning a panic into an error: a panicking task is a

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,22 +35,43 @@ var onCluster bool
 func TestSuiteOnRedisCluster(t *testing.T) {
 	onCluster = true
 	defer func() { onCluster = false }()
+	// Every test of the package that runs tasks on the shared server, again on the
+	// cluster. Left out: those that need a server of their own to stop, pause or count
+	// commands on (Redis away, hanging, polling), and the ACL test, which has a cluster
+	// variant of its own below.
 	for _, c := range []struct {
 		name string
 		test func(*testing.T)
 	}{
 		{"Result", TestTaskRunsWithItsCallerAndReturnsItsResult},
+		{"FreshContext", TestTaskContextCarriesNothingOfTheSubmitter},
 		{"Isolation", TestEachTaskSeesOnlyItsOwnCaller},
 		{"Expiry", TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning},
+		{"EmptyCaller", TestSubmitRefusesEmptyCallerOnlyWhenTheTaskTakesOne},
 		{"Retry", TestFailedAttemptsAreRetriedWithAFreshAttemptCount},
 		{"DeadLetter", TestTaskFailingEveryAttemptIsDeadLettered},
+		{"Permanent", TestPermanentErrorIsNotRetried},
 		{"Refused", TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn},
+		{"RefusalErrors", TestATaskReturningARefusalErrorIsNotRetried},
+		{"NoCaller", TestAWorkerRefusesATaskWithoutTheCallerItTakes},
 		{"Delay", TestDelayedTaskRunsNotBeforeItsTime},
 		{"Unique", TestUniqueSubmitReturnsTheFirstTasksID},
+		{"UniquePerKind", TestUniqueKeysOfTwoKindsDoNotCollide},
+		{"Drain", TestRunDrainsRunningTasksWhenItsContextEnds},
 		{"Reclaim", TestTaskOfACrashedWorkerIsTakenOverAfterItsLease},
+		{"Heartbeat", TestLongTaskKeepsItsLeaseWhileAlive},
+		{"LeaseLost", TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing},
+		{"WorkerLost", TestTaskThatKeepsKillingItsWorkersIsDeadLettered},
+		{"Replay", TestAReplayedEnvelopeOfAFinishedTaskDoesNotRunAgain},
 		{"Shutdown", TestShutdownHandsUnfinishedTasksBackAtOnce},
+		{"ClockSkew", TestClockSkewAllowanceAcceptsARecentlyExpiredCaller},
+		{"Rotation", TestRotatedWorkerRunsTasksSignedWithTheOldKey},
 		{"Sealed", TestSealedCallerNeverRestsInRedisInClear},
+		{"NoCallerData", TestStatesAndResultsHoldNoCallerData},
+		{"UnsealedWarning", TestAWorkerThatSealsWarnsOfAnUnsealedCaller},
+		{"OversizedSubmit", TestSubmitRefusesAnOversizedEnvelope},
 		{"DeadLetterAPI", TestDeadLettersCanBeListedRequeuedAndDeleted},
+		{"ManyQueues", TestAWorkerServesQueuesInEverySlot},
 	} {
 		t.Run(c.name, c.test)
 	}
@@ -128,7 +150,7 @@ type echoArgs struct {
 
 var echoDef = task.Def{Kind: "test.echo", Queue: "q1", MaxRetries: 2, Schema: "v1:echo", Caller: true}
 
-var alice = task.Caller{UserID: "alice", Token: "alice-token", ExpiresAt: time.Now().Add(time.Hour), Scopes: []string{"mail"}}
+var alice = task.Caller{UserID: "alice", Token: task.NewSecret("alice-token"), ExpiresAt: time.Now().Add(time.Hour), Scopes: []string{"mail"}}
 
 func TestTaskRunsWithItsCallerAndReturnsItsResult(t *testing.T) {
 	h := newHarness(t, nil)
@@ -193,9 +215,9 @@ func TestEachTaskSeesOnlyItsOwnCaller(t *testing.T) {
 	ids := map[task.ID]string{}
 	for i := range 30 {
 		user := fmt.Sprintf("user%d", i)
-		c := task.Caller{UserID: user, Token: task.Secret("token-of-" + user)}
+		c := task.Caller{UserID: user, Token: task.NewSecret("token-of-" + user)}
 		if i%3 == 0 {
-			c.Token = "" // a caller without a token must not inherit one
+			c.Token = task.Secret{} // a caller without a token must not inherit one
 		}
 		id, err := task.Submit(context.Background(), h.client, echoDef, c, echoArgs{Msg: user})
 		if err != nil {
@@ -220,7 +242,7 @@ func TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning(t *testing.T) {
 		return "ran", nil
 	})
 	run(t, w)
-	short := task.Caller{UserID: "bob", Token: "bob-token", ExpiresAt: time.Now().Add(200 * time.Millisecond)}
+	short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(200 * time.Millisecond)}
 	id, err := task.Submit(context.Background(), h.client, echoDef, short, echoArgs{}, task.Delay(600*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -372,9 +394,13 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		{"entry without the envelope field", func() task.ID { return add("other", "field") }, task.ReasonMalformed, nil},
 		{"truncated JSON", func() task.ID { return add("env", envelope[:60]) }, task.ReasonMalformed, nil},
 		{"wrong version", func() task.ID { return add("env", strings.Replace(envelope, `"v":1`, `"v":2`, 1)) }, task.ReasonMalformed, nil},
-		{"missing id", func() task.ID { return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA",`, "", 1)) }, task.ReasonMalformed, nil},
+		{"missing id", func() task.ID {
+			return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA",`, "", 1))
+		}, task.ReasonMalformed, nil},
 		{"missing signature", func() task.ID { return add("env", strings.Replace(envelope, `,"sig":"AAAA"`, "", 1)) }, task.ReasonBadSignature, nil},
-		{"wrong type of id", func() task.ID { return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA"`, `"id":7`, 1)) }, task.ReasonMalformed, nil},
+		{"wrong type of id", func() task.ID {
+			return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA"`, `"id":7`, 1))
+		}, task.ReasonMalformed, nil},
 		{"wrong type of attempt", func() task.ID { return add("env", strings.Replace(envelope, `"attempt":0`, `"attempt":"0"`, 1)) }, task.ReasonMalformed, nil},
 		{"unknown field", func() task.ID { return add("env", strings.Replace(envelope, `"v":1,`, `"v":1,"admin":true,`, 1)) }, task.ReasonMalformed, nil},
 		{"oversized", func() task.ID {
@@ -395,7 +421,7 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 			return add("env", xs[len(xs)-1].Values["env"])
 		}, task.ReasonBadSignature, nil},
 		{"expired caller", func() task.ID {
-			short := task.Caller{UserID: "bob", Token: "bob-token", ExpiresAt: time.Now().Add(100 * time.Millisecond)}
+			short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(100 * time.Millisecond)}
 			return submit(h.client, echoDef, short, echoArgs{}, task.Delay(300*time.Millisecond))
 		}, task.ReasonCallerExpired, task.ErrCallerExpired},
 		{"unknown kind", func() task.ID {
@@ -517,11 +543,70 @@ func TestTaskOfACrashedWorkerIsTakenOverAfterItsLease(t *testing.T) {
 	if msgs, err := b.Fetch(ctx, "q1", "crashed-worker", 1, time.Second); err != nil || len(msgs) != 1 {
 		t.Fatalf("fetch = %v, %v", msgs, err)
 	}
-	w := h.worker(t, task.WithLease(400*time.Millisecond))
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+	crashed := time.Now()
+	const lease = 600 * time.Millisecond
+	w := h.worker(t, task.WithLease(lease))
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (time.Time, error) { return time.Now(), nil })
 	run(t, w)
-	if got, err := wait[string](t, h.client, id); err != nil || got != "orphan" {
-		t.Fatalf("Result = %q, %v", got, err)
+	ranAt, err := wait[time.Time](t, h.client, id)
+	if err != nil {
+		t.Fatalf("Result = %v", err)
+	}
+	if ranAt.Before(crashed.Add(lease)) {
+		t.Errorf("taken over %v after the crash, before the %v lease ran out", ranAt.Sub(crashed), lease)
+	}
+}
+
+// A task function that returns one of the errors the runtime refuses tasks with is not
+// retried either: it ends with that reason at once.
+func TestATaskReturningARefusalErrorIsNotRetried(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	var calls sync.Map
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		n, _ := calls.LoadOrStore(a.Msg, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		switch a.Msg {
+		case "expired":
+			return "", fmt.Errorf("calling the mail API: %w", task.ErrCallerExpired)
+		case "malformed":
+			return "", fmt.Errorf("decoding the template: %w", task.ErrMalformed)
+		}
+		return "", task.ErrNoCaller
+	})
+	run(t, w)
+	for msg, want := range map[string]error{"expired": task.ErrCallerExpired, "malformed": task.ErrMalformed, "nocaller": task.ErrNoCaller} {
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: msg})
+		_, err := wait[string](t, h.client, id)
+		if !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", msg, err, want)
+		}
+		if n, _ := calls.Load(msg); n.(*atomic.Int32).Load() != 1 {
+			t.Errorf("%s: ran %d times, want once", msg, n.(*atomic.Int32).Load())
+		}
+	}
+}
+
+// A worker whose task takes a caller refuses an envelope that carries none (a client
+// built from a Def without Caller), with ErrNoCaller, without running it.
+func TestAWorkerRefusesATaskWithoutTheCallerItTakes(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t)
+	var ran atomic.Bool
+	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
+	run(t, w)
+	noCaller := echoDef
+	noCaller.Caller = false
+	id, err := task.Submit(context.Background(), h.client, noCaller, task.Caller{}, echoArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed *task.FailedError
+	if _, err := wait[string](t, h.client, id); !errors.Is(err, task.ErrNoCaller) || !errors.As(err, &failed) || failed.Reason != task.ReasonNoCaller {
+		t.Errorf("err = %v, want ErrNoCaller", err)
+	}
+	if ran.Load() {
+		t.Error("the task ran without its caller")
 	}
 }
 
@@ -565,26 +650,69 @@ func TestACLUserLimitedToThePrefixRunsTheWholeFlow(t *testing.T) {
 	srv := redistest.Start(t)
 	admin := srv.NewClient()
 	defer admin.Close()
-	ctx := context.Background()
-	if err := admin.Do(ctx, "ACL", "SETUSER", "app", "on", ">app-password", "resetkeys", "~taskgen:*", "resetchannels", "+@all").Err(); err != nil {
+	if err := setACLUser(context.Background(), admin); err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "app", Password: "app-password"})
 	defer rdb.Close()
-	if err := rdb.Set(ctx, "outside:key", "x", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+	aclFlow(t, rdb, admin)
+}
+
+// The same on a cluster, whose every node has the restricted user: each script's KEYS
+// are checked against the ACL on the node that owns their slot.
+func TestACLUserLimitedToThePrefixRunsTheWholeFlowOnACluster(t *testing.T) {
+	cluster := redistest.SharedCluster(t)
+	admin := cluster.NewClient()
+	defer admin.Close()
+	ctx := context.Background()
+	if err := admin.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error { return setACLUser(ctx, node) }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+			return node.Do(ctx, "ACL", "DELUSER", "app").Err()
+		})
+	})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), Username: "app", Password: "app-password"})
+	defer rdb.Close()
+	aclFlow(t, rdb, admin)
+}
+
+// setACLUser makes user app on node: every command, keys under taskgen: only, no channels.
+func setACLUser(ctx context.Context, node *redis.Client) error {
+	return node.Do(ctx, "ACL", "SETUSER", "app", "on", ">app-password", "resetkeys", "~taskgen:*", "resetchannels", "+@all").Err()
+}
+
+// aclFlow runs the whole flow through rdb, a client logged in as the restricted user, and
+// checks the result through admin.
+func aclFlow(t *testing.T, rdb, admin redis.UniversalClient) {
+	t.Helper()
+	ctx := context.Background()
+	// The default prefix, taskgen, shared by the server or cluster's other users of this
+	// test: clear what a previous run left.
+	for _, k := range []string{"taskgen:{acl}:stream", "taskgen:{acl}:delayed", "taskgen:{acl}:dead"} {
+		admin.Del(ctx, k)
+	}
+	if err := rdb.Set(ctx, "outside:{acl}:key", "x", 0).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("the ACL does not restrict keys (err = %v), the test would prove nothing", err)
 	}
-	opts := []task.Option{task.WithSigningKey("k1", signingKey), task.WithQueues("q1"), task.WithBackoff(10*time.Millisecond, 20*time.Millisecond),
-		task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
+	def := echoDef
+	def.Queue = "acl"
+	opts := []task.Option{task.WithSigningKey("k1", signingKey), task.WithQueues("acl"), task.WithBackoff(10*time.Millisecond, 20*time.Millisecond),
+		task.WithLease(500 * time.Millisecond), task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
 	c, err := task.NewClient(rdb, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, _ := task.NewWorker(rdb, opts...)
 	var calls atomic.Int32
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
-		if a.Msg == "fail" {
+	task.Register(w, def, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		switch a.Msg {
+		case "fail":
 			return "", errors.New("always")
+		case "slow":
+			time.Sleep(time.Second) // outlives two leases: heartbeats renew it
+			return a.Msg, nil
 		}
 		if calls.Add(1) == 1 {
 			return "", errors.New("first attempt fails")
@@ -592,17 +720,65 @@ func TestACLUserLimitedToThePrefixRunsTheWholeFlow(t *testing.T) {
 		return a.Msg, nil
 	})
 	run(t, w)
-	ok, _ := task.Submit(ctx, c, echoDef, alice, echoArgs{Msg: "ok"}, task.Delay(200*time.Millisecond), task.Unique("u", time.Minute))
-	bad, _ := task.Submit(ctx, c, echoDef, alice, echoArgs{Msg: "fail"})
+	ok, _ := task.Submit(ctx, c, def, alice, echoArgs{Msg: "ok"}, task.Delay(200*time.Millisecond), task.Unique("u", time.Minute))
+	bad, _ := task.Submit(ctx, c, def, alice, echoArgs{Msg: "fail"})
+	slow, _ := task.Submit(ctx, c, def, alice, echoArgs{Msg: "slow"})
 	if got, err := wait[string](t, c, ok); err != nil || got != "ok" {
 		t.Errorf("retried delayed task: %q, %v", got, err)
+	}
+	if got, err := wait[string](t, c, slow); err != nil || got != "slow" {
+		t.Errorf("task renewing its lease: %q, %v", got, err)
 	}
 	var failed *task.FailedError
 	if _, err := wait[string](t, c, bad); !errors.As(err, &failed) || failed.Reason != task.ReasonRetriesSpent {
 		t.Errorf("dead-lettered task: %v", err)
 	}
-	if n, _ := admin.XLen(ctx, "taskgen:{q1}:dead").Result(); n != 1 {
-		t.Errorf("dead-letter stream holds %d entries, want 1", n)
+	dead, err := c.DeadLetters(ctx, "acl", "", 10)
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters = %v, %v", dead, err)
+	}
+	if err := c.Requeue(ctx, dead[0]); err != nil {
+		t.Errorf("requeue as the restricted user: %v", err)
+	}
+	if _, err := wait[string](t, c, bad); !errors.As(err, &failed) {
+		t.Errorf("requeued task: %v", err)
+	}
+	dead, _ = c.DeadLetters(ctx, "acl", "", 10)
+	for _, d := range dead {
+		if err := c.DeleteDeadLetter(ctx, d); err != nil {
+			t.Errorf("delete a dead letter as the restricted user: %v", err)
+		}
+	}
+}
+
+// A worker serves several queues at once; on a cluster their keys live in different
+// slots, each queue's scripts in its own.
+func TestAWorkerServesQueuesInEverySlot(t *testing.T) {
+	queues := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
+	h := newHarness(t, nil, task.WithQueues(queues...))
+	w := h.worker(t)
+	for _, q := range queues {
+		d := echoDef
+		d.Kind, d.Queue = "test.echo."+q, q
+		task.Register(w, d, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return q + ":" + a.Msg, nil })
+	}
+	run(t, w)
+	ids := map[task.ID]string{}
+	for _, q := range queues {
+		d := echoDef
+		d.Kind, d.Queue = "test.echo."+q, q
+		for _, opt := range [][]task.SubmitOption{nil, {task.Delay(100 * time.Millisecond)}} {
+			id, err := task.Submit(context.Background(), h.client, d, alice, echoArgs{Msg: "hi"}, opt...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[id] = q + ":hi"
+		}
+	}
+	for id, want := range ids {
+		if got, err := wait[string](t, h.client, id); err != nil || got != want {
+			t.Errorf("task %s: %q, %v; want %q", id, got, err, want)
+		}
 	}
 }
 
@@ -641,44 +817,118 @@ func TestSubmitRefusesAnOversizedEnvelope(t *testing.T) {
 	}
 }
 
-func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
-	seal := []byte("seal-key-0123456789abcdef0123456")
-	h := newHarness(t, nil, task.WithSealKey(seal))
-	var logs bytes.Buffer
-	w := h.worker(t, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+// callerTrace is a caller whose user id and token are easy to find in a dump of Redis.
+var callerTrace = task.Caller{UserID: "uid-5f1e2d", Token: task.NewSecret("tok-9c8b7a"), ExpiresAt: time.Now().Add(time.Hour)}
+
+// leaveEveryKindOfKey runs tasks that leave, under the harness prefix, every kind of key
+// the runtime writes: a succeeded and a dead task's states, results and done signals, dead
+// letters (a failure and an expired caller), a retry the worker re-signed waiting in the
+// delayed set, a delayed submit, a unique key, and an envelope waiting in a stream.
+func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.Option) {
+	t.Helper()
+	w := h.worker(t, append([]task.Option{task.WithBackoff(time.Hour, time.Hour)}, opts...)...)
 	task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (bool, error) {
-		if a.Msg == "fail" {
-			return false, task.Permanent(fmt.Errorf("failing for %v", c))
+		switch a.Msg {
+		case "fail":
+			return false, task.Permanent(fmt.Errorf("failing with token %v", c.Token))
+		case "retry":
+			return false, fmt.Errorf("retry later, token %s", c.Token)
 		}
-		return c.Token.Reveal() == "alice-token", nil
+		return c.Token.Reveal() == callerTrace.Token.Reveal(), nil
 	})
 	run(t, w)
 	ctx := context.Background()
-	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
-	if got, err := wait[bool](t, h.client, id); err != nil || !got {
-		t.Fatalf("sealed caller did not arrive: %v, %v", got, err)
+	submit := func(caller task.Caller, msg string, opts ...task.SubmitOption) task.ID {
+		id, err := task.Submit(ctx, h.client, echoDef, caller, echoArgs{Msg: msg}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
 	}
-	failed, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "fail"})
-	short := alice
+	id := submit(callerTrace, "", task.Unique("once", time.Hour))
+	if got, err := wait[bool](t, h.client, id); err != nil || !got {
+		t.Fatalf("the caller did not arrive: %v, %v", got, err)
+	}
+	short := callerTrace
 	short.ExpiresAt = time.Now().Add(100 * time.Millisecond)
-	expired, _ := task.Submit(ctx, h.client, echoDef, short, echoArgs{}, task.Delay(300*time.Millisecond))
-	for _, id := range []task.ID{failed, expired} {
+	for _, id := range []task.ID{submit(callerTrace, "fail"), submit(short, "", task.Delay(300*time.Millisecond))} {
 		if _, err := wait[bool](t, h.client, id); err == nil {
 			t.Fatalf("task %s should have failed", id)
 		}
 	}
-	_, _ = task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Delay(time.Hour))
+	retried := submit(callerTrace, "retry")
+	waitFor(t, "the retry to be scheduled", func() bool {
+		st, _ := h.rdb.HGet(ctx, redisq.QueueKeys(h.prefix, "q1").State(string(retried)), "state").Result()
+		return st == redisq.StateRetrying
+	})
+	submit(callerTrace, "", task.Delay(time.Hour))
+	other := echoDef
+	other.Queue = "q-unconsumed"
+	if _, err := task.Submit(ctx, h.client, other, callerTrace, echoArgs{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
+	seal := []byte("seal-key-0123456789abcdef0123456")
+	h := newHarness(t, nil, task.WithSealKey(seal))
+	var logs bytes.Buffer
+	leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	dump := dumpPrefix(t, h)
-	for _, want := range []string{":stream", ":delayed", ":dead", ":task:", ":done:"} {
+	for _, want := range []string{":stream (stream)", ":delayed (zset)", ":dead (stream)", ":task:", ":done:", ":unique:"} {
 		if !strings.Contains(dump, want) {
-			t.Errorf("the dump has no %s key: it would not prove the token is absent there", want)
+			t.Errorf("the dump has no %s key: it would not prove the caller is absent there", want)
 		}
 	}
-	if strings.Contains(dump, "alice-token") {
-		t.Errorf("a key under the prefix holds the token in clear:\n%s", dump)
+	for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("a key under the prefix holds %q in clear:\n%s", secret, dump)
+		}
 	}
-	if strings.Contains(logs.String(), "alice-token") {
+	if strings.Contains(logs.String(), callerTrace.Token.Reveal()) {
 		t.Errorf("the worker logged the token:\n%s", logs.String())
+	}
+}
+
+// Without a seal key the caller travels in clear inside the envelope, and only there:
+// task states, results, done signals, unique keys and the dead-letter reasons and errors
+// hold nothing of it.
+func TestStatesAndResultsHoldNoCallerData(t *testing.T) {
+	h := newHarness(t, nil)
+	leaveEveryKindOfKey(t, h)
+	ctx := context.Background()
+	n := 0
+	for _, k := range prefixKeys(t, h) {
+		typ, _ := h.rdb.Type(ctx, k).Result()
+		var v any
+		switch typ {
+		case "stream", "zset":
+			if strings.HasSuffix(k, ":dead") {
+				// Dead letters keep the envelope as received; their other fields count.
+				xs, _ := h.rdb.XRange(ctx, k, "-", "+").Result()
+				for _, x := range xs {
+					delete(x.Values, "env")
+				}
+				v = xs
+			} else {
+				continue // envelopes: the one place the caller rests
+			}
+		case "hash":
+			v, _ = h.rdb.HGetAll(ctx, k).Result()
+		case "list":
+			v, _ = h.rdb.LRange(ctx, k, 0, -1).Result()
+		default:
+			v, _ = h.rdb.Get(ctx, k).Result()
+		}
+		n++
+		for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
+			if text := fmt.Sprint(v); strings.Contains(text, secret) {
+				t.Errorf("%s (%s) holds %q: %s", k, typ, secret, text)
+			}
+		}
+	}
+	if n < 8 {
+		t.Errorf("only %d keys checked: the test would prove little", n)
 	}
 }
 
@@ -714,32 +964,41 @@ func waitDeadLetters(t *testing.T, h *harness, queue string, n int) []map[string
 	}
 }
 
-// dumpPrefix returns every key under the harness prefix with its content.
-func dumpPrefix(t *testing.T, h *harness) string {
+// prefixKeys returns every key under the harness prefix, on every node of a cluster.
+func prefixKeys(t *testing.T, h *harness) []string {
 	t.Helper()
 	ctx := context.Background()
 	var keys []string
+	var mu sync.Mutex
 	collect := func(ctx context.Context, node *redis.Client) error {
 		ks, err := node.Keys(ctx, h.prefix+":*").Result()
+		mu.Lock()
+		defer mu.Unlock()
 		keys = append(keys, ks...)
 		return err
 	}
 	var err error
 	if cc, ok := h.rdb.(*redis.ClusterClient); ok {
-		var mu sync.Mutex
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			mu.Lock()
-			defer mu.Unlock()
-			return collect(ctx, node)
-		})
+		err = cc.ForEachMaster(ctx, collect)
 	} else {
 		err = collect(ctx, h.rdb.(*redis.Client))
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(keys) == 0 {
+		t.Fatal("no keys under the prefix: a check of them would prove nothing")
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// dumpPrefix returns every key under the harness prefix with its content.
+func dumpPrefix(t *testing.T, h *harness) string {
+	t.Helper()
+	ctx := context.Background()
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range prefixKeys(t, h) {
 		typ, _ := h.rdb.Type(ctx, k).Result()
 		var v any
 		switch typ {
@@ -755,9 +1014,6 @@ func dumpPrefix(t *testing.T, h *harness) string {
 			v, _ = h.rdb.Get(ctx, k).Result()
 		}
 		fmt.Fprintf(&b, "%s (%s): %v\n", k, typ, v)
-	}
-	if len(keys) == 0 {
-		t.Fatal("no keys under the prefix: the dump would prove nothing")
 	}
 	return b.String()
 }
@@ -834,7 +1090,9 @@ func (h *countingHandler) count(msg string) int {
 // context, and when Redis is back the worker carries on without having leaked goroutines.
 func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	rdb := srv.NewClient()
+	// A client that fails at once while Redis is away, so that what paces the worker's
+	// attempts is the worker's own backoff, not go-redis's retries.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialerRetries: 1})
 	defer rdb.Close()
 	logs := &countingHandler{counts: map[string]int{}}
 	h := newHarness(t, rdb)
@@ -856,10 +1114,12 @@ func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 	if err == nil || time.Since(began) > 3*time.Second {
 		t.Errorf("Submit with Redis away: err = %v after %v; want an error once its context ends", err, time.Since(began))
 	}
-	before := logs.count("fetch failed")
+	before := map[string]int{"fetch failed": logs.count("fetch failed"), "promote failed": logs.count("promote failed")}
 	time.Sleep(2 * time.Second)
-	if n := logs.count("fetch failed") - before; n < 1 || n > 20 {
-		t.Errorf("%d failed fetches in 2s of outage: want a few, backing off", n)
+	for msg, n := range before {
+		if n := logs.count(msg) - n; n < 1 || n > 20 {
+			t.Errorf("%d times %q in 2s of outage: want a few, backing off; %v", n, msg, logs.counts)
+		}
 	}
 
 	if err := srv.Restart(); err != nil {
@@ -1106,5 +1366,53 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOptionsOutOfRangeAreRefused(t *testing.T) {
+	rdb := redistest.Client(t)
+	key := task.WithSigningKey("k1", signingKey)
+	if _, err := task.NewClient(rdb, key, task.WithMaxEnvelopeSize(0)); err == nil || !strings.Contains(err.Error(), "WithMaxEnvelopeSize") {
+		t.Errorf("NewClient with a zero envelope limit: %v", err)
+	}
+	if _, err := task.NewWorker(rdb, key, task.WithMaxEnvelopeSize(-1)); err == nil {
+		t.Error("NewWorker accepted a negative envelope limit")
+	}
+	if _, err := task.NewWorker(rdb, key, task.WithClockSkew(-time.Second)); err == nil || !strings.Contains(err.Error(), "WithClockSkew") {
+		t.Errorf("NewWorker with a negative clock skew: %v", err)
+	}
+}
+
+// A uniqueness key is the kind's own: two kinds of one queue using the same key each get
+// their task.
+func TestUniqueKeysOfTwoKindsDoNotCollide(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	other := echoDef
+	other.Kind = "test.other"
+	a, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("daily", time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := task.Submit(ctx, h.client, other, alice, echoArgs{}, task.Unique("daily", time.Minute))
+	if err != nil || b == a {
+		t.Fatalf("second kind's submit = %s, %v; want a task of its own, not %s", b, err, a)
+	}
+}
+
+// A worker that seals, given a caller block in clear (its client lacks the seal key), runs
+// the task but says loudly that tokens rest in Redis in clear.
+func TestAWorkerThatSealsWarnsOfAnUnsealedCaller(t *testing.T) {
+	h := newHarness(t, nil)
+	logs := &countingHandler{counts: map[string]int{}}
+	w := h.worker(t, task.WithSealKey([]byte("seal-key-0123456789abcdef0123456")), task.WithLogger(slog.New(logs)))
+	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
+	run(t, w)
+	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+	if got, err := wait[string](t, h.client, id); err != nil || got != "alice" {
+		t.Fatalf("Result = %q, %v", got, err)
+	}
+	if logs.count("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear") != 1 {
+		t.Errorf("no warning of the unsealed caller: %v", logs.counts)
 	}
 }
