@@ -899,26 +899,15 @@ func TestStatesAndResultsHoldNoCallerData(t *testing.T) {
 	ctx := context.Background()
 	n := 0
 	for _, k := range prefixKeys(t, h) {
-		typ, _ := h.rdb.Type(ctx, k).Result()
-		var v any
-		switch typ {
-		case "stream", "zset":
-			if strings.HasSuffix(k, ":dead") {
-				// Dead letters keep the envelope as received; their other fields count.
-				xs, _ := h.rdb.XRange(ctx, k, "-", "+").Result()
-				for _, x := range xs {
-					delete(x.Values, "env")
-				}
-				v = xs
-			} else {
-				continue // envelopes: the one place the caller rests
+		typ, v := keyContent(ctx, h.rdb, k)
+		switch {
+		case strings.HasSuffix(k, ":dead"):
+			// Dead letters keep the envelope as received; their other fields count.
+			for _, x := range v.([]redis.XMessage) {
+				delete(x.Values, "env")
 			}
-		case "hash":
-			v, _ = h.rdb.HGetAll(ctx, k).Result()
-		case "list":
-			v, _ = h.rdb.LRange(ctx, k, 0, -1).Result()
-		default:
-			v, _ = h.rdb.Get(ctx, k).Result()
+		case typ == "stream" || typ == "zset":
+			continue // envelopes: the one place the caller rests
 		}
 		n++
 		for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
@@ -999,23 +988,28 @@ func dumpPrefix(t *testing.T, h *harness) string {
 	ctx := context.Background()
 	var b strings.Builder
 	for _, k := range prefixKeys(t, h) {
-		typ, _ := h.rdb.Type(ctx, k).Result()
-		var v any
-		switch typ {
-		case "stream":
-			v, _ = h.rdb.XRange(ctx, k, "-", "+").Result()
-		case "zset":
-			v, _ = h.rdb.ZRange(ctx, k, 0, -1).Result()
-		case "hash":
-			v, _ = h.rdb.HGetAll(ctx, k).Result()
-		case "list":
-			v, _ = h.rdb.LRange(ctx, k, 0, -1).Result()
-		default:
-			v, _ = h.rdb.Get(ctx, k).Result()
-		}
+		typ, v := keyContent(ctx, h.rdb, k)
 		fmt.Fprintf(&b, "%s (%s): %v\n", k, typ, v)
 	}
 	return b.String()
+}
+
+// keyContent returns the type of key and everything it holds.
+func keyContent(ctx context.Context, rdb redis.UniversalClient, key string) (typ string, v any) {
+	typ, _ = rdb.Type(ctx, key).Result()
+	switch typ {
+	case "stream":
+		v, _ = rdb.XRange(ctx, key, "-", "+").Result()
+	case "zset":
+		v, _ = rdb.ZRange(ctx, key, 0, -1).Result()
+	case "hash":
+		v, _ = rdb.HGetAll(ctx, key).Result()
+	case "list":
+		v, _ = rdb.LRange(ctx, key, 0, -1).Result()
+	default:
+		v, _ = rdb.Get(ctx, key).Result()
+	}
+	return typ, v
 }
 
 var _ = envelope.Version
