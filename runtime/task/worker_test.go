@@ -58,6 +58,7 @@ func TestSuiteOnRedisCluster(t *testing.T) {
 		{"Unique", TestUniqueSubmitReturnsTheFirstTasksID},
 		{"UniquePerKind", TestUniqueKeysOfTwoKindsDoNotCollide},
 		{"Drain", TestRunDrainsRunningTasksWhenItsContextEnds},
+		{"StopFetching", TestRunStopsFetchingWhenItsContextEnds},
 		{"Reclaim", TestTaskOfACrashedWorkerIsTakenOverAfterItsLease},
 		{"Heartbeat", TestLongTaskKeepsItsLeaseWhileAlive},
 		{"LeaseLost", TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing},
@@ -528,6 +529,43 @@ func TestRunDrainsRunningTasksWhenItsContextEnds(t *testing.T) {
 	st, err := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "state").Result()
 	if err != nil || st != redisq.StateSucceeded {
 		t.Fatalf("state right after Run returned = %q, %v; want succeeded", st, err)
+	}
+}
+
+// Once Run's context ends the worker takes no new task, while it drains the ones it runs:
+// a task submitted then stays in the stream, undelivered, for another worker.
+func TestRunStopsFetchingWhenItsContextEnds(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.worker(t, task.WithShutdownTimeout(time.Minute))
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		started <- struct{}{}
+		<-release
+		return a.Msg, nil
+	})
+	stop := run(t, w)
+	ctx := context.Background()
+	first, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "running"})
+	<-started
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	// A read blocked in Redis when the context ended still hands over what arrives within
+	// its block (a second at most); submit after that.
+	time.Sleep(1500 * time.Millisecond)
+	late, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "late"})
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	<-stopped
+	if got, err := wait[string](t, h.client, first); err != nil || got != "running" {
+		t.Errorf("the running task: %q, %v; want it drained", got, err)
+	}
+	stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+	p, _ := h.rdb.XPending(ctx, stream, redisq.Group).Result()
+	if n, _ := h.rdb.XLen(ctx, stream).Result(); n != 1 || p == nil || p.Count != 0 {
+		t.Errorf("stream holds %d entries, %v pending; want the late task undelivered", n, p)
+	}
+	if st, _ := h.rdb.HGet(ctx, redisq.QueueKeys(h.prefix, "q1").State(string(late)), "state").Result(); st != redisq.StatePending {
+		t.Errorf("late task state = %q, want pending", st)
 	}
 }
 
