@@ -260,6 +260,11 @@ func TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning(t *testing.T) {
 	if len(dead) != 1 || dead[0]["reason"] != task.ReasonCallerExpired || dead[0]["id"] != string(id) {
 		t.Errorf("dead letters = %v", dead)
 	}
+	// The failure stays readable through Result for the normal result TTL (24h here).
+	ttl, err := h.rdb.PTTL(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
+	if err != nil || ttl < 23*time.Hour || ttl > 24*time.Hour {
+		t.Errorf("the expired task's state expires in %v (%v), want the result TTL of 24h", ttl, err)
+	}
 	expired := task.Caller{UserID: "bob", ExpiresAt: time.Now().Add(-time.Second)}
 	if _, err := task.Submit(context.Background(), h.client, echoDef, expired, echoArgs{}); !errors.Is(err, task.ErrCallerExpired) {
 		t.Errorf("Submit with an expired caller: err = %v, want ErrCallerExpired", err)
