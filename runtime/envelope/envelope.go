@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -73,6 +74,36 @@ type Envelope struct {
 	Args        json.RawMessage `json:"args"`
 	KeyID       string          `json:"kid"`
 	Sig         []byte          `json:"sig"`
+}
+
+// PeekID returns the id an envelope claims, without verifying anything: "" when data does
+// not start as an envelope object with a string id. It reads only the first kilobytes,
+// where Sign writes the id (second, after the version), so it is cheap on an oversized
+// entry. Trust the result only as a name to report a refusal under.
+func PeekID(data []byte) string {
+	dec := json.NewDecoder(io.LimitReader(bytes.NewReader(data), 4<<10))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if key != "id" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return ""
+			}
+			continue
+		}
+		var id string
+		if dec.Decode(&id) != nil {
+			return ""
+		}
+		return id
+	}
+	return ""
 }
 
 // maxTimeoutMS is the longest timeout_ms a time.Duration holds.

@@ -487,3 +487,18 @@ func TestEnvelopeOfAnotherScopeIsRefused(t *testing.T) {
 		t.Errorf("envelope replayed under another prefix: err = %v, want ErrBadSignature", err)
 	}
 }
+
+func TestPeekIDReadsOnlyTheClaimedID(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"v":1,"id":"q/1","kind":"k"}`:                        "q/1",
+		`{"v":1,"id":"q/1"` + strings.Repeat(" ", 1<<20) + `}`: "q/1",
+		`{"v":1,"args":{"id":"inner"},"id":"outer"}`:           "outer",
+		`{"v":1,"id":7}`: "",
+		`garbage`:        "",
+		`{"v":"` + strings.Repeat("x", 8<<10) + `","id":"late"}`: "",
+	} {
+		if got := PeekID([]byte(in)); got != want {
+			t.Errorf("PeekID(%.40q) = %q, want %q", in, got, want)
+		}
+	}
+}

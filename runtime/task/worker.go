@@ -1,14 +1,11 @@
 package task
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"os"
@@ -453,7 +450,7 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 	// writes there (states, dead-letter reasons and errors) holds no caller data, so a
 	// sealed caller stays sealed.
 	log = log.With("caller", caller)
-	if w.cfg.sealKey != nil && len(e.Caller) > 0 {
+	if w.keys.Sealing() && len(e.Caller) > 0 {
 		log.Warn("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear")
 	}
 	if h.def.Caller && caller.IsZero() {
@@ -526,35 +523,13 @@ func (w *Worker) process(ctx context.Context, m redisq.Message) {
 // it is an id of queue. That task's state then records the refusal, if the task exists
 // and has not finished: a submitter whose envelopes this worker cannot verify (signed with
 // a key it lacks, larger than its limit) gets the reason from Result instead of waiting
-// forever. Nothing else of the envelope is read, and only its first kilobytes, where the
-// id is written.
+// forever.
 func claimedID(raw []byte, queue string) string {
-	dec := json.NewDecoder(io.LimitReader(bytes.NewReader(raw), 4<<10))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	id := envelope.PeekID(raw)
+	if q, err := ID(id).parse(); err != nil || q != queue {
 		return ""
 	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return ""
-		}
-		if key != "id" {
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return ""
-			}
-			continue
-		}
-		var id string
-		if dec.Decode(&id) != nil {
-			return ""
-		}
-		if q, err := ID(id).parse(); err != nil || q != queue {
-			return ""
-		}
-		return id
-	}
-	return ""
+	return id
 }
 
 // unsettled logs why a delivery could not be settled and reports whether it was not.
