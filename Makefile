@@ -44,7 +44,7 @@ chaos: redis-server
 
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzOpen:./runtime/envelope FuzzSignOpen:./runtime/envelope FuzzParseDirective:./gen
+FUZZ_TARGETS := FuzzOpen:./internal/envelope FuzzSignOpen:./internal/envelope FuzzParseDirective:./gen
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \

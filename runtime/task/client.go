@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/taskgen/taskgen/runtime/envelope"
-	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/internal/envelope"
+	"github.com/taskgen/taskgen/internal/redisq"
 )
 
 // Client submits tasks and reads their results. It is safe for concurrent use.

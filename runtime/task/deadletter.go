@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/internal/redisq"
 )
 
 // DeadLetter is a task that failed for good, as kept in its queue's dead-letter stream.

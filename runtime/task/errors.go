@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/taskgen/taskgen/runtime/envelope"
-	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/internal/envelope"
+	"github.com/taskgen/taskgen/internal/redisq"
 )
 
 // Errors a task can end with. Match them with errors.Is. A task that fails with any of

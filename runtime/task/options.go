@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/taskgen/taskgen/runtime/envelope"
+	"github.com/taskgen/taskgen/internal/envelope"
 )
 
 // Option configures a Client or a Worker. Options that concern only one of them are

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/internal/redisq"
 )
 
 // kindPattern is the form of a task kind, the stable wire name of a task.

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/taskgen/taskgen/runtime/envelope"
-	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/internal/envelope"
+	"github.com/taskgen/taskgen/internal/redisq"
 	"github.com/taskgen/taskgen/runtime/redistest"
 	"github.com/taskgen/taskgen/runtime/task"
 )

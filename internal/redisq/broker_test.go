@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/taskgen/taskgen/runtime/redisq"
+	"github.com/taskgen/taskgen/internal/redisq"
 	"github.com/taskgen/taskgen/runtime/redistest"
 )
 
