@@ -15,12 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Group is the consumer group every worker of a queue joins.
-const Group = "taskgen"
-
-// EnvelopeField is the stream entry field that holds the envelope.
-const EnvelopeField = "env"
-
 // Broker runs the queue operations for one key prefix.
 type Broker struct {
 	rdb    redis.UniversalClient
@@ -41,7 +35,7 @@ type Task struct {
 	Kind     string
 	Queue    string
 	Envelope []byte
-	Due      time.Time // zero or past: ready now
+	Delay    time.Duration // zero or less: ready now; else ready that long after Redis receives it
 	// UniqueKey, when set, makes the enqueue a no-op returning the first task's id while
 	// another task of the same kind with the same key was enqueued less than UniqueTTL ago.
 	UniqueKey string
@@ -57,13 +51,13 @@ func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
 		keys = append(keys, k.Unique(t.Kind, t.UniqueKey))
 		ttl = max(t.UniqueTTL.Milliseconds(), 1)
 	}
-	due := int64(0)
-	if !t.Due.IsZero() {
-		due = t.Due.UnixMilli()
+	delay := int64(0)
+	if t.Delay > 0 {
+		delay = max(t.Delay.Milliseconds(), 1)
 	}
-	res, err := enqueueScript.Run(ctx, b.rdb, keys, t.Envelope, t.ID, t.Kind, due, time.Now().UnixMilli(), ttl).Slice()
+	res, err := enqueueScript.Run(ctx, b.rdb, keys, t.Envelope, t.ID, t.Kind, delay, ttl).Slice()
 	if err != nil {
-		return "", fmt.Errorf("enqueue on %s: %w", k.Stream(), err)
+		return "", fmt.Errorf("enqueue on %s: %w", k.Stream(), classify(err))
 	}
 	if len(res) != 2 {
 		return "", fmt.Errorf("enqueue on %s: unexpected reply %v", k.Stream(), res)
@@ -86,15 +80,23 @@ type Message struct {
 	Queue    string
 	EntryID  string
 	Envelope []byte // nil when the entry has no envelope field
-	// Deliveries is how many times the entry was handed to a worker, this time included:
-	// 1 for a new entry, more for one taken over from workers that stopped renewing it,
-	// 0 when Reclaim could not read the count.
-	Deliveries int
 }
 
 // ErrNoGroup reports that the stream or its consumer group is gone (for example after a
 // Redis restart without persistence); EnsureGroup recreates them.
 var ErrNoGroup = errors.New("consumer group missing")
+
+// ErrCorrupt reports a key of the wrong type: something outside taskgen wrote it. The
+// script that met it changed nothing.
+var ErrCorrupt = errors.New("a key holds the wrong type")
+
+// classify marks the errors the scripts raise on a key of the wrong type.
+func classify(err error) error {
+	if err != nil && strings.Contains(err.Error(), "WRONGTYPE taskgen:") {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return err
+}
 
 // Fetch reads up to count new entries of queue for consumer, blocking up to block.
 func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]Message, error) {
@@ -119,47 +121,53 @@ func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, b
 	return out, nil
 }
 
-// Reclaim takes over up to count entries of queue that another consumer has held
-// without a heartbeat for longer than lease, for example because its process died. It
-// scans the pending entries from cursor ("" or "0-0" for the start) and returns the
-// cursor to continue from, "0-0" once the scan went round: entries held by live workers
-// do not hide orphans behind them.
-func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string) ([]Message, string, error) {
+// ReclaimStart is the cursor of a reclaim scan's first call.
+const ReclaimStart = "-"
+
+// Reclaim takes over up to count entries of queue that other consumers have held without
+// a heartbeat for longer than lease, by Redis's idle clock: their workers died or stalled.
+// It never takes the entries consumer is running, listed in running. It scans the
+// pending entries from cursor (ReclaimStart for the start) and returns the cursor to go
+// on from, ReclaimStart once the scan went round, so entries held by live workers do not
+// hide orphans behind them.
+func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]Message, string, error) {
 	k := b.Keys(queue)
 	if cursor == "" {
-		cursor = "0-0"
+		cursor = ReclaimStart
 	}
-	msgs, next, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: k.Stream(), Group: Group, Consumer: consumer,
-		MinIdle: lease, Start: cursor, Count: int64(count),
-	}).Result()
+	args := make([]any, 0, 5+len(running))
+	args = append(args, Group, consumer, ttlMS(lease), count, cursor)
+	for _, id := range running {
+		args = append(args, id)
+	}
+	res, err := reclaimScript.Run(ctx, b.rdb, []string{k.Stream()}, args...).Slice()
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "NOGROUP") {
-			return nil, "0-0", fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
+		if strings.Contains(err.Error(), "NOGROUP") {
+			return nil, ReclaimStart, fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
 		}
-		return nil, cursor, fmt.Errorf("reclaim on %s: %w", k.Stream(), err)
+		return nil, cursor, fmt.Errorf("reclaim on %s: %w", k.Stream(), classify(err))
 	}
-	out := messages(queue, msgs)
-	if len(out) == 0 {
-		return out, next, nil
+	if len(res) != 2 {
+		return nil, cursor, fmt.Errorf("reclaim on %s: unexpected reply %v", k.Stream(), res)
 	}
-	// How often each entry was handed out tells a task whose workers keep dying while
-	// running it (a poison task) from one whose worker died once. The entries are this
-	// consumer's now whatever happens: without the counts they are returned with
-	// Deliveries 0 (unknown), never dropped.
-	pending, err := b.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: k.Stream(), Group: Group, Start: out[0].EntryID, End: out[len(out)-1].EntryID,
-		Count: int64(count), Consumer: consumer,
-	}).Result()
-	deliveries := make(map[string]int, len(pending))
-	for _, p := range pending {
-		deliveries[p.ID] = int(p.RetryCount)
-	}
-	for i := range out {
-		out[i].Deliveries = deliveries[out[i].EntryID]
-	}
-	if err != nil {
-		return out, next, fmt.Errorf("reclaim on %s: read delivery counts: %w", k.Stream(), err)
+	next, _ := res[0].(string)
+	entries, _ := res[1].([]any)
+	out := make([]Message, 0, len(entries))
+	for _, e := range entries {
+		x, ok := e.([]any)
+		if !ok || len(x) != 2 {
+			continue
+		}
+		id, _ := x[0].(string)
+		m := Message{Queue: queue, EntryID: id}
+		fields, _ := x[1].([]any)
+		for i := 0; i+1 < len(fields); i += 2 {
+			if f, _ := fields[i].(string); f == EnvelopeField {
+				v, _ := fields[i+1].(string)
+				m.Envelope = []byte(v)
+			}
+		}
+		out = append(out, m)
 	}
 	return out, next, nil
 }
@@ -182,37 +190,67 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 		}
 		removed, err := pruneScript.Run(ctx, b.rdb, []string{k.Stream()}, Group, c.Name).Int()
 		if err != nil {
-			return n, fmt.Errorf("remove consumer %s of %s: %w", c.Name, k.Stream(), err)
+			return n, fmt.Errorf("remove consumer %s of %s: %w", c.Name, k.Stream(), classify(err))
 		}
 		n += removed
 	}
 	return n, nil
 }
 
-// Heartbeat renews the lease of entries this consumer is working on, so that Reclaim on
-// other workers does not take them while they run. It returns the entries the consumer
-// no longer holds: another worker took them over after this one missed its lease.
-func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, entryIDs ...string) (lost []string, err error) {
-	if len(entryIDs) == 0 {
+// Lease names one delivery a consumer holds: its entry, its task and the lease token its
+// start returned (0 while it has not begun).
+type Lease struct {
+	EntryID string
+	TaskID  string
+	Token   int64
+}
+
+// LeaseStatus is what a heartbeat found of one lease.
+type LeaseStatus int
+
+const (
+	// LeaseHeld: the consumer still holds the delivery; its lease is renewed.
+	LeaseHeld LeaseStatus = 1
+	// LeaseGone: the entry is no longer pending: the delivery was settled.
+	LeaseGone LeaseStatus = 0
+	// LeaseTaken: another consumer holds the entry, or another delivery of the task
+	// began since: this run must stop and write nothing.
+	LeaseTaken LeaseStatus = -1
+)
+
+// Heartbeat renews the leases consumer holds on queue, so that Reclaim on other workers
+// does not take them while they run, and returns the status of each, in order.
+func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, leases []Lease) ([]LeaseStatus, error) {
+	if len(leases) == 0 {
 		return nil, nil
 	}
 	k := b.Keys(queue)
-	args := make([]any, 0, 2+len(entryIDs))
+	keys := make([]string, 1, 1+len(leases))
+	keys[0] = k.Stream()
+	args := make([]any, 0, 2+2*len(leases))
 	args = append(args, Group, consumer)
-	for _, id := range entryIDs {
-		args = append(args, id)
+	for _, l := range leases {
+		keys = append(keys, k.State(l.TaskID))
+		args = append(args, l.EntryID, l.Token)
 	}
-	lost, err = heartbeatScript.Run(ctx, b.rdb, []string{k.Stream()}, args...).StringSlice()
+	codes, err := heartbeatScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return nil, fmt.Errorf("heartbeat on %s: %w", k.Stream(), err)
+		return nil, fmt.Errorf("heartbeat on %s: %w", k.Stream(), classify(err))
 	}
-	return lost, nil
+	if len(codes) != len(leases) {
+		return nil, fmt.Errorf("heartbeat on %s: %d answers for %d leases", k.Stream(), len(codes), len(leases))
+	}
+	out := make([]LeaseStatus, len(codes))
+	for i, c := range codes {
+		out[i] = LeaseStatus(c)
+	}
+	return out, nil
 }
 
 func messages(queue string, xs []redis.XMessage) []Message {
 	out := make([]Message, 0, len(xs))
 	for _, x := range xs {
-		m := Message{Queue: queue, EntryID: x.ID, Deliveries: 1}
+		m := Message{Queue: queue, EntryID: x.ID}
 		if v, ok := x.Values[EnvelopeField].(string); ok {
 			m.Envelope = []byte(v)
 		}
@@ -221,118 +259,221 @@ func messages(queue string, xs []redis.XMessage) []Message {
 	return out
 }
 
-// Promote moves up to limit tasks of queue whose time has come from the delayed set to
-// the stream, and returns how many it moved.
-func (b *Broker) Promote(ctx context.Context, queue string, now time.Time, limit int) (int, error) {
+// Promote moves up to limit tasks of queue whose time has come, by Redis's clock, from
+// the delayed set to the stream. It returns how many it moved and how long until the next
+// delayed task is due, negative when none waits.
+func (b *Broker) Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error) {
 	k := b.Keys(queue)
-	n, err := promoteScript.Run(ctx, b.rdb, []string{k.Delayed(), k.Stream()}, now.UnixMilli(), limit).Int()
+	res, err := promoteScript.Run(ctx, b.rdb, []string{k.Delayed(), k.Stream()}, limit).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("promote %s: %w", k.Delayed(), err)
+		return 0, 0, fmt.Errorf("promote %s: %w", k.Delayed(), classify(err))
 	}
-	return n, nil
-}
-
-// NextDue returns the due time of the earliest delayed task of queue, or false if none.
-func (b *Broker) NextDue(ctx context.Context, queue string) (time.Time, bool, error) {
-	zs, err := b.rdb.ZRangeWithScores(ctx, b.Keys(queue).Delayed(), 0, 0).Result()
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read %s: %w", b.Keys(queue).Delayed(), err)
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("promote %s: unexpected reply %v", k.Delayed(), res)
 	}
-	if len(zs) == 0 {
-		return time.Time{}, false, nil
-	}
-	return time.UnixMilli(int64(zs[0].Score)), true, nil
+	return int(res[0]), time.Duration(res[1]) * time.Millisecond, nil
 }
 
-// Start records that attempt (1-based) of task id begins, on delivery m. It reports false,
-// having removed the entry, when the task has finished already: m is a duplicate that
-// must not run.
-func (b *Broker) Start(ctx context.Context, m Message, id string, attempt int) (bool, error) {
-	k := b.Keys(m.Queue)
-	n, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id)}, Group, m.EntryID, attempt).Int()
-	if err != nil {
-		return true, fmt.Errorf("start %s: %w", id, err)
-	}
-	return n == 1, nil
+// StartRequest is one delivery about to begin.
+type StartRequest struct {
+	Message  Message
+	TaskID   string
+	Consumer string
+	// Runs is how many deliveries of the task may begin: its first attempt and retries.
+	Runs int
+	// TTL is how long a dead-lettered task's state stays readable.
+	TTL time.Duration
+	// LostReason and LostFormat are the reason and error text (one %d: the runs that
+	// began) recorded when the task is dead-lettered for workers lost running it.
+	LostReason, LostFormat string
 }
 
-// ErrSettled reports that a delivery was already settled (acknowledged) by another
-// worker, which took it over when this one lost its lease; its outcome stands.
-var ErrSettled = errors.New("delivery already settled by another worker")
+// StartOutcome says whether a delivery may begin.
+type StartOutcome int
 
-// settled turns a settling script's reply into an error.
-func settled(n int, err error, what string) error {
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", what, ErrSettled)
-	}
-	return nil
-}
-
-// Complete acknowledges m and stores result as the task's outcome for ttl.
-func (b *Broker) Complete(ctx context.Context, m Message, id string, attempts int, result []byte, ttl time.Duration) error {
-	k := b.Keys(m.Queue)
-	n, err := completeScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id), k.Done(id)},
-		Group, m.EntryID, result, ttlMS(ttl), attempts, time.Now().UnixMilli()).Int()
-	return settled(n, err, "complete "+id)
-}
-
-// Retry acknowledges m and schedules next, the re-signed envelope of the next attempt, at due.
-func (b *Broker) Retry(ctx context.Context, m Message, id string, attempts int, next []byte, due time.Time, errText string) error {
-	k := b.Keys(m.Queue)
-	n, err := retryScript.Run(ctx, b.rdb, []string{k.Stream(), k.Delayed(), k.State(id)},
-		Group, m.EntryID, next, due.UnixMilli(), attempts, errText).Int()
-	return settled(n, err, "retry "+id)
-}
-
-// Release returns m, not finished, to the stream for another worker to run at once.
-func (b *Broker) Release(ctx context.Context, m Message, id string) error {
-	k := b.Keys(m.Queue)
-	n, err := releaseScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(id)}, Group, m.EntryID, m.Envelope).Int()
-	return settled(n, err, "release "+id)
-}
-
-// Failure describes why a message is dead-lettered.
-type Failure struct {
-	// ID is the task's id. For an envelope that could not be verified (Untrusted), it is
-	// the id the envelope claims, or empty: the dead letter then names no task, and the
-	// claimed task's state records the refusal only if it exists and has not finished.
-	ID        string
-	Untrusted bool
-	Kind      string
-	Reason    string // a short code, e.g. "caller_expired"
-	Error     string
-	Attempts  int
-}
-
-// Dead acknowledges m and moves it to the queue's dead-letter stream, with the envelope as
-// received. When f.ID is set, the task's state records the failure and Result waiters wake.
-func (b *Broker) Dead(ctx context.Context, m Message, f Failure, ttl time.Duration) error {
-	k := b.Keys(m.Queue)
-	keys := []string{k.Stream(), k.Dead()}
-	if f.ID != "" {
-		keys = append(keys, k.State(f.ID), k.Done(f.ID))
-	}
-	untrusted := ""
-	if f.Untrusted {
-		untrusted = "1"
-	}
-	n, err := deadScript.Run(ctx, b.rdb, keys, Group, m.EntryID, m.Envelope, f.Reason, f.Error,
-		f.Attempts, ttlMS(ttl), time.Now().UnixMilli(), f.ID, f.Kind, untrusted).Int()
-	return settled(n, err, fmt.Sprintf("dead-letter %s on %s", m.EntryID, k.Dead()))
-}
-
-// Task states, as stored in the state hash.
 const (
-	StatePending   = "pending"
-	StateScheduled = "scheduled"
-	StateRunning   = "running"
-	StateRetrying  = "retrying"
-	StateSucceeded = "succeeded"
-	StateDead      = "dead"
+	// StartRun: the delivery begins; Start.Attempts and Start.Lease are set.
+	StartRun StartOutcome = iota + 1
+	// StartTaken: another consumer holds the entry now; nothing was written.
+	StartTaken
+	// StartNoRecord: the task has no state: it finished and its record expired, or the
+	// entry was written past the client. Dead-letter the entry with a Refuse settlement.
+	StartNoRecord
+	// StartFinished: the task has finished already; the duplicate entry was removed.
+	StartFinished
+	// StartWorkerLost: earlier deliveries began and never settled as often as the task
+	// may run; it was dead-lettered with the lost reason.
+	StartWorkerLost
 )
+
+// Start is what StartDelivery found.
+type Start struct {
+	Outcome  StartOutcome
+	Attempts int   // deliveries of the task that began, this one included
+	Lease    int64 // the fencing token of this delivery
+}
+
+// StartDelivery begins a delivery: it raises the task's lease token and counts the attempt.
+func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, error) {
+	k := b.Keys(r.Message.Queue)
+	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID), k.Dead(), k.Done(r.TaskID)},
+		Group, r.Message.EntryID, r.Consumer, r.Runs, ttlMS(r.TTL), r.TaskID, r.Message.Envelope, r.LostReason, r.LostFormat).Int64Slice()
+	if err != nil {
+		return Start{}, fmt.Errorf("start %s: %w", r.TaskID, classify(err))
+	}
+	switch {
+	case len(res) == 3 && res[0] == 1:
+		return Start{Outcome: StartRun, Attempts: int(res[1]), Lease: res[2]}, nil
+	case len(res) == 1 && res[0] == 0:
+		return Start{Outcome: StartTaken}, nil
+	case len(res) == 1 && res[0] == -1:
+		return Start{Outcome: StartNoRecord}, nil
+	case len(res) == 1 && res[0] == -2:
+		return Start{Outcome: StartFinished}, nil
+	case len(res) == 2 && res[0] == -3:
+		return Start{Outcome: StartWorkerLost, Attempts: int(res[1])}, nil
+	}
+	return Start{}, fmt.Errorf("start %s: unexpected reply %v", r.TaskID, res)
+}
+
+// Errors of a settlement.
+var (
+	// ErrFenced: another delivery of the task began after this one (this worker lost its
+	// lease), or the task is no longer running; the write was refused and changed nothing.
+	ErrFenced = errors.New("fenced off: another delivery of the task began since this one")
+	// ErrNoRecord: the task's state is gone; the write was refused and changed nothing.
+	ErrNoRecord = errors.New("the task has no record")
+	// ErrEntryTaken: another consumer holds the entry; the write changed nothing.
+	ErrEntryTaken = errors.New("another consumer holds the entry")
+)
+
+// SettleKind is the kind of write a Settlement makes.
+type SettleKind int
+
+const (
+	// Complete records the result of a task that succeeded.
+	Complete SettleKind = iota + 1
+	// Retry schedules the next attempt after Delay, recording Error.
+	Retry
+	// Dead moves the task to the dead-letter stream with Reason and Error.
+	Dead
+	// Release hands the task back to the stream unspent.
+	Release
+	// Refuse dead-letters a stream entry that could not begin (Reason, Error), by its
+	// entry; ClaimedID is the task id its envelope claims, if any (see deadEntryScript).
+	Refuse
+)
+
+func (k SettleKind) String() string {
+	switch k {
+	case Complete:
+		return "complete"
+	case Retry:
+		return "retry"
+	case Dead:
+		return "dead-letter"
+	case Release:
+		return "release"
+	case Refuse:
+		return "refuse"
+	}
+	return fmt.Sprintf("SettleKind(%d)", int(k))
+}
+
+// Settlement is one outcome write.
+type Settlement struct {
+	Kind    SettleKind
+	Message Message
+	TaskID  string
+	Lease   int64 // the token StartDelivery returned; not used by Refuse
+	Result  []byte
+	Delay   time.Duration
+	Reason  string
+	Error   string
+	TTL     time.Duration // how long a finished task's state stays readable
+	// Consumer and ClaimedID are for Refuse.
+	Consumer  string
+	ClaimedID string
+}
+
+// run returns the script and its keys and arguments.
+func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
+	k := b.Keys(s.Message.Queue)
+	m := s.Message
+	switch s.Kind {
+	case Complete:
+		return completeScript, []string{k.Stream(), k.State(s.TaskID), k.Done(s.TaskID)},
+			[]any{Group, m.EntryID, s.Lease, s.Result, ttlMS(s.TTL)}
+	case Retry:
+		return retryScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID)},
+			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
+	case Dead:
+		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID)},
+			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID}
+	case Release:
+		return releaseScript, []string{k.Stream(), k.State(s.TaskID)}, []any{Group, m.EntryID, s.Lease, m.Envelope}
+	case Refuse:
+		keys := []string{k.Stream(), k.Dead()}
+		if s.ClaimedID != "" {
+			keys = append(keys, k.State(s.ClaimedID), k.Done(s.ClaimedID))
+		}
+		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID}
+	}
+	panic(fmt.Sprintf("redisq: settlement of unknown kind %d", s.Kind))
+}
+
+// settleErr turns a settling script's reply into an error.
+func settleErr(s Settlement, n int64, err error) error {
+	what := fmt.Sprintf("%s %s (entry %s)", s.Kind, s.TaskID, s.Message.EntryID)
+	if s.Kind == Refuse {
+		what = fmt.Sprintf("%s %s of %s", s.Kind, s.Message.EntryID, s.Message.Queue)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, classify(err))
+	case n == 1:
+		return nil
+	case n == 0 && s.Kind == Refuse:
+		return fmt.Errorf("%s: %w", what, ErrEntryTaken)
+	case n == 0:
+		return fmt.Errorf("%s: %w", what, ErrFenced)
+	case n == -1:
+		return fmt.Errorf("%s: %w", what, ErrNoRecord)
+	}
+	return fmt.Errorf("%s: unexpected reply %d", what, n)
+}
+
+// Settle makes the writes ss in one round trip and returns one error per settlement, in
+// order (nil where it was made). A write is refused, changing nothing, with ErrFenced,
+// ErrNoRecord or ErrEntryTaken, or fails with ErrCorrupt or a Redis error.
+func (b *Broker) Settle(ctx context.Context, ss []Settlement) []error {
+	errs := make([]error, len(ss))
+	if len(ss) == 1 {
+		sc, keys, args := b.call(ss[0])
+		n, err := sc.Run(ctx, b.rdb, keys, args...).Int64()
+		errs[0] = settleErr(ss[0], n, err)
+		return errs
+	}
+	cmds := make([]*redis.Cmd, len(ss))
+	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, s := range ss {
+			sc, keys, args := b.call(s)
+			cmds[i] = sc.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		n, err := cmd.Int64()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The server has not seen the script yet (it restarted, or this is a node of
+			// the cluster new to it): Run sends its body.
+			sc, keys, args := b.call(ss[i])
+			n, err = sc.Run(ctx, b.rdb, keys, args...).Int64()
+		}
+		errs[i] = settleErr(ss[i], n, err)
+	}
+	return errs
+}
 
 // State is what the state hash of a task holds.
 type State struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -17,14 +18,38 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
-func newBroker(t *testing.T) (*redisq.Broker, string) {
-	t.Helper()
-	prefix := redistest.Prefix(t)
-	b := redisq.New(redistest.Client(t), prefix)
-	if err := b.EnsureGroup(context.Background(), "q"); err != nil {
-		t.Fatal(err)
+// backends are the deployments every broker test runs on: one server, and a 3-master
+// Redis Cluster through redis.NewClusterClient.
+var backends = []struct {
+	name   string
+	client func(testing.TB) redis.UniversalClient
+}{
+	{"server", func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }},
+	{"cluster", func(t testing.TB) redis.UniversalClient { return redistest.ClusterClient(t) }},
+}
+
+// env is one broker test's Redis: a broker on queue "q" under a prefix of the test's own,
+// and a plain client to look at and corrupt keys with.
+type env struct {
+	b      *redisq.Broker
+	rdb    redis.UniversalClient
+	prefix string
+	keys   redisq.Keys
+}
+
+// each runs test once per backend.
+func each(t *testing.T, test func(t *testing.T, e env)) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			rdb := be.client(t)
+			prefix := redistest.Prefix(t)
+			b := redisq.New(rdb, prefix)
+			if err := b.EnsureGroup(context.Background(), "q"); err != nil {
+				t.Fatal(err)
+			}
+			test(t, env{b: b, rdb: rdb, prefix: prefix, keys: redisq.QueueKeys(prefix, "q")})
+		})
 	}
-	return b, prefix
 }
 
 func TestKeysShareTheQueueHashTagUnderThePrefix(t *testing.T) {
@@ -41,26 +66,30 @@ func TestKeysShareTheQueueHashTagUnderThePrefix(t *testing.T) {
 	}
 }
 
-func TestEnqueueFetchComplete(t *testing.T) {
-	b, _ := newBroker(t)
+func TestEnqueueFetchStartComplete(t *testing.T) { each(t, testEnqueueFetchStartComplete) }
+
+func testEnqueueFetchStartComplete(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
 	id, err := b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("env-1")})
 	if err != nil || id != "q/1" {
 		t.Fatalf("Enqueue = %q, %v", id, err)
 	}
 	msgs, err := b.Fetch(ctx, "q", "c1", 10, time.Second)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "env-1" || msgs[0].Deliveries != 1 {
+	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "env-1" {
 		t.Fatalf("Fetch = %+v, %v", msgs, err)
 	}
 	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StatePending || st.Kind != "k" {
 		t.Errorf("state before completion = %+v", st)
 	}
-	if err := b.Complete(ctx, msgs[0], "q/1", 1, []byte(`"ok"`), time.Minute); err != nil {
-		t.Fatal(err)
+	st := begin(t, b, msgs[0], "q/1", "c1")
+	if st.Attempts != 1 || st.Lease != 1 {
+		t.Errorf("start = %+v, want attempt 1, lease 1", st)
 	}
-	st, err := b.GetState(ctx, "q", "q/1")
-	if err != nil || !st.Finished() || string(st.Result) != `"ok"` || st.Attempts != 1 {
-		t.Errorf("state = %+v, %v", st, err)
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: msgs[0], TaskID: "q/1", Lease: st.Lease, Result: []byte(`"ok"`), TTL: time.Minute})
+	state, err := b.GetState(ctx, "q", "q/1")
+	if err != nil || !state.Finished() || string(state.Result) != `"ok"` || state.Attempts != 1 {
+		t.Errorf("state = %+v, %v", state, err)
 	}
 	if done, err := b.WaitDone(ctx, "q", "q/1", time.Second); !done || err != nil {
 		t.Errorf("WaitDone = %v, %v", done, err)
@@ -71,22 +100,25 @@ func TestEnqueueFetchComplete(t *testing.T) {
 }
 
 // Several promoters running at once move each due task exactly once.
-func TestConcurrentPromotersDeliverEachTaskOnce(t *testing.T) {
-	b, _ := newBroker(t)
+// Several promoters running at once move each due task exactly once.
+func TestConcurrentPromotersDeliverEachTaskOnce(t *testing.T) { each(t, testConcurrentPromoters) }
+
+func testConcurrentPromoters(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
-	past := time.Now().Add(time.Hour)
 	for i := range 300 {
-		if _, err := b.Enqueue(ctx, redisq.Task{ID: fmt.Sprintf("q/%d", i), Kind: "k", Queue: "q", Envelope: []byte(fmt.Sprint("env-", i)), Due: past}); err != nil {
+		if _, err := b.Enqueue(ctx, redisq.Task{ID: fmt.Sprintf("q/%d", i), Kind: "k", Queue: "q", Envelope: []byte(fmt.Sprint("env-", i)), Delay: 50 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	time.Sleep(100 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				n, err := b.Promote(ctx, "q", past.Add(time.Second), 7)
+				n, _, err := b.Promote(ctx, "q", 7)
 				if err != nil {
 					t.Error(err)
 					return
@@ -121,25 +153,33 @@ func TestConcurrentPromotersDeliverEachTaskOnce(t *testing.T) {
 	}
 }
 
-func TestTasksNotDueStayDelayed(t *testing.T) {
-	b, _ := newBroker(t)
+// A delayed task waits by Redis's clock: Promote takes no time from its caller, and says
+// how long until the next task is due.
+func TestTasksNotDueStayDelayed(t *testing.T) { each(t, testTasksNotDueStayDelayed) }
+
+func testTasksNotDueStayDelayed(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
-	due := time.Now().Add(time.Minute)
-	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("later"), Due: due})
-	if n, _ := b.Promote(ctx, "q", time.Now(), 10); n != 0 {
-		t.Errorf("promoted %d tasks before they were due", n)
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("later"), Delay: time.Minute})
+	n, next, err := b.Promote(ctx, "q", 10)
+	if err != nil || n != 0 {
+		t.Errorf("Promote = %d, %v; want nothing promoted before it is due", n, err)
 	}
-	next, ok, err := b.NextDue(ctx, "q")
-	if err != nil || !ok || next.UnixMilli() != due.UnixMilli() {
-		t.Errorf("NextDue = %v, %v, %v; want %v", next, ok, err, due)
+	if next <= 59*time.Second || next > time.Minute {
+		t.Errorf("next due in %s, want about a minute", next)
 	}
 	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateScheduled {
 		t.Errorf("state = %q, want scheduled", st.State)
 	}
+	if _, next, _ := redisq.New(e.rdb, e.prefix+"-empty").Promote(ctx, "q", 10); next >= 0 {
+		t.Errorf("next due in %s with nothing delayed, want negative", next)
+	}
 }
 
-func TestUniqueKeyHoldsForItsTTL(t *testing.T) {
-	b, _ := newBroker(t)
+func TestUniqueKeyHoldsForItsTTL(t *testing.T) { each(t, testUniqueKeyHoldsForItsTTL) }
+
+func testUniqueKeyHoldsForItsTTL(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
 	task := func(id string) redisq.Task {
 		return redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id), UniqueKey: "once", UniqueTTL: 200 * time.Millisecond}
@@ -153,68 +193,76 @@ func TestUniqueKeyHoldsForItsTTL(t *testing.T) {
 	}
 }
 
-func TestRetryDeadReleaseAndRequeue(t *testing.T) {
-	b, _ := newBroker(t)
+func TestRetryDeadReleaseAndRequeue(t *testing.T) { each(t, testRetryDeadReleaseAndRequeue) }
+
+func testRetryDeadReleaseAndRequeue(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
-	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("attempt-0")})
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("env")})
 	m := fetchOne(t, b, "c")
-	if err := b.Retry(ctx, m, "q/1", 1, []byte("attempt-1"), time.Now().Add(-time.Millisecond), "boom"); err != nil {
-		t.Fatal(err)
+	st := begin(t, b, m, "q/1", "c")
+	settle(t, b, redisq.Settlement{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: st.Lease, Error: "boom"})
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateRetrying || s.Error != "boom" || s.Attempts != 1 {
+		t.Errorf("state after Retry = %+v", s)
 	}
-	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateRetrying || st.Error != "boom" {
-		t.Errorf("state after Retry = %+v", st)
+	if n, _, err := b.Promote(ctx, "q", 10); n != 1 || err != nil {
+		t.Fatalf("Promote = %d, %v", n, err)
 	}
-	b.Promote(ctx, "q", time.Now(), 10)
 	m = fetchOne(t, b, "c")
-	if string(m.Envelope) != "attempt-1" {
-		t.Fatalf("retried envelope = %q", m.Envelope)
+	if string(m.Envelope) != "env" {
+		t.Fatalf("retried envelope = %q, want the same envelope", m.Envelope)
 	}
-	if err := b.Release(ctx, m, "q/1"); err != nil {
-		t.Fatal(err)
+	st = begin(t, b, m, "q/1", "c")
+	if st.Attempts != 2 || st.Lease != 2 {
+		t.Errorf("second start = %+v, want attempt 2, lease 2", st)
+	}
+	settle(t, b, redisq.Settlement{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: st.Lease})
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StatePending || s.Attempts != 1 {
+		t.Errorf("state after Release = %+v, want pending with the released attempt unspent", s)
 	}
 	m = fetchOne(t, b, "other")
-	if string(m.Envelope) != "attempt-1" {
-		t.Fatalf("released envelope = %q", m.Envelope)
-	}
-	f := redisq.Failure{ID: "q/1", Kind: "k", Reason: "permanent", Error: "no", Attempts: 2}
-	if err := b.Dead(ctx, m, f, time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	st = begin(t, b, m, "q/1", "other")
+	settle(t, b, redisq.Settlement{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: st.Lease, Reason: "permanent", Error: "no", TTL: time.Minute})
 	dead, _ := b.DeadLetters(ctx, "q", "", 10)
-	if len(dead) != 1 || dead[0].Failure != f || string(dead[0].Envelope) != "attempt-1" {
-		t.Fatalf("dead letters = %+v", dead)
+	want := redisq.Failure{ID: "q/1", Kind: "k", Reason: "permanent", Error: "no", Attempts: 2, Entry: m.EntryID}
+	if len(dead) != 1 || dead[0].Failure != want || string(dead[0].Envelope) != "env" {
+		t.Fatalf("dead letters = %+v, want %+v", dead, want)
 	}
-	if err := b.Requeue(ctx, "q", dead[0].EntryID, "q/1", []byte("fresh")); err != nil {
+	if err := b.Requeue(ctx, "q", dead[0].EntryID, "q/1", "k", []byte("fresh")); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StatePending || st.Reason != "" {
-		t.Errorf("state after Requeue = %+v", st)
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StatePending || s.Reason != "" || s.Attempts != 0 {
+		t.Errorf("state after Requeue = %+v", s)
 	}
 	if done, _ := b.WaitDone(ctx, "q", "q/1", time.Second); done {
 		t.Error("the done signal of the dead run survived the requeue: Result would spin")
 	}
-	if m := fetchOne(t, b, "c"); string(m.Envelope) != "fresh" {
+	m = fetchOne(t, b, "c")
+	if string(m.Envelope) != "fresh" {
 		t.Errorf("requeued envelope = %q", m.Envelope)
+	}
+	if st := begin(t, b, m, "q/1", "c"); st.Lease != 4 {
+		t.Errorf("lease after a requeue = %d, want 4: tokens only grow", st.Lease)
 	}
 }
 
-func TestPruneRemovesOnlyIdleConsumersHoldingNothing(t *testing.T) {
-	b, prefix := newBroker(t)
+func TestPruneRemovesOnlyIdleConsumersHoldingNothing(t *testing.T) { each(t, testPrune) }
+
+func testPrune(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
 	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("x")})
 	b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("y")})
 	fetchOne(t, b, "holder") // keeps an entry
 	m := fetchOne(t, b, "gone")
-	if err := b.Complete(ctx, m, "q/2", 1, []byte("1"), time.Minute); err != nil { // now holds nothing
-		t.Fatal(err)
-	}
+	st := begin(t, b, m, "q/2", "gone")
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/2", Lease: st.Lease, Result: []byte("1"), TTL: time.Minute})
 	time.Sleep(50 * time.Millisecond)
 	n, err := b.PruneConsumers(ctx, "q", "self", 20*time.Millisecond)
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d, %v; want 1", n, err)
 	}
-	rdb := redistest.Client(t)
-	cs, _ := rdb.XInfoConsumers(ctx, redisq.QueueKeys(prefix, "q").Stream(), redisq.Group).Result()
+	cs, _ := e.rdb.XInfoConsumers(ctx, e.keys.Stream(), redisq.Group).Result()
 	if len(cs) != 1 || cs[0].Name != "holder" {
 		t.Errorf("consumers left = %+v, want only holder", cs)
 	}
@@ -229,152 +277,393 @@ func fetchOne(t *testing.T, b *redisq.Broker, consumer string) redisq.Message {
 	return msgs[0]
 }
 
-// A worker that lost its lease and finishes late does not overwrite the outcome of the
-// worker that took the task over and settled it first.
-func TestLateSettlementDoesNotOverwriteTheFirst(t *testing.T) {
-	b, _ := newBroker(t)
-	ctx := context.Background()
-	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
-	m := fetchOne(t, b, "slow")
-	time.Sleep(20 * time.Millisecond)
-	taken, _, err := b.Reclaim(ctx, "q", "fast", 10*time.Millisecond, 1, "")
-	if err != nil || len(taken) != 1 {
-		t.Fatalf("Reclaim = %v, %v", taken, err)
+// begin begins delivery m of task id for consumer, which must succeed.
+func begin(t *testing.T, b *redisq.Broker, m redisq.Message, id, consumer string) redisq.Start {
+	t.Helper()
+	st, err := b.StartDelivery(context.Background(), startRequest(m, id, consumer))
+	if err != nil || st.Outcome != redisq.StartRun {
+		t.Fatalf("StartDelivery = %+v, %v; want it to begin", st, err)
 	}
-	if err := b.Complete(ctx, taken[0], "q/1", 1, []byte(`"first"`), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	late := []error{
-		b.Complete(ctx, m, "q/1", 1, []byte(`"late"`), time.Minute),
-		b.Retry(ctx, m, "q/1", 1, []byte("e2"), time.Now(), "late"),
-		b.Dead(ctx, m, redisq.Failure{ID: "q/1", Reason: "late"}, time.Minute),
-		b.Release(ctx, m, "q/1"),
-	}
-	for i, err := range late {
-		if !errors.Is(err, redisq.ErrSettled) {
-			t.Errorf("late settlement %d: err = %v, want ErrSettled", i, err)
-		}
-	}
-	st, _ := b.GetState(ctx, "q", "q/1")
-	if st.State != redisq.StateSucceeded || string(st.Result) != `"first"` {
-		t.Errorf("state = %+v, want the first outcome", st)
-	}
-	if _, scheduled, _ := b.NextDue(ctx, "q"); scheduled {
-		t.Error("the late retry was scheduled")
+	return st
+}
+
+func startRequest(m redisq.Message, id, consumer string) redisq.StartRequest {
+	return redisq.StartRequest{Message: m, TaskID: id, Consumer: consumer, Runs: 3, TTL: time.Minute, LostReason: "worker_lost", LostFormat: "%d runs began"}
+}
+
+// settle makes settlement s, which must succeed.
+func settle(t *testing.T, b *redisq.Broker, s redisq.Settlement) {
+	t.Helper()
+	if err := b.Settle(context.Background(), []redisq.Settlement{s})[0]; err != nil {
+		t.Fatalf("%s: %v", s.Kind, err)
 	}
 }
 
-// A delivery of a task that has finished (an envelope copied back into the stream, or an
-// entry a stalled worker still holds) does not start: the outcome stays, the entry goes.
-func TestStartRefusesATaskThatHasFinished(t *testing.T) {
-	b, prefix := newBroker(t)
+// Fencing: a worker that lost its lease and finishes late writes nothing over the new
+// owner's delivery, whatever it writes, whether the new owner has settled yet or not.
+func TestAStaleHolderWritesNothing(t *testing.T) { each(t, testAStaleHolderWritesNothing) }
+
+func testAStaleHolderWritesNothing(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "stale")
+	old := begin(t, b, m, "q/1", "stale")
+	time.Sleep(20 * time.Millisecond)
+	taken, _, err := b.Reclaim(ctx, "q", "owner", 10*time.Millisecond, 1, "", nil)
+	if err != nil || len(taken) != 1 {
+		t.Fatalf("Reclaim = %v, %v", taken, err)
+	}
+	cur := begin(t, b, taken[0], "q/1", "owner")
+	stale := []redisq.Settlement{
+		{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: old.Lease, Result: []byte(`"late"`), TTL: time.Minute},
+		{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: old.Lease, Error: "late"},
+		{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: old.Lease, Reason: "late", TTL: time.Minute},
+		{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: old.Lease},
+	}
+	check := func(when string) {
+		t.Helper()
+		for i, err := range b.Settle(ctx, stale) {
+			if !errors.Is(err, redisq.ErrFenced) {
+				t.Errorf("%s: stale %s: err = %v, want ErrFenced", when, stale[i].Kind, err)
+			}
+		}
+		if n, _ := e.rdb.ZCard(ctx, e.keys.Delayed()).Result(); n != 0 {
+			t.Errorf("%s: the stale retry was scheduled", when)
+		}
+		if n, _ := e.rdb.XLen(ctx, e.keys.Dead()).Result(); n != 0 {
+			t.Errorf("%s: the stale dead letter was written", when)
+		}
+	}
+	check("while the owner runs")
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateRunning || s.Attempts != 2 {
+		t.Errorf("state = %+v, want the owner's run", s)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 1 {
+		t.Errorf("%d entries pending, want the owner's entry still pending", p.Count)
+	}
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: taken[0], TaskID: "q/1", Lease: cur.Lease, Result: []byte(`"owner"`), TTL: time.Minute})
+	check("after the owner settled")
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateSucceeded || string(s.Result) != `"owner"` {
+		t.Errorf("state = %+v, want the owner's outcome", s)
+	}
+}
+
+// A delivery of a task that has finished (an envelope copied back into the stream) does
+// not begin: the outcome stays and the entry goes. One whose task has no record (it
+// expired: a replay) does not begin either, and is not given a record.
+func TestStartRefusesFinishedAndUnrecordedTasks(t *testing.T) { each(t, testStartRefuses) }
+
+func testStartRefuses(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
 	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
 	m := fetchOne(t, b, "w")
-	if ok, err := b.Start(ctx, m, "q/1", 1); err != nil || !ok {
-		t.Fatalf("first Start = %v, %v; want true", ok, err)
-	}
-	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateRunning || st.Attempts != 1 {
-		t.Errorf("state after Start = %+v, want running, attempt 1", st)
-	}
-	if err := b.Complete(ctx, m, "q/1", 1, []byte(`"done"`), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	rdb := redistest.Client(t)
-	stream := redisq.QueueKeys(prefix, "q").Stream()
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{redisq.EnvelopeField, "e"}}).Err(); err != nil {
+	st := begin(t, b, m, "q/1", "w")
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: st.Lease, Result: []byte(`"done"`), TTL: time.Minute})
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(), Values: []any{redisq.EnvelopeField, "e"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	replay := fetchOne(t, b, "w")
-	if ok, err := b.Start(ctx, replay, "q/1", 1); err != nil || ok {
-		t.Fatalf("Start of a finished task = %v, %v; want false", ok, err)
+	if st, err := b.StartDelivery(ctx, startRequest(replay, "q/1", "w")); err != nil || st.Outcome != redisq.StartFinished {
+		t.Fatalf("start of a finished task = %+v, %v; want StartFinished", st, err)
 	}
-	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StateSucceeded || string(st.Result) != `"done"` {
-		t.Errorf("state after the replay = %+v, want the first outcome", st)
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateSucceeded || string(s.Result) != `"done"` {
+		t.Errorf("state after the replay = %+v, want the first outcome", s)
 	}
-	if n, _ := rdb.XLen(ctx, stream).Result(); n != 0 {
+	if n, _ := e.rdb.XLen(ctx, e.keys.Stream()).Result(); n != 0 {
 		t.Errorf("stream holds %d entries, want the replayed one removed", n)
 	}
-	if p, _ := rdb.XPending(ctx, stream, redisq.Group).Result(); p.Count != 0 {
-		t.Errorf("%d entries pending, want none", p.Count)
-	}
-	// A task whose state is gone runs, and gets no state without a TTL.
 	b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
-	rdb.Del(ctx, redisq.QueueKeys(prefix, "q").State("q/2"))
-	if ok, err := b.Start(ctx, fetchOne(t, b, "w"), "q/2", 1); err != nil || !ok {
-		t.Errorf("Start without a state = %v, %v; want true", ok, err)
+	e.rdb.Del(ctx, e.keys.State("q/2"))
+	gone := fetchOne(t, b, "w")
+	if st, err := b.StartDelivery(ctx, startRequest(gone, "q/2", "w")); err != nil || st.Outcome != redisq.StartNoRecord {
+		t.Errorf("start without a record = %+v, %v; want StartNoRecord", st, err)
 	}
-	if n, _ := rdb.Exists(ctx, redisq.QueueKeys(prefix, "q").State("q/2")).Result(); n != 0 {
-		t.Error("Start recreated a state that had gone")
+	if n, _ := e.rdb.Exists(ctx, e.keys.State("q/2")).Result(); n != 0 {
+		t.Error("start recreated a record that had gone")
+	}
+	if st, err := b.StartDelivery(ctx, startRequest(gone, "q/2", "another")); err != nil || st.Outcome != redisq.StartTaken {
+		t.Errorf("start by a consumer that does not hold the entry = %+v, %v; want StartTaken", st, err)
 	}
 }
 
 // A heartbeat renews only what the consumer still holds: a stalled worker coming back does
-// not claim back the entry another worker took over, and learns that it lost it.
-func TestHeartbeatDoesNotTakeBackAnEntryAnotherWorkerTookOver(t *testing.T) {
-	b, prefix := newBroker(t)
+// not claim back the entry another worker took over, and learns that it lost it; an
+// entry settled since is reported gone, not lost.
+func TestHeartbeatReportsHeldGoneAndTaken(t *testing.T) { each(t, testHeartbeat) }
+
+func testHeartbeat(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
-	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
-	b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e")})
-	stalled := fetchOne(t, b, "stalled")
-	kept := fetchOne(t, b, "stalled")
+	for _, id := range []string{"q/1", "q/2", "q/3"} {
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+	}
+	stalled, kept, settled := fetchOne(t, b, "w"), fetchOne(t, b, "w"), fetchOne(t, b, "w")
+	s1, s2, s3 := begin(t, b, stalled, "q/1", "w"), begin(t, b, kept, "q/2", "w"), begin(t, b, settled, "q/3", "w")
 	time.Sleep(30 * time.Millisecond)
-	if _, err := b.Heartbeat(ctx, "q", "stalled", kept.EntryID); err != nil {
+	if _, err := b.Heartbeat(ctx, "q", "w", []redisq.Lease{{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease}}); err != nil {
 		t.Fatal(err)
 	}
-	taken, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 1, "")
-	if err != nil || len(taken) != 1 || taken[0].EntryID != stalled.EntryID {
-		t.Fatalf("Reclaim = %+v, %v; want the stalled entry", taken, err)
+	taken, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 10, "", nil)
+	if err != nil || len(taken) != 2 {
+		t.Fatalf("Reclaim = %+v, %v; want the stalled and the settled entry", taken, err)
 	}
-	lost, err := b.Heartbeat(ctx, "q", "stalled", stalled.EntryID, kept.EntryID)
-	if err != nil || len(lost) != 1 || lost[0] != stalled.EntryID {
-		t.Fatalf("Heartbeat = %v, %v; want the taken entry reported lost", lost, err)
+	// "other" gives the third entry back to w (as if w had taken it back), and w settles it.
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: settled, TaskID: "q/3", Lease: s3.Lease, TTL: time.Minute})
+	got, err := b.Heartbeat(ctx, "q", "w", []redisq.Lease{
+		{EntryID: stalled.EntryID, TaskID: "q/1", Token: s1.Lease},
+		{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease},
+		{EntryID: settled.EntryID, TaskID: "q/3", Token: s3.Lease},
+	})
+	want := []redisq.LeaseStatus{redisq.LeaseTaken, redisq.LeaseHeld, redisq.LeaseGone}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Heartbeat = %v, %v; want %v", got, err, want)
 	}
-	rdb := redistest.Client(t)
-	p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: redisq.QueueKeys(prefix, "q").Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.keys.Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
 	owners := map[string]string{}
-	for _, e := range p {
-		owners[e.ID] = e.Consumer
+	for _, x := range p {
+		owners[x.ID] = x.Consumer
 	}
-	if owners[stalled.EntryID] != "other" || owners[kept.EntryID] != "stalled" {
-		t.Errorf("owners = %v, want %s with other and %s still with stalled", owners, stalled.EntryID, kept.EntryID)
+	if owners[stalled.EntryID] != "other" || owners[kept.EntryID] != "w" {
+		t.Errorf("owners = %v, want %s with other and %s still with w", owners, stalled.EntryID, kept.EntryID)
+	}
+	// A delivery of the same task that began elsewhere fences this one off too.
+	b.Enqueue(ctx, redisq.Task{ID: "q/4", Kind: "k", Queue: "q", Envelope: []byte("q/4")})
+	m4 := fetchOne(t, b, "w")
+	s4 := begin(t, b, m4, "q/4", "w")
+	e.rdb.HIncrBy(ctx, e.keys.State("q/4"), redisq.FieldLease, 1)
+	if got, _ := b.Heartbeat(ctx, "q", "w", []redisq.Lease{{EntryID: m4.EntryID, TaskID: "q/4", Token: s4.Lease}}); len(got) != 1 || got[0] != redisq.LeaseTaken {
+		t.Errorf("heartbeat after another delivery began = %v, want taken", got)
 	}
 }
 
-// Reclaim goes on from its cursor: an orphan behind many entries that live workers hold
-// is reached in a few calls. Redis scans at most ten pending entries per entry asked for,
-// so a scan that always began at the start would never get past the live ones.
-func TestReclaimScansOnFromItsCursor(t *testing.T) {
-	b, _ := newBroker(t)
+// Reclaim goes on from its cursor, and never takes what its own consumer runs.
+func TestReclaimScansOnAndSkipsWhatItsConsumerRuns(t *testing.T) { each(t, testReclaim) }
+
+func testReclaim(t *testing.T, e env) {
+	b := e.b
 	ctx := context.Background()
-	var live []string
+	var mine []string
 	for i := range 25 {
-		id := fmt.Sprintf("q/live%d", i)
+		id := fmt.Sprintf("q/mine%d", i)
 		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
-		live = append(live, fetchOne(t, b, "live").EntryID)
+		mine = append(mine, fetchOne(t, b, "taker").EntryID)
 	}
 	b.Enqueue(ctx, redisq.Task{ID: "q/orphan", Kind: "k", Queue: "q", Envelope: []byte("orphan")})
 	fetchOne(t, b, "dead")
+	b.Enqueue(ctx, redisq.Task{ID: "q/lost", Kind: "k", Queue: "q", Envelope: []byte("lost")})
+	fetchOne(t, b, "taker") // handed to taker, which lost track of it
 	time.Sleep(40 * time.Millisecond)
-	if _, err := b.Heartbeat(ctx, "q", "live", live...); err != nil {
-		t.Fatal(err)
-	}
+	got := map[string]bool{}
 	cursor := ""
-	for range 4 {
-		msgs, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 1, cursor)
+	for range 20 {
+		msgs, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 2, cursor, mine)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range msgs {
-			if string(m.Envelope) != "orphan" {
-				t.Fatalf("reclaimed %s, which a live worker holds", m.Envelope)
-			}
-			return
+			got[string(m.Envelope)] = true
 		}
 		cursor = next
 	}
-	t.Error("four reclaims did not reach the orphan behind 25 live entries")
+	if len(got) != 2 || !got["orphan"] || !got["lost"] {
+		t.Errorf("reclaimed %v, want the orphan and the entry taker lost track of, none it runs", got)
+	}
+}
+
+// Every script checks the types of the keys it touches before it writes: with one key of
+// the wrong type, it fails with ErrCorrupt and leaves every key as it was.
+func TestScriptsChangeNothingOnAKeyOfTheWrongType(t *testing.T) { each(t, testScriptsCheckTypes) }
+
+func testScriptsCheckTypes(t *testing.T, e env) {
+	ctx := context.Background()
+	type op struct {
+		name string
+		keys []string
+		run  func(b *redisq.Broker, m redisq.Message, lease int64) error
+	}
+	k := e.keys
+	ops := []op{
+		{"enqueue", []string{k.Stream(), k.Delayed(), k.State("q/2")}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
+			return err
+		}},
+		{"start", []string{k.State("q/1"), k.Dead(), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
+			_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
+			return err
+		}},
+		{"complete", []string{k.State("q/1"), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
+			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute}})[0]
+		}},
+		{"retry", []string{k.Delayed(), k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
+			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l}})[0]
+		}},
+		{"dead", []string{k.Dead(), k.State("q/1"), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
+			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute}})[0]
+		}},
+		{"release", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
+			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: l}})[0]
+		}},
+		{"refuse", []string{k.Dead()}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
+			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute}})[0]
+		}},
+		{"promote", []string{k.Delayed()}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+			_, _, err := b.Promote(ctx, "q", 10)
+			return err
+		}},
+	}
+	for _, o := range ops {
+		for _, key := range o.keys {
+			t.Run(o.name+"/"+strings.TrimPrefix(key, e.prefix), func(t *testing.T) {
+				prefix := redistest.Prefix(t)
+				b := redisq.New(e.rdb, prefix)
+				kk := redisq.QueueKeys(prefix, "q")
+				key := strings.Replace(key, e.prefix, prefix, 1)
+				if err := b.EnsureGroup(ctx, "q"); err != nil {
+					t.Fatal(err)
+				}
+				b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+				m := fetchOne(t, b, "w")
+				var lease int64
+				if o.name != "start" && o.name != "refuse" && o.name != "enqueue" {
+					lease = begin(t, b, m, "q/1", "w").Lease
+				}
+				e.rdb.Del(ctx, key)
+				e.rdb.Set(ctx, key, "not-a-taskgen-key", 0)
+				before := dump(t, e.rdb, kk)
+				err := o.run(b, m, lease)
+				if !errors.Is(err, redisq.ErrCorrupt) {
+					t.Fatalf("err = %v, want ErrCorrupt", err)
+				}
+				if after := dump(t, e.rdb, kk); after != before {
+					t.Errorf("the script changed keys before it failed:\nbefore %s\nafter  %s", before, after)
+				}
+			})
+		}
+	}
+}
+
+// dump describes every key of a queue that the scripts touch: type and content.
+func dump(t *testing.T, rdb redis.UniversalClient, k redisq.Keys) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, key := range []string{k.Stream(), k.Delayed(), k.Dead(), k.State("q/1"), k.Done("q/1"), k.State("q/2")} {
+		typ, _ := rdb.Type(ctx, key).Result()
+		fmt.Fprintf(&b, "%s=%s:", strings.TrimPrefix(key, k.Stream()[:strings.Index(k.Stream(), "{")]), typ)
+		switch typ {
+		case "stream":
+			xs, _ := rdb.XRange(ctx, key, "-", "+").Result()
+			fmt.Fprint(&b, xs)
+			if p, err := rdb.XPending(ctx, key, redisq.Group).Result(); err == nil {
+				fmt.Fprint(&b, " pending ", p.Count)
+			}
+		case "zset":
+			fmt.Fprint(&b, rdb.ZRangeWithScores(ctx, key, 0, -1).Val())
+		case "hash":
+			fmt.Fprint(&b, rdb.HGetAll(ctx, key).Val())
+		case "list":
+			fmt.Fprint(&b, rdb.LRange(ctx, key, 0, -1).Val())
+		case "string":
+			fmt.Fprint(&b, rdb.Get(ctx, key).Val())
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
+}
+
+// An entry that does not verify is dead-lettered by entry. It ends the task it claims to
+// be only when it is byte for byte the envelope submitted for it: a forged copy never
+// kills the genuine task.
+func TestRefuseEndsTheClaimedTaskOnlyForItsOwnEnvelope(t *testing.T) { each(t, testRefuse) }
+
+func testRefuse(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("genuine")})
+	e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(), Values: []any{redisq.EnvelopeField, "forged claiming q/1"}})
+	genuine, forged := fetchOne(t, b, "w"), fetchOne(t, b, "w")
+	refuse := func(m redisq.Message) {
+		t.Helper()
+		settle(t, b, redisq.Settlement{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", Reason: "bad_signature", Error: "no", TTL: time.Minute})
+	}
+	refuse(forged)
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StatePending {
+		t.Errorf("state after a forged copy was refused = %+v, want the genuine task untouched", s)
+	}
+	refuse(genuine)
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateDead || s.Reason != "bad_signature" {
+		t.Errorf("state after its own envelope was refused = %+v, want dead", s)
+	}
+	dead, _ := b.DeadLetters(ctx, "q", "", 10)
+	if len(dead) != 2 || dead[0].Failure.ID != "" || dead[1].Failure.ID != "q/1" {
+		t.Errorf("dead letters = %+v, want the forged one naming no task, the genuine one naming q/1", dead)
+	}
+	err := b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Refuse, Message: genuine, Consumer: "w", TTL: time.Minute}})[0]
+	if !errors.Is(err, redisq.ErrEntryTaken) {
+		t.Errorf("refusing an entry no longer held: err = %v, want ErrEntryTaken", err)
+	}
+}
+
+// A batch of settlements goes in one round trip, and each gets its own answer.
+func TestSettleBatchesAndAnswersEach(t *testing.T) { each(t, testSettleBatch) }
+
+func testSettleBatch(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	var ss []redisq.Settlement
+	for i := range 5 {
+		id := fmt.Sprintf("q/%d", i)
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+		m := fetchOne(t, b, "w")
+		st := begin(t, b, m, id, "w")
+		lease := st.Lease
+		if i == 3 {
+			lease++ // a stale token
+		}
+		ss = append(ss, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: id, Lease: lease, Result: []byte(fmt.Sprint(i)), TTL: time.Minute})
+	}
+	e.rdb.ScriptFlush(ctx) // the batch must cope with a server that forgot the scripts
+	for i, err := range b.Settle(ctx, ss) {
+		if i == 3 && !errors.Is(err, redisq.ErrFenced) || i != 3 && err != nil {
+			t.Errorf("settlement %d: %v", i, err)
+		}
+	}
+	if s, _ := b.GetState(ctx, "q", "q/4"); s.State != redisq.StateSucceeded || string(s.Result) != "4" {
+		t.Errorf("state of q/4 = %+v", s)
+	}
+}
+
+// Every quoted string in a script is a Redis command, a key type, or a protocol name
+// defined once in protocol.go: a field or state spelled differently in Lua cannot pass.
+func TestScriptsUseOnlyProtocolNames(t *testing.T) {
+	allowed := map[string]bool{}
+	for _, v := range redisq.ProtocolNames() {
+		allowed[v] = true
+	}
+	allowed[""], allowed["0"] = true, true // empty ids and kinds; the lease token of a delivery not begun
+	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET ZRANGEBYSCORE ZREM ZRANGE
+		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET XRANGE PERSIST XGROUP DELCONSUMER
+		NX PX * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
+		WRONGTYPE`) {
+		allowed[w] = true
+	}
+	quoted := regexp.MustCompile(`'([^'\n]*)'`)
+	comment := regexp.MustCompile(`--[^\n]*`)
+	for name, src := range redisq.ScriptSources() {
+		src = comment.ReplaceAllString(src, "")
+		if strings.Contains(src, "$") {
+			t.Errorf("script %s keeps a placeholder: %s", name, src[strings.Index(src, "$"):][:20])
+		}
+		for _, m := range quoted.FindAllStringSubmatch(src, -1) {
+			word := m[1]
+			if strings.HasPrefix(word, "WRONGTYPE taskgen:") || word == ", want " || word == " holds a " || word == " or " {
+				continue
+			}
+			if !allowed[word] {
+				t.Errorf("script %s uses %q, which is neither a Redis word nor a protocol name", name, word)
+			}
+		}
+	}
 }

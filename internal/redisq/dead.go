@@ -8,6 +8,18 @@ import (
 	"time"
 )
 
+// Failure is why a task was dead-lettered, as its dead letter records it.
+type Failure struct {
+	// ID is the task's id; empty when the entry's envelope could not be verified and is
+	// not byte for byte the one submitted for the id it claims.
+	ID       string
+	Kind     string
+	Reason   string // a short code, e.g. "caller_expired"
+	Error    string
+	Attempts int
+	Entry    string // the stream entry that was dead-lettered
+}
+
 // DeadEntry is one entry of a dead-letter stream.
 type DeadEntry struct {
 	EntryID  string
@@ -47,11 +59,12 @@ func (b *Broker) deadRange(ctx context.Context, queue, start, end string, count 
 	out := make([]DeadEntry, 0, len(xs))
 	for _, x := range xs {
 		str := func(f string) string { s, _ := x.Values[f].(string); return s }
-		attempts, _ := strconv.Atoi(str("attempts"))
-		ms, _ := strconv.ParseInt(str("failed_ms"), 10, 64)
+		attempts, _ := strconv.Atoi(str(FieldAttempts))
+		ms, _ := strconv.ParseInt(str(DeadFieldFailed), 10, 64)
 		out = append(out, DeadEntry{
-			EntryID:  x.ID,
-			Failure:  Failure{ID: str("id"), Kind: str("kind"), Reason: str("reason"), Error: str("error"), Attempts: attempts},
+			EntryID: x.ID,
+			Failure: Failure{ID: str(DeadFieldID), Kind: str(FieldKind), Reason: str(FieldReason), Error: str(FieldError),
+				Attempts: attempts, Entry: str(DeadFieldEntry)},
 			FailedAt: time.UnixMilli(ms),
 			Envelope: []byte(str(EnvelopeField)),
 		})
@@ -62,13 +75,13 @@ func (b *Broker) deadRange(ctx context.Context, queue, start, end string, count 
 // ErrNoDeadLetter reports a dead-letter entry that does not exist (any more).
 var ErrNoDeadLetter = errors.New("no such dead letter")
 
-// Requeue moves dead-letter entryID of queue, the task id, back to the stream with
-// envelope env, and resets the task's state to pending.
-func (b *Broker) Requeue(ctx context.Context, queue, entryID, id string, env []byte) error {
+// Requeue moves dead-letter entryID of queue, task id of kind, back to the stream with
+// envelope env, and resets the task's state to pending with no attempt spent.
+func (b *Broker) Requeue(ctx context.Context, queue, entryID, id, kind string, env []byte) error {
 	k := b.Keys(queue)
-	n, err := requeueScript.Run(ctx, b.rdb, []string{k.Dead(), k.Stream(), k.State(id), k.Done(id)}, entryID, env).Int()
+	n, err := requeueScript.Run(ctx, b.rdb, []string{k.Dead(), k.Stream(), k.State(id), k.Done(id)}, entryID, env, kind).Int()
 	if err != nil {
-		return fmt.Errorf("requeue %s: %w", entryID, err)
+		return fmt.Errorf("requeue %s: %w", entryID, classify(err))
 	}
 	if n == 0 {
 		return fmt.Errorf("requeue %s of %s: %w", entryID, k.Dead(), ErrNoDeadLetter)

@@ -4,33 +4,90 @@ import "github.com/redis/go-redis/v9"
 
 // Every script takes all the keys it touches in KEYS and nothing else there: Redis checks
 // KEYS against an ACL user's key patterns and routes Cluster requests by them. Group
-// names, ids, payloads and times go in ARGV. All KEYS of one call share the queue's hash tag.
+// names, ids, payloads and durations go in ARGV. All KEYS of one call share the queue's
+// hash tag.
 //
-// The scripts that settle a delivery (complete, retry, dead, release) act only if their
-// XACK acknowledged it: when a worker that lost its lease finishes after another worker
-// settled the same entry, the first outcome stands and the late one returns 0.
+// Three rules hold for every script:
+//
+//   - It checks the type of every key it touches before its first write (prelude's
+//     check): Redis does not roll back a script that fails half way, so a key of the
+//     wrong type must stop it before it has acknowledged or deleted anything.
+//   - Times come from Redis (prelude's now_ms), never from the caller: a worker or client
+//     whose clock is off moves no due time and no lease.
+//   - The scripts that settle a delivery (complete, retry, dead, release) are fenced: they
+//     act only while the task's lease token (FieldLease, raised by every start) is the one
+//     the settling worker got when its delivery began. A worker that stalled, lost its
+//     lease and finished late writes nothing over the new owner's outcome.
 
-// enqueueScript adds a task, now or at a time, and records its state.
+// prelude is prepended to every script.
+const prelude = `
+local function check(spec)
+  for _, s in ipairs(spec) do
+    local t = redis.call('TYPE', s[1])['ok']
+    local fine = false
+    for i = 2, #s do if t == s[i] then fine = true end end
+    if not fine then
+      return redis.error_reply('WRONGTYPE taskgen: key ' .. s[1] .. ' holds a ' .. t .. ', want ' .. table.concat(s, ' or ', 2))
+    end
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function signal_done(done, ttl)
+  redis.call('DEL', done)
+  redis.call('RPUSH', done, $done)
+  redis.call('PEXPIRE', done, ttl)
+end
+-- fence returns 1 when lease is the newest token of the task and the task runs, 0 when
+-- another delivery began since (or the task is not running), -1 when it has no record.
+local function fence(state, lease)
+  local v = redis.call('HMGET', state, $f_lease, $f_state)
+  if not v[2] then return -1 end
+  if v[1] == lease and v[2] == $s_running then return 1 end
+  return 0
+end
+`
+
+// sources holds the Lua each script sends, for the test that checks its names.
+var sources = map[*redis.Script]string{}
+
+func script(src string) *redis.Script {
+	src = expand(prelude + src)
+	s := redis.NewScript(src)
+	sources[s] = src
+	return s
+}
+
+// enqueueScript adds a task, now or after a delay, and records its state with the digest
+// of its envelope (see deadEntryScript).
 //
 //	KEYS[1] stream   KEYS[2] delayed   KEYS[3] state   KEYS[4] unique (optional)
-//	ARGV[1] envelope ARGV[2] task id   ARGV[3] kind    ARGV[4] due ms (0: now)
-//	ARGV[5] now ms   ARGV[6] unique ttl ms
+//	ARGV[1] envelope ARGV[2] task id   ARGV[3] kind    ARGV[4] delay ms (0: now)
+//	ARGV[5] unique ttl ms
 //
 // Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
-var enqueueScript = redis.NewScript(`
+var enqueueScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}})
+if bad then return bad end
 if #KEYS == 4 then
-  if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[6]) then
+  bad = check({{KEYS[4], 'string', 'none'}})
+  if bad then return bad end
+  if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[5]) then
     return {0, redis.call('GET', KEYS[4])}
   end
 end
-local state = 'pending'
-if tonumber(ARGV[4]) > tonumber(ARGV[5]) then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-  state = 'scheduled'
+local now = now_ms()
+local state = $s_pending
+if tonumber(ARGV[4]) > 0 then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+  state = $s_scheduled
 else
-  redis.call('XADD', KEYS[1], '*', 'env', ARGV[1])
+  redis.call('XADD', KEYS[1], '*', $env, ARGV[1])
 end
-redis.call('HSET', KEYS[3], 'state', state, 'kind', ARGV[3], 'attempts', 0, 'submitted_ms', ARGV[5])
+redis.call('HSET', KEYS[3], $f_state, state, $f_kind, ARGV[3], $f_attempts, 0,
+  $f_submitted, now, $f_digest, redis.sha1hex(ARGV[1]))
 return {1, ARGV[2]}
 `)
 
@@ -38,149 +95,198 @@ return {1, ARGV[2]}
 // in one script, so two workers promoting at once never deliver a task twice.
 //
 //	KEYS[1] delayed   KEYS[2] stream
-//	ARGV[1] now ms    ARGV[2] max tasks to move
+//	ARGV[1] max tasks to move
 //
-// Returns the number of tasks moved.
-var promoteScript = redis.NewScript(`
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+// Returns {moved, ms until the next task is due or -1 when none waits}.
+var promoteScript = script(`
+local bad = check({{KEYS[1], 'zset', 'none'}, {KEYS[2], 'stream', 'none'}})
+if bad then return bad end
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
 for _, env in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'env', env)
+  redis.call('XADD', KEYS[2], '*', $env, env)
   redis.call('ZREM', KEYS[1], env)
 end
-return #due
+local wait = -1
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #nxt == 2 then wait = math.max(tonumber(nxt[2]) - now, 0) end
+return {#due, wait}
 `)
 
-// startScript records that an attempt of a task starts, unless the task has finished
-// already: the delivery is then a duplicate (an envelope copied back into the stream, or
-// an entry another worker settled while this one took it over) and is removed unrun, so
-// a finished task's outcome is never reopened. A missing state (expired, or an entry
-// written past the client) is not recreated: only the scripts that finish a task write a
-// state that has a TTL.
-//
-//	KEYS[1] stream   KEYS[2] state
-//	ARGV[1] group    ARGV[2] entry id   ARGV[3] attempt
-//
-// Returns 1 when the attempt may run, 0 when the task had finished.
-var startScript = redis.NewScript(`
-local state = redis.call('HGET', KEYS[2], 'state')
-if state == 'succeeded' or state == 'dead' then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  return 0
-end
-if state then
-  redis.call('HSET', KEYS[2], 'state', 'running', 'attempts', ARGV[3])
-end
-return 1
-`)
-
-// heartbeatScript renews the lease of the entries a consumer still holds, and only those:
-// an entry another worker took over (this one stalled past its lease) stays with that
-// worker instead of being claimed back, so one entry never has two live runners.
+// reclaimScript takes over entries other consumers have held without a heartbeat for
+// longer than the lease, by Redis's own idle clock. It never takes an entry the calling
+// consumer is running: a worker whose heartbeat was late must not start a second run of a
+// task it still runs. An entry of its own that it does not hold any more (its start
+// failed, or the reply of the read that handed it over was lost) it takes back like any.
+// It scans from cursor and returns where to go on.
 //
 //	KEYS[1] stream
-//	ARGV[1] group    ARGV[2] consumer   ARGV[3...] entry ids
+//	ARGV[1] group   ARGV[2] consumer   ARGV[3] lease ms   ARGV[4] count   ARGV[5] cursor
+//	ARGV[6...] the entries the consumer is running
 //
-// Returns the entry ids the consumer no longer holds.
-var heartbeatScript = redis.NewScript(`
-local lost = {}
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
-  if #p == 1 then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-  else
-    table.insert(lost, ARGV[i])
+// Returns {next cursor ('-' once the scan went round), {entries as XCLAIM returns them}}.
+var reclaimScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}})
+if bad then return bad end
+local running = {}
+for i = 6, #ARGV do running[ARGV[i]] = true end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[5], '+', ARGV[4])
+local out = {}
+for _, e in ipairs(p) do
+  if not (e[2] == ARGV[2] and running[e[1]]) then
+    for _, x in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], e[1])) do
+      if x then table.insert(out, x) end
+    end
   end
 end
-return lost
+local nxt = '-'
+if #p == tonumber(ARGV[4]) then nxt = '(' .. p[#p][1] end
+return {nxt, out}
+`)
+
+// startScript begins a delivery of a task: it raises the task's lease token (the fence
+// every later write of this delivery carries) and counts the attempt. It refuses:
+//
+//   - a delivery whose entry another consumer holds now (nothing written);
+//   - a task that has finished: the delivery is a duplicate (an envelope copied back into
+//     the stream, or an entry another worker settled) and is removed unrun;
+//   - a task with no record: it finished and its record expired, or the entry was written
+//     past the client; the worker dead-letters the entry;
+//   - a task whose earlier deliveries began and never settled (their workers died, or lost
+//     the lease) as often as it may run: it is dead-lettered worker_lost here, so that a
+//     task that crashes its worker stops taking down worker after worker.
+//
+//	KEYS[1] stream   KEYS[2] state   KEYS[3] dead   KEYS[4] done
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
+//	ARGV[5] ttl ms   ARGV[6] task id    ARGV[7] envelope   ARGV[8] lost reason
+//	ARGV[9] lost error format (one %d: the runs that began)
+//
+// Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
+// record, {-2} for a finished task, {-3, attempts} when dead-lettered worker_lost.
+var startScript = script(`
+local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'stream', 'none'}, {KEYS[4], 'list', 'none'}})
+if bad then return bad end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
+local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts, $f_kind)
+local st = v[1]
+if not st then return {-1} end
+if st == $s_succeeded or st == $s_dead then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return {-2}
+end
+local attempts = tonumber(v[2]) or 0
+local now = now_ms()
+if st == $s_running and attempts >= tonumber(ARGV[4]) then
+  local msg = string.format(ARGV[9], attempts)
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('XADD', KEYS[3], '*', $d_id, ARGV[6], $f_kind, v[3] or '', $d_entry, ARGV[2],
+    $f_reason, ARGV[8], $f_error, msg, $f_attempts, attempts, $d_failed, now, $env, ARGV[7])
+  redis.call('HDEL', KEYS[2], $f_result)
+  redis.call('HSET', KEYS[2], $f_state, $s_dead, $f_reason, ARGV[8], $f_error, msg, $f_finished, now)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  signal_done(KEYS[4], ARGV[5])
+  return {-3, attempts}
+end
+local lease = redis.call('HINCRBY', KEYS[2], $f_lease, 1)
+attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1)
+redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now)
+return {1, attempts, lease}
+`)
+
+// heartbeatScript renews the leases a consumer holds, and only those. For each entry it
+// answers 1 (held: renewed), 0 (gone: no longer pending, because it was settled) or -1
+// (taken: another consumer holds the entry, or another delivery of the task began since
+// this one, so this run must stop and write nothing).
+//
+//	KEYS[1] stream   KEYS[2...] the state of each entry's task
+//	ARGV[1] group    ARGV[2] consumer   then per entry: entry id, lease token (0: the
+//	delivery has not begun, only the entry is checked)
+var heartbeatScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}})
+if bad then return bad end
+local out = {}
+for i = 2, #KEYS do
+  local entry, lease = ARGV[2 * i - 1], ARGV[2 * i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
+  if #p == 0 then
+    out[i - 1] = 0
+  elseif p[1][2] ~= ARGV[2] then
+    out[i - 1] = -1
+  elseif lease ~= '0' and (redis.call('TYPE', KEYS[i])['ok'] ~= 'hash' or redis.call('HGET', KEYS[i], $f_lease) ~= lease) then
+    out[i - 1] = -1
+  else
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, entry, 'JUSTID')
+    out[i - 1] = 1
+  end
+end
+return out
 `)
 
 // completeScript records a successful attempt and wakes Result waiters.
 //
 //	KEYS[1] stream   KEYS[2] state    KEYS[3] done
-//	ARGV[1] group    ARGV[2] entry id ARGV[3] result JSON  ARGV[4] ttl ms
-//	ARGV[5] attempt  ARGV[6] now ms
-var completeScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] result JSON  ARGV[5] ttl ms
+//
+// Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
+var completeScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'list', 'none'}})
+if bad then return bad end
+local f = fence(KEYS[2], ARGV[3])
+if f ~= 1 then return f end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HDEL', KEYS[2], 'error', 'reason')
-redis.call('HSET', KEYS[2], 'state', 'succeeded', 'result', ARGV[3], 'attempts', ARGV[5], 'finished_ms', ARGV[6])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('DEL', KEYS[3])
-redis.call('RPUSH', KEYS[3], 'done')
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('HDEL', KEYS[2], $f_error, $f_reason)
+redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms())
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+signal_done(KEYS[3], ARGV[5])
 return 1
 `)
 
-// retryScript schedules the next attempt of a failed task.
+// retryScript schedules the next attempt of a failed task after a delay, with the same
+// envelope: the attempt count lives in the state, so a retry re-signs nothing.
 //
 //	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state
-//	ARGV[1] group    ARGV[2] entry id ARGV[3] next envelope  ARGV[4] due ms
-//	ARGV[5] attempt that failed       ARGV[6] error text
-var retryScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] lease  ARGV[4] envelope  ARGV[5] delay ms
+//	ARGV[6] error text
+//
+// Returns 1 when scheduled, 0 when fenced off, -1 when the task has no record.
+var retryScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}})
+if bad then return bad end
+local f = fence(KEYS[3], ARGV[3])
+if f ~= 1 then return f end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-redis.call('HSET', KEYS[3], 'state', 'retrying', 'attempts', ARGV[5], 'error', ARGV[6])
+redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[4])
+redis.call('HSET', KEYS[3], $f_state, $s_retrying, $f_error, ARGV[6])
 return 1
 `)
 
-// deadScript moves a task to the dead-letter stream. With only two keys it is for an entry
-// that names no task. With ARGV[11] set, the entry's envelope could not be verified: the
-// dead letter names no task, and the state of the task it claims to be (KEYS[3]) records
-// the refusal only if that task exists and has not finished, so that its Result ends.
+// deadScript moves a task that failed for good to the dead-letter stream.
 //
-//	KEYS[1] stream   KEYS[2] dead     KEYS[3] state (optional)  KEYS[4] done (optional)
-//	ARGV[1] group    ARGV[2] entry id ARGV[3] envelope (as received)
-//	ARGV[4] reason   ARGV[5] error text  ARGV[6] attempts  ARGV[7] ttl ms  ARGV[8] now ms
-//	ARGV[9] task id  ARGV[10] kind    ARGV[11] untrusted ('1' or '')
-var deadScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
+//	KEYS[1] stream   KEYS[2] dead     KEYS[3] state   KEYS[4] done
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] envelope (as received)
+//	ARGV[5] reason   ARGV[6] error text  ARGV[7] ttl ms   ARGV[8] task id
+//
+// Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
+var deadScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'list', 'none'}})
+if bad then return bad end
+local f = fence(KEYS[3], ARGV[3])
+if f ~= 1 then return f end
+local now = now_ms()
+local v = redis.call('HMGET', KEYS[3], $f_kind, $f_attempts)
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-local id = ARGV[9]
-if ARGV[11] == '1' then id = '' end
-redis.call('XADD', KEYS[2], '*', 'id', id, 'kind', ARGV[10], 'reason', ARGV[4],
-  'error', ARGV[5], 'attempts', ARGV[6], 'failed_ms', ARGV[8], 'env', ARGV[3])
-if #KEYS == 4 then
-  if ARGV[11] == '1' then
-    local state = redis.call('HGET', KEYS[3], 'state')
-    if not state or state == 'succeeded' or state == 'dead' then
-      return 1
-    end
-  end
-  redis.call('HDEL', KEYS[3], 'result')
-  redis.call('HSET', KEYS[3], 'state', 'dead', 'reason', ARGV[4], 'error', ARGV[5],
-    'attempts', ARGV[6], 'finished_ms', ARGV[8])
-  if ARGV[10] ~= '' then redis.call('HSET', KEYS[3], 'kind', ARGV[10]) end
-  redis.call('PEXPIRE', KEYS[3], ARGV[7])
-  redis.call('DEL', KEYS[4])
-  redis.call('RPUSH', KEYS[4], 'done')
-  redis.call('PEXPIRE', KEYS[4], ARGV[7])
-end
-return 1
-`)
-
-// requeueScript moves a dead letter back to the stream for a fresh run under the same
-// task id, once: a second requeue of the same entry finds it gone and returns 0.
-//
-//	KEYS[1] dead     KEYS[2] stream   KEYS[3] state   KEYS[4] done
-//	ARGV[1] dead-letter entry id      ARGV[2] envelope to enqueue
-var requeueScript = redis.NewScript(`
-if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
-  return 0
-end
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('XADD', KEYS[2], '*', 'env', ARGV[2])
-redis.call('HDEL', KEYS[3], 'reason', 'error', 'result', 'finished_ms')
-redis.call('HSET', KEYS[3], 'state', 'pending', 'attempts', 0)
-redis.call('PERSIST', KEYS[3])
-redis.call('DEL', KEYS[4])
+redis.call('XADD', KEYS[2], '*', $d_id, ARGV[8], $f_kind, v[1] or '', $d_entry, ARGV[2],
+  $f_reason, ARGV[5], $f_error, ARGV[6], $f_attempts, v[2] or 0, $d_failed, now, $env, ARGV[4])
+redis.call('HDEL', KEYS[3], $f_result)
+redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now)
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+signal_done(KEYS[4], ARGV[7])
 return 1
 `)
 
@@ -189,14 +295,82 @@ return 1
 // waiting for the lease to run out and without spending an attempt.
 //
 //	KEYS[1] stream   KEYS[2] state
-//	ARGV[1] group    ARGV[2] entry id   ARGV[3] envelope
-var releaseScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] lease   ARGV[4] envelope
+//
+// Returns 1 when handed back, 0 when fenced off, -1 when the task has no record.
+var releaseScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
+if bad then return bad end
+local f = fence(KEYS[2], ARGV[3])
+if f ~= 1 then return f end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[1], '*', $env, ARGV[4])
+redis.call('HINCRBY', KEYS[2], $f_attempts, -1)
+redis.call('HSET', KEYS[2], $f_state, $s_pending)
+return 1
+`)
+
+// deadEntryScript dead-letters a stream entry that cannot begin: its envelope does not
+// verify, or its task has no record. It acts on the entry only, while this consumer holds
+// it. The task the envelope claims to be is touched only when the entry is byte for byte
+// the envelope submitted for it (its digest matches the state's): then it is that task,
+// refused by this worker (signed with a key it lacks, larger than its limit), its state
+// ends so Result returns, and the dead letter names it. A forged or altered copy never
+// ends the genuine task.
+//
+//	KEYS[1] stream   KEYS[2] dead   KEYS[3] state (optional)   KEYS[4] done (optional)
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] envelope
+//	ARGV[5] reason   ARGV[6] error text ARGV[7] ttl ms     ARGV[8] claimed task id
+//
+// Returns 1 when dead-lettered, 0 when another consumer holds the entry.
+var deadEntryScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}})
+if bad then return bad end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+local now = now_ms()
+local genuine, kind, attempts = false, '', 0
+local dt = #KEYS == 4 and redis.call('TYPE', KEYS[4])['ok']
+if #KEYS == 4 and redis.call('TYPE', KEYS[3])['ok'] == 'hash' and (dt == 'list' or dt == 'none') then
+  local v = redis.call('HMGET', KEYS[3], $f_state, $f_digest, $f_kind, $f_attempts)
+  genuine = v[1] and v[1] ~= $s_succeeded and v[1] ~= $s_dead and v[2] == redis.sha1hex(ARGV[4])
+  if genuine then kind, attempts = v[3] or '', v[4] or 0 end
+end
+local id = ''
+if genuine then id = ARGV[8] end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('XADD', KEYS[2], '*', $d_id, id, $f_kind, kind, $d_entry, ARGV[2], $f_reason, ARGV[5],
+  $f_error, ARGV[6], $f_attempts, attempts, $d_failed, now, $env, ARGV[4])
+if genuine then
+  redis.call('HDEL', KEYS[3], $f_result)
+  redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now)
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  signal_done(KEYS[4], ARGV[7])
+end
+return 1
+`)
+
+// requeueScript moves a dead letter back to the stream for a fresh run under the same
+// task id, once: a second requeue of the same entry finds it gone and returns 0. The
+// lease token is kept: it only ever grows, so a worker that held an older delivery stays
+// fenced off.
+//
+//	KEYS[1] dead     KEYS[2] stream   KEYS[3] state   KEYS[4] done
+//	ARGV[1] dead-letter entry id      ARGV[2] envelope to enqueue   ARGV[3] kind
+var requeueScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'list', 'none'}})
+if bad then return bad end
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
   return 0
 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[1], '*', 'env', ARGV[3])
-redis.call('HSET', KEYS[2], 'state', 'pending')
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', $env, ARGV[2])
+redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished)
+redis.call('HSET', KEYS[3], $f_state, $s_pending, $f_attempts, 0, $f_kind, ARGV[3], $f_digest, redis.sha1hex(ARGV[2]))
+redis.call('PERSIST', KEYS[3])
+redis.call('DEL', KEYS[4])
 return 1
 `)
 
@@ -206,10 +380,20 @@ return 1
 //
 //	KEYS[1] stream
 //	ARGV[1] group    ARGV[2] consumer
-var pruneScript = redis.NewScript(`
+var pruneScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}})
+if bad then return bad end
 if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
   return 0
 end
 redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
+
+// scripts lists every script, for the test that checks their names.
+var scripts = map[string]*redis.Script{
+	"enqueue": enqueueScript, "promote": promoteScript, "reclaim": reclaimScript,
+	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
+	"retry": retryScript, "dead": deadScript, "release": releaseScript,
+	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
+}

@@ -98,6 +98,12 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		if caller.Expired(now, 0) {
 			return "", fmt.Errorf("submit %s: caller %s: token expired at %s: %w", d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ErrCallerExpired)
 		}
+		// A task due after its caller's token expires is certain to fail in a worker,
+		// hours from now; refuse it here, where the request can still be answered.
+		if ready := sc.readyAt(now); caller.Expired(ready, 0) {
+			return "", fmt.Errorf("submit %s: caller %s: token expires at %s, before the task is due at %s: %w",
+				d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ready.Format(time.RFC3339), ErrCallerExpired)
+		}
 		wireCaller = &envelope.Caller{UserID: caller.UserID, Token: caller.Token.Reveal(), ExpiresAt: caller.ExpiresAt, Scopes: caller.Scopes}
 	}
 	id := newID(queue, now)
@@ -118,7 +124,7 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 	}
 	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
 		return c.broker.Enqueue(ctx, redisq.Task{
-			ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Due: sc.due,
+			ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: sc.readyAt(now).Sub(now),
 			UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
 		})
 	})

@@ -73,7 +73,7 @@ func (c *Client) Requeue(ctx context.Context, d DeadLetter) error {
 		return fmt.Errorf("requeue %s: %w", d.EntryID, err)
 	}
 	_, err = bounded(ctx, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, c.broker.Requeue(ctx, d.Queue, d.EntryID, e.ID, data)
+		return struct{}{}, c.broker.Requeue(ctx, d.Queue, d.EntryID, e.ID, e.Kind, data)
 	})
 	if err != nil {
 		return fmt.Errorf("requeue %s: %w", d.EntryID, err)

@@ -34,6 +34,13 @@ var (
 	ErrNoDeadLetter = redisq.ErrNoDeadLetter
 )
 
+// Refusals of the worker that are not the submitter's doing; their reasons are
+// ReasonNoRecord and ReasonCorrupt.
+var (
+	errNoRecord = errors.New("the task has no record in Redis: it finished and its record expired (this entry is a replay), or the entry was written past the client")
+	errCorrupt  = redisq.ErrCorrupt
+)
+
 // permanentError marks an error that must not be retried.
 type permanentError struct{ err error }
 

@@ -112,18 +112,30 @@ func WithConsumerName(name string) Option { return func(c *config) { c.consumer 
 type SubmitOption func(*submitConfig)
 
 type submitConfig struct {
-	due       time.Time
+	delay     time.Duration
+	at        time.Time
 	uniqueKey string
 	uniqueTTL time.Duration
 }
 
-// Delay makes the task ready d after it is submitted.
+// Delay makes the task ready d after Redis receives it (by Redis's clock). A delay that
+// ends after the caller's token expires is refused with ErrCallerExpired.
 func Delay(d time.Duration) SubmitOption {
-	return func(s *submitConfig) { s.due = time.Now().Add(d) }
+	return func(s *submitConfig) { s.delay, s.at = d, time.Time{} }
 }
 
-// At makes the task ready at t.
-func At(t time.Time) SubmitOption { return func(s *submitConfig) { s.due = t } }
+// At makes the task ready at t. t is read on the submitting machine's clock and sent as
+// the delay until then. A t after the caller's token expires is refused with
+// ErrCallerExpired.
+func At(t time.Time) SubmitOption { return func(s *submitConfig) { s.at, s.delay = t, 0 } }
+
+// readyAt is when the task is due, by now's clock; now itself when it is ready at once.
+func (s *submitConfig) readyAt(now time.Time) time.Time {
+	if !s.at.IsZero() {
+		return s.at
+	}
+	return now.Add(max(s.delay, 0))
+}
 
 // Unique makes the submit a no-op while another task of the same kind was submitted with
 // the same key less than ttl ago: Submit then returns that task's ID. With a ttl longer

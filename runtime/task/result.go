@@ -20,9 +20,17 @@ const (
 	ReasonNoCaller       = "no_caller"
 	ReasonPermanent      = "permanent"
 	ReasonRetriesSpent   = "retries_exhausted"
-	// ReasonWorkerLost: workers kept dying (or losing their lease) while running the task,
-	// more often than its retry budget allows; a task that crashes its worker ends here.
+	// ReasonWorkerLost: runs of the task began and never finished (their workers died or
+	// lost the lease) until none of its attempts was left; a task that crashes its worker
+	// ends here instead of taking down worker after worker.
 	ReasonWorkerLost = "worker_lost"
+	// ReasonNoRecord: a stream entry whose task has no record in Redis: the task finished
+	// and its record expired (the entry is a replay), or it was written past the client.
+	// The entry is dead-lettered unrun.
+	ReasonNoRecord = "no_record"
+	// ReasonCorrupt: a key of the task holds the wrong type (something outside taskgen
+	// wrote it); nothing was changed, the entry is dead-lettered unrun.
+	ReasonCorrupt = "corrupt"
 )
 
 // reasonErrors maps a recorded reason back to the error it stands for, so errors.Is
@@ -37,6 +45,8 @@ var reasonErrors = []struct {
 	{ReasonUnknownKind, ErrUnknownKind},
 	{ReasonMalformed, ErrMalformed},
 	{ReasonNoCaller, ErrNoCaller},
+	{ReasonNoRecord, errNoRecord},
+	{ReasonCorrupt, errCorrupt},
 }
 
 // FailedError is what Result returns for a task that failed for good. errors.Is matches

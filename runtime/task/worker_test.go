@@ -1174,8 +1174,9 @@ func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 	}
 }
 
-// A task whose workers keep dying while they run it is dead-lettered once that happened
-// more often than its retry budget, instead of taking down worker after worker forever.
+// A task whose workers keep dying while they run it is dead-lettered once as many runs
+// began and never finished as it may run at all, instead of taking down worker after
+// worker forever; it does not run again.
 func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
@@ -1186,26 +1187,42 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 	if err := b.EnsureGroup(ctx, "q1"); err != nil {
 		t.Fatal(err)
 	}
-	// Two workers took the task and died: the first delivery, then one takeover.
-	if msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second); err != nil || len(msgs) != 1 {
+	// Two workers began the task and died: the first delivery, then one takeover.
+	msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second)
+	if err != nil || len(msgs) != 1 {
 		t.Fatalf("fetch = %v, %v", msgs, err)
 	}
+	begin(t, b, msgs[0], string(id), "dead-1", 2)
 	time.Sleep(60 * time.Millisecond)
-	if msgs, _, err := b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, ""); err != nil || len(msgs) != 1 || msgs[0].Deliveries != 2 {
-		t.Fatalf("reclaim = %+v, %v; want one entry delivered twice", msgs, err)
+	if msgs, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
+		t.Fatalf("reclaim = %+v, %v; want the entry", msgs, err)
 	}
+	begin(t, b, msgs[0], string(id), "dead-2", 2)
 	w := h.worker(t, task.WithLease(200*time.Millisecond))
 	var ran atomic.Bool
 	task.Register(w, def, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
 	run(t, w)
-	_, err := wait[string](t, h.client, id)
+	_, err = wait[string](t, h.client, id)
 	var failed *task.FailedError
-	if !errors.As(err, &failed) || failed.Reason != task.ReasonWorkerLost {
-		t.Fatalf("err = %v, want reason %s", err, task.ReasonWorkerLost)
+	if !errors.As(err, &failed) || failed.Reason != task.ReasonWorkerLost || failed.Attempts != 2 {
+		t.Fatalf("err = %v, want reason %s after 2 attempts", err, task.ReasonWorkerLost)
 	}
 	if ran.Load() {
-		t.Error("the task ran again after its workers died more often than its retry budget")
+		t.Error("the task ran again after its workers died as often as it may run")
 	}
+}
+
+// begin begins delivery m of task id as consumer would, allowing runs deliveries.
+func begin(t *testing.T, b *redisq.Broker, m redisq.Message, id, consumer string, runs int) redisq.Start {
+	t.Helper()
+	st, err := b.StartDelivery(context.Background(), redisq.StartRequest{
+		Message: m, TaskID: id, Consumer: consumer, Runs: runs, TTL: time.Minute,
+		LostReason: task.ReasonWorkerLost, LostFormat: "%d runs",
+	})
+	if err != nil || st.Outcome != redisq.StartRun {
+		t.Fatalf("StartDelivery = %+v, %v", st, err)
+	}
+	return st
 }
 
 // Key rotation: a worker given the new key first and the old one second runs tasks
@@ -1368,7 +1385,7 @@ func TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing(t *testing.T) {
 	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
 	<-started
 	// Another worker takes the entry over, as if this one had stalled past its lease.
-	taken, _, err := redisq.New(h.rdb, h.prefix).Reclaim(ctx, "q1", "other-worker", 0, 1, "")
+	taken, _, err := redisq.New(h.rdb, h.prefix).Reclaim(ctx, "q1", "other-worker", 0, 1, "", nil)
 	if err != nil || len(taken) != 1 {
 		t.Fatalf("Reclaim = %v, %v", taken, err)
 	}

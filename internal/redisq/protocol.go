@@ -1,0 +1,90 @@
+package redisq
+
+import "strings"
+
+// The names Go and the Lua scripts share. Each is written here once: the scripts refer
+// to them as $name placeholders that script() replaces, and TestScriptsUseOnlyProtocolNames
+// proves that every quoted string left in a script is a Redis command, a key type or one
+// of these.
+
+// Group is the consumer group every worker of a queue joins.
+const Group = "taskgen"
+
+// EnvelopeField is the stream entry field that holds the envelope.
+const EnvelopeField = "env"
+
+// Fields of a task's state hash.
+const (
+	FieldState     = "state"        // one of the State constants
+	FieldKind      = "kind"         // the task kind
+	FieldAttempts  = "attempts"     // how many times a worker began the task
+	FieldLease     = "lease"        // the fencing token of the newest delivery that began
+	FieldOwner     = "owner"        // the consumer that holds the lease
+	FieldEntry     = "entry"        // the stream entry of the delivery that holds the lease
+	FieldReason    = "reason"       // why the task failed for good
+	FieldError     = "error"        // the last error
+	FieldResult    = "result"       // the result JSON of a task that succeeded
+	FieldDigest    = "digest"       // SHA-1 of the envelope as submitted
+	FieldSubmitted = "submitted_ms" // Redis time of the submit
+	FieldStarted   = "started_ms"   // Redis time the newest delivery began
+	FieldFinished  = "finished_ms"  // Redis time the task finished
+)
+
+// Fields of a dead-letter entry, besides EnvelopeField and the state fields FieldKind,
+// FieldReason, FieldError and FieldAttempts.
+const (
+	DeadFieldID     = "id"        // the task id; empty when the envelope did not verify
+	DeadFieldEntry  = "entry"     // the stream entry that was dead-lettered
+	DeadFieldFailed = "failed_ms" // Redis time of the failure
+)
+
+// Task states, as stored in FieldState.
+const (
+	StatePending   = "pending"
+	StateScheduled = "scheduled"
+	StateRunning   = "running"
+	StateRetrying  = "retrying"
+	StateSucceeded = "succeeded"
+	StateDead      = "dead"
+)
+
+// DoneMarker is the element pushed on a task's done list when it finishes.
+const DoneMarker = "done"
+
+// protocolNames maps each placeholder the scripts may use to its value.
+var protocolNames = map[string]string{
+	"group": Group, "env": EnvelopeField, "done": DoneMarker,
+	"f_state": FieldState, "f_kind": FieldKind, "f_attempts": FieldAttempts,
+	"f_lease": FieldLease, "f_owner": FieldOwner, "f_entry": FieldEntry,
+	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
+	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
+	"f_finished": FieldFinished,
+	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
+	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
+	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
+}
+
+// expand replaces every $name placeholder of src with its protocol name, quoted as a Lua
+// string. It panics on an unknown placeholder: that is a typo in a script.
+func expand(src string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(src, '$')
+		if i < 0 {
+			b.WriteString(src)
+			return b.String()
+		}
+		b.WriteString(src[:i])
+		j := i + 1
+		for j < len(src) && (src[j] == '_' || src[j] >= 'a' && src[j] <= 'z') {
+			j++
+		}
+		name := src[i+1 : j]
+		v, ok := protocolNames[name]
+		if !ok {
+			panic("redisq: unknown protocol name $" + name + " in a script")
+		}
+		b.WriteString("'" + v + "'")
+		src = src[j:]
+	}
+}

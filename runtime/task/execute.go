@@ -1,0 +1,233 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/taskgen/taskgen/internal/envelope"
+	"github.com/taskgen/taskgen/internal/redisq"
+)
+
+// startTimeout bounds the write that begins a delivery.
+const startTimeout = 5 * time.Second
+
+// errShutdown is the cause of a run's cancellation when the worker's shutdown timeout
+// ran out: the task is handed back unspent, for another worker to run at once.
+var errShutdown = errors.New("worker shutting down: the task is handed back to its queue")
+
+// lostFormat is the error recorded with a task dead-lettered worker_lost.
+const lostFormat = "%d runs of this task began and none finished: their workers died or lost the lease while running it; it may crash its worker"
+
+// handle takes one delivery from verification to its outcome: execute finds the facts,
+// decide chooses the outcome, and the settler writes it. freeSlot is called as soon as
+// the task function returns (or when it will not run), before anything is written.
+func (w *Worker) handle(r *run, freeSlot func()) {
+	d := w.execute(r, freeSlot)
+	out := decide(d.facts)
+	w.settle(r, d, out)
+}
+
+// delivery is what execute learned of one delivery.
+type delivery struct {
+	facts
+	env    *envelope.Envelope // nil when it did not verify
+	result []byte
+	log    []any // attributes for every log line of the delivery
+	took   time.Duration
+	// startErr is why the delivery could not begin: Redis failed, nothing was written.
+	startErr error
+}
+
+// execute verifies the envelope, begins the delivery, checks the task and its caller, and
+// runs the task function with a context of its own.
+func (w *Worker) execute(r *run, freeSlot func()) delivery {
+	defer freeSlot() // a no-op once the run freed it
+	m := r.msg
+	d := delivery{log: []any{"queue", m.Queue, "entry", m.EntryID}}
+	d.now = time.Now()
+	untrusted := func(err error) delivery {
+		d.refusal, d.untrusted = err, true
+		return d
+	}
+	if m.Envelope == nil {
+		return untrusted(fmt.Errorf("%w: stream entry has no %q field", ErrMalformed, redisq.EnvelopeField))
+	}
+	e, err := w.keys.Open(m.Envelope, w.cfg.maxEnvelope)
+	if err != nil {
+		return untrusted(err)
+	}
+	if e.Queue != m.Queue {
+		return untrusted(fmt.Errorf("%w: envelope signed for queue %q found on queue %q", ErrBadSignature, e.Queue, m.Queue))
+	}
+	d.env, d.maxRetries = e, e.MaxRetries
+	d.log = append(d.log, "id", e.ID, "kind", e.Kind)
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	st, err := w.store.StartDelivery(ctx, redisq.StartRequest{
+		Message: m, TaskID: e.ID, Consumer: w.cfg.consumer, Runs: e.MaxRetries + 1,
+		TTL: w.cfg.resultTTL, LostReason: ReasonWorkerLost, LostFormat: lostFormat,
+	})
+	cancel()
+	switch {
+	case errors.Is(err, redisq.ErrCorrupt):
+		return untrusted(fmt.Errorf("%w: %v", errCorrupt, err))
+	case err != nil:
+		// Nothing began: the entry stays leased to this worker until the lease runs out,
+		// then it is taken over, by this worker too.
+		d.startErr = err
+		return d
+	}
+	d.start, d.attempt = st.Outcome, st.Attempts
+	if st.Outcome == redisq.StartNoRecord {
+		return untrusted(errNoRecord)
+	}
+	if st.Outcome != redisq.StartRun {
+		return d
+	}
+	r.begin(e.ID, st.Lease)
+	d.log = append(d.log, "attempt", st.Attempts)
+
+	h, ok := w.handler(e.Kind)
+	if !ok {
+		d.refusal = fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownKind, e.Kind, w.Kinds())
+		return d
+	}
+	if e.Schema != h.def.Schema {
+		d.refusal = fmt.Errorf("%w: envelope has %q, worker has %q: submitter and worker were built from different versions of the task", ErrSchemaMismatch, e.Schema, h.def.Schema)
+		return d
+	}
+	caller, err := w.caller(e)
+	if err != nil {
+		d.refusal = err
+		return d
+	}
+	// The caller's user id and expiry go to the logs, never into Redis: what the worker
+	// writes there (states, dead-letter reasons and errors) holds no caller data.
+	d.log = append(d.log, "caller", caller)
+	d.callerExpiry, d.skew = caller.ExpiresAt, w.cfg.clockSkew
+	if w.keys.Sealing() && len(e.Caller) > 0 {
+		w.log.Warn("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear", d.log...)
+	}
+	if h.def.Caller && caller.IsZero() {
+		d.refusal = fmt.Errorf("%w: the envelope carries no caller", ErrNoCaller)
+		return d
+	}
+	if caller.Expired(time.Now(), w.cfg.clockSkew) {
+		d.refusal = fmt.Errorf("%w before the task started", ErrCallerExpired)
+		return d
+	}
+
+	timeout := e.Timeout()
+	if timeout <= 0 {
+		timeout = w.cfg.defaultTimeout
+	}
+	runCtx, cancelRun := context.WithTimeout(r.ctx, timeout)
+	began := time.Now()
+	d.result, d.err = call(runCtx, h, caller, e.Args, w.log, d.log)
+	cancelRun()
+	freeSlot()
+	d.ran, d.took, d.cause = true, time.Since(began), context.Cause(r.ctx)
+	d.now = time.Now()
+	d.backoff = w.backoff(d.attempt)
+	return d
+}
+
+// settle hands the outcome of a delivery to the settler, or, when it writes nothing,
+// releases the delivery's lease.
+func (w *Worker) settle(r *run, d delivery, out outcome) {
+	args := slices.Clip(d.log)
+	if d.ran {
+		args = append(args, "took", d.took.Round(time.Microsecond))
+	}
+	if d.startErr != nil {
+		w.leases.remove(r)
+		w.log.Error("cannot begin the task; it runs again when its lease runs out", append(args, "err", d.startErr)...)
+		return
+	}
+	if out.action == actNone {
+		w.leases.remove(r)
+		if d.err != nil {
+			args = append(args, "err", d.err)
+		}
+		w.log.Warn("task "+out.why, args...)
+		return
+	}
+	s := redisq.Settlement{Message: r.msg, Reason: out.reason, Error: out.message, TTL: w.cfg.resultTTL}
+	if d.env != nil {
+		s.TaskID = d.env.ID
+		s.Lease = r.lease().Token
+	}
+	switch out.action {
+	case actComplete:
+		s.Kind, s.Result = redisq.Complete, d.result
+	case actRetry:
+		s.Kind, s.Delay = redisq.Retry, out.delay
+	case actDead:
+		s.Kind = redisq.Dead
+	case actRelease:
+		s.Kind = redisq.Release
+	case actRefuse:
+		s.Kind, s.Consumer = redisq.Refuse, w.cfg.consumer
+		s.ClaimedID = claimedID(r.msg.Envelope, r.msg.Queue)
+	}
+	w.settler.submit(&settleRequest{s: s, run: r, done: func(err error) { w.logOutcome(out, d, args, err) }})
+}
+
+// logOutcome logs what became of a delivery once its outcome was written, or why not.
+func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
+	switch {
+	case errors.Is(err, redisq.ErrFenced) || errors.Is(err, redisq.ErrEntryTaken):
+		w.log.Warn("task "+out.why+", but another worker took it over first: its outcome stands, this one was not written", append(args, "err", err)...)
+		return
+	case err != nil:
+		w.log.Error("task "+out.why+", but the outcome could not be written", append(args, "err", err)...)
+		return
+	}
+	switch out.action {
+	case actComplete:
+		w.log.Info("task succeeded", args...)
+	case actRetry:
+		w.log.Warn("task failed, will retry", append(args, "err", d.err, "retry_in", out.delay.Round(time.Millisecond), "retries_left", d.maxRetries-d.attempt+1)...)
+		w.pokePromoter(d.env.Queue)
+	case actRelease:
+		w.log.Warn("task interrupted by shutdown, handed back to the queue", append(args, "err", d.err)...)
+	case actDead, actRefuse:
+		w.log.Error("task failed for good: "+out.why, append(args, "reason", out.reason, "err", out.message)...)
+	}
+}
+
+// claimedID returns the task id that an envelope the worker could not verify claims, when
+// it is an id of queue: that task ends with the refusal only if the entry is byte for byte
+// its envelope (see redisq.Refuse).
+func claimedID(raw []byte, queue string) string {
+	id := envelope.PeekID(raw)
+	if q, err := ID(id).parse(); err != nil || q != queue {
+		return ""
+	}
+	return id
+}
+
+func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
+	wc, err := w.keys.Caller(e)
+	if err != nil || wc == nil {
+		return Caller{}, err
+	}
+	return Caller{UserID: wc.UserID, Token: NewSecret(wc.Token), ExpiresAt: wc.ExpiresAt, Scopes: wc.Scopes}, nil
+}
+
+// call runs the task function, turning a panic into an error: a panicking task is a
+// failed attempt, not a dead worker.
+func call(ctx context.Context, h *handler, caller Caller, args []byte, log *slog.Logger, attrs []any) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("task panicked", append(attrs, "panic", r, "stack", string(debug.Stack()))...)
+			err = fmt.Errorf("task panicked: %v", r)
+		}
+	}()
+	return h.run(ctx, caller, args)
+}

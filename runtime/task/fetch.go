@@ -1,0 +1,133 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/taskgen/taskgen/internal/redisq"
+)
+
+// Fetching: how a worker reads its queues.
+const (
+	// fetchBatch is the most entries one read takes.
+	fetchBatch = 16
+	// fetchBlock is how long a read waits for new entries.
+	fetchBlock = time.Second
+	// fetchSlack is how long past fetchBlock a read may take before it is given up.
+	fetchSlack = 5 * time.Second
+)
+
+// fetcher feeds the worker from one queue: it joins the queue's consumer group, takes
+// over the entries whose lease ran out (a worker died or stalled holding them) every half
+// lease, and reads new entries, never more than there are free slots.
+type fetcher struct {
+	w     *Worker
+	queue string
+	// dispatch starts one delivery; it owns the slot taken for it.
+	dispatch func(redisq.Message)
+	slots    chan struct{}
+}
+
+func (f *fetcher) run(ctx context.Context) {
+	w := f.w
+	var fails int
+	var lastReclaim time.Time
+	reclaims := 0
+	cursor := redisq.ReclaimStart
+	ready := false
+	for ctx.Err() == nil {
+		if !ready {
+			if err := w.store.EnsureGroup(ctx, f.queue); err != nil {
+				w.pause(ctx, &fails, "cannot create consumer group", err)
+				continue
+			}
+			ready = true
+		}
+		w.waitForSettler(ctx)
+		n := acquire(ctx, f.slots, fetchBatch)
+		if n == 0 {
+			return
+		}
+		// The read is not cancelled with ctx: entries Redis hands over while shutdown
+		// begins must be run, not left leased to a worker that no longer runs them.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBlock+fetchSlack)
+		var msgs []redisq.Message
+		var err error
+		if time.Since(lastReclaim) >= w.cfg.lease/2 {
+			lastReclaim = time.Now()
+			if reclaims++; reclaims%20 == 1 {
+				f.prune(rctx)
+			}
+			msgs, cursor, err = w.store.Reclaim(rctx, f.queue, w.cfg.consumer, w.cfg.lease, n, cursor, w.leases.entries(f.queue))
+			for _, m := range msgs {
+				w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", f.queue, "entry", m.EntryID)
+			}
+		}
+		if err == nil && len(msgs) == 0 {
+			msgs, err = w.store.Fetch(rctx, f.queue, w.cfg.consumer, n, fetchBlock)
+		}
+		cancel()
+		release(f.slots, n-len(msgs))
+		// Entries handed over are this worker's even when the call then failed: run them.
+		for _, m := range msgs {
+			f.dispatch(m)
+		}
+		if err != nil {
+			ready = !errors.Is(err, redisq.ErrNoGroup)
+			w.pause(ctx, &fails, "fetch failed", err)
+			continue
+		}
+		fails = 0
+	}
+}
+
+// prune removes the consumers of departed workers from the queue's group.
+func (f *fetcher) prune(ctx context.Context) {
+	w := f.w
+	n, err := w.store.PruneConsumers(ctx, f.queue, w.cfg.consumer, pruneAfter(w.cfg.lease))
+	switch {
+	case err != nil:
+		w.log.Warn("cannot prune departed consumers", "queue", f.queue, "err", err)
+	case n > 0:
+		w.log.Info("pruned departed consumers", "queue", f.queue, "count", n)
+	}
+}
+
+// pruneAfter is how long a consumer holding nothing must have been silent before it is
+// taken for a departed worker; a running worker reads every second.
+func pruneAfter(lease time.Duration) time.Duration { return max(10*lease, time.Minute) }
+
+// acquire takes one slot, waiting, then up to max-1 more without waiting. It returns 0
+// when ctx ended first.
+func acquire(ctx context.Context, slots chan struct{}, max int) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	if ctx.Err() != nil {
+		// Both were ready and select chose the slot: do not start a fetch after the end.
+		<-slots
+		return 0
+	}
+	return 1 + tryAcquire(slots, max-1)
+}
+
+// tryAcquire takes up to max slots without waiting and returns how many it took.
+func tryAcquire(slots chan struct{}, max int) int {
+	for n := 0; n < max; n++ {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return n
+		}
+	}
+	return max
+}
+
+func release(slots chan struct{}, n int) {
+	for range n {
+		<-slots
+	}
+}

@@ -1,0 +1,70 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/taskgen/taskgen/internal/redisq"
+)
+
+// errLeaseLost is the cause of a run's cancellation when another worker took its task
+// over: that worker runs it now, so this run must stop, and what it would write is fenced
+// off anyway.
+var errLeaseLost = errors.New("lease lost: another worker took the task over")
+
+// heartbeater renews the leases of every delivery the worker holds, every third of the
+// lease, and stops a run whose task another worker took over. A heartbeat that cannot
+// reach Redis loses nothing: the leases stand until they run out by Redis's clock, and a
+// takeover needs that.
+type heartbeater struct {
+	store    store
+	consumer string
+	lease    time.Duration
+	leases   *leases
+	log      *slog.Logger
+}
+
+func (h *heartbeater) run(ctx context.Context) {
+	t := time.NewTicker(h.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.beat()
+		}
+	}
+}
+
+// beat renews every lease once.
+func (h *heartbeater) beat() {
+	for queue, runs := range h.leases.snapshot() {
+		refs := make([]redisq.Lease, len(runs))
+		for i, r := range runs {
+			refs[i] = r.lease()
+		}
+		// Each call gets its own context: a heartbeat must never wait longer than a
+		// third of the lease, or the next one would be late too.
+		ctx, cancel := context.WithTimeout(context.Background(), h.lease/3)
+		statuses, err := h.store.Heartbeat(ctx, queue, h.consumer, refs)
+		cancel()
+		if err != nil {
+			h.log.Warn("cannot renew leases; runs go on, and no other worker can take them over before they run out",
+				"queue", queue, "leases", len(refs), "err", err)
+			continue
+		}
+		for i, st := range statuses {
+			r := runs[i]
+			// A run whose outcome was written since the snapshot is gone, not lost.
+			if st != redisq.LeaseTaken || !h.leases.holds(r) || r.lease() != refs[i] {
+				continue
+			}
+			h.log.Warn("lost the lease of a running task to another worker: stopping this run",
+				"queue", queue, "entry", r.msg.EntryID, "id", refs[i].TaskID)
+			r.cancel(errLeaseLost)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/taskgen/taskgen/internal/redisq"
+)
+
+// Settling: how outcome writes are made.
+const (
+	// settleWriteTimeout bounds one round trip of outcome writes. Its context is made
+	// when the write starts, never before the task ran.
+	settleWriteTimeout = 5 * time.Second
+	// settleBatch is the most outcome writes sent in one round trip.
+	settleBatch = 64
+	// settleRetryMax caps the pause between tries of a write that failed.
+	settleRetryMax = 2 * time.Second
+)
+
+// settleRequest is one outcome to write, with the delivery whose lease it settles.
+type settleRequest struct {
+	s     redisq.Settlement
+	run   *run
+	tries int
+	// done is called once, with nil when the write was made, or with why it was not.
+	done func(error)
+}
+
+// settler owns every outcome write of a worker. Runs hand it their outcome and are done;
+// it writes queued outcomes in batches of up to settleBatch in one round trip each, and
+// tries a write that failed on Redis again, with backoff, for as long as the worker runs:
+// the delivery's lease is renewed meanwhile, so the task is neither lost nor run twice.
+// A write the scripts refuse (fenced off: another worker owns the task now) is final.
+type settler struct {
+	store  store
+	leases *leases
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	queue   []*settleRequest
+	waiting int // requests sleeping before another try
+	closed  bool
+	wake    chan struct{}
+}
+
+func newSettler(s store, l *leases, log *slog.Logger) *settler {
+	return &settler{store: s, leases: l, log: log, wake: make(chan struct{}, 1)}
+}
+
+// submit queues an outcome write.
+func (s *settler) submit(req *settleRequest) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.finish(req, errSettlerClosed)
+		return
+	}
+	s.queue = append(s.queue, req)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// errSettlerClosed: the worker stopped before the outcome could be written.
+var errSettlerClosed = errors.New("the worker stopped before the outcome was written; the lease runs out and another worker runs the task again")
+
+// backlog returns how many outcomes wait to be written.
+func (s *settler) backlog() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) + s.waiting
+}
+
+// run writes outcomes until stop is closed and, after that, until every outcome is
+// written or abandon is closed.
+func (s *settler) run(stop, abandon <-chan struct{}) {
+	stopping := false
+	for {
+		s.mu.Lock()
+		n := min(len(s.queue), settleBatch)
+		batch := append([]*settleRequest(nil), s.queue[:n]...)
+		s.queue = s.queue[n:]
+		empty := n == 0 && s.waiting == 0
+		s.mu.Unlock()
+		if n > 0 {
+			s.write(batch)
+			continue
+		}
+		if empty && stopping {
+			s.close()
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-stop:
+			stopping, stop = true, nil
+		case <-abandon:
+			s.close()
+			return
+		}
+	}
+}
+
+// close refuses new outcomes and gives up the queued ones.
+func (s *settler) close() {
+	s.mu.Lock()
+	s.closed = true
+	left := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, req := range left {
+		s.finish(req, errSettlerClosed)
+	}
+}
+
+// write makes one round trip for batch.
+func (s *settler) write(batch []*settleRequest) {
+	ss := make([]redisq.Settlement, len(batch))
+	for i, req := range batch {
+		ss[i] = req.s
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleWriteTimeout)
+	errs := s.store.Settle(ctx, ss)
+	cancel()
+	for i, req := range batch {
+		err := errs[i]
+		if err == nil || final(err) {
+			s.finish(req, err)
+			continue
+		}
+		s.retry(req, err)
+	}
+}
+
+// final reports whether a write that failed with err must not be tried again: a script
+// refused it and changed nothing, and would refuse it again.
+func final(err error) bool {
+	return errors.Is(err, redisq.ErrFenced) || errors.Is(err, redisq.ErrNoRecord) ||
+		errors.Is(err, redisq.ErrEntryTaken) || errors.Is(err, redisq.ErrCorrupt)
+}
+
+// retry tries req again after a pause that grows with its tries.
+func (s *settler) retry(req *settleRequest, err error) {
+	req.tries++
+	pause := min(50*time.Millisecond<<min(req.tries, 6), settleRetryMax)
+	level := slog.LevelDebug
+	if req.tries == 1 || req.tries%20 == 0 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "cannot write a task's outcome; trying again while the lease is renewed",
+		"queue", req.s.Message.Queue, "entry", req.s.Message.EntryID, "write", req.s.Kind, "tries", req.tries, "retry_in", pause, "err", err)
+	s.mu.Lock()
+	s.waiting++
+	s.mu.Unlock()
+	time.AfterFunc(pause, func() {
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+		s.submit(req)
+	})
+}
+
+// finish ends req: its lease is no longer renewed.
+func (s *settler) finish(req *settleRequest, err error) {
+	if req.run != nil {
+		s.leases.remove(req.run)
+	}
+	if req.done != nil {
+		req.done(err)
+	}
+}

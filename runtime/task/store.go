@@ -1,0 +1,25 @@
+package task
+
+import (
+	"context"
+	"time"
+
+	"github.com/taskgen/taskgen/internal/redisq"
+)
+
+// store is what the worker needs of Redis. *redisq.Broker implements it against a real
+// server; the worker's tests implement it with a fake that fails on purpose, to test the
+// worker's decisions about failures ("Redis down during settle", "heartbeat fails",
+// "lease taken over mid-run") without a server.
+type store interface {
+	EnsureGroup(ctx context.Context, queue string) error
+	Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]redisq.Message, error)
+	Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]redisq.Message, string, error)
+	PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error)
+	Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error)
+	Heartbeat(ctx context.Context, queue, consumer string, leases []redisq.Lease) ([]redisq.LeaseStatus, error)
+	StartDelivery(ctx context.Context, r redisq.StartRequest) (redisq.Start, error)
+	Settle(ctx context.Context, ss []redisq.Settlement) []error
+}
+
+var _ store = (*redisq.Broker)(nil)
