@@ -59,7 +59,7 @@ var protocolNames = map[string]string{
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
 	"f_finished": FieldFinished,
-	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
+	"d_id":       DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
 }

@@ -148,18 +148,21 @@ return {nxt, out}
 // every later write of this delivery carries) and counts the attempt. It refuses:
 //
 //   - a delivery whose entry another consumer holds now (nothing written);
+//
 //   - a task that has finished: the delivery is a duplicate (an envelope copied back into
 //     the stream, or an entry another worker settled) and is removed unrun;
+//
 //   - a task with no record: it finished and its record expired, or the entry was written
 //     past the client; the worker dead-letters the entry;
+//
 //   - a task whose earlier deliveries began and never settled (their workers died, or lost
 //     the lease) as often as it may run: it is dead-lettered worker_lost here, so that a
 //     task that crashes its worker stops taking down worker after worker.
 //
-//	KEYS[1] stream   KEYS[2] state   KEYS[3] dead   KEYS[4] done
-//	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
-//	ARGV[5] ttl ms   ARGV[6] task id    ARGV[7] envelope   ARGV[8] lost reason
-//	ARGV[9] lost error format (one %d: the runs that began)
+//     KEYS[1] stream   KEYS[2] state   KEYS[3] dead   KEYS[4] done
+//     ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
+//     ARGV[5] ttl ms   ARGV[6] task id    ARGV[7] envelope   ARGV[8] lost reason
+//     ARGV[9] lost error format (one %d: the runs that began)
 //
 // Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
 // record, {-2} for a finished task, {-3, attempts} when dead-lettered worker_lost.

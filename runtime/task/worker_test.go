@@ -3,6 +3,8 @@ package task_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +85,7 @@ func TestSuiteOnRedisCluster(t *testing.T) {
 type harness struct {
 	rdb    redis.UniversalClient
 	prefix string
+	seal   []byte // the seal key its clients and workers share, if any
 	opts   []task.Option
 	client *task.Client
 }
@@ -108,6 +111,36 @@ func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *h
 	}
 	h.client = c
 	return h
+}
+
+// enqueueExpiring puts a task of d into its queue that becomes due after delay, when its
+// caller may have expired, as a client whose clock ran behind would: task.Submit refuses
+// to. The envelope is signed (and sealed) with the harness's keys.
+func (h *harness) enqueueExpiring(t *testing.T, d task.Def, caller task.Caller, args any, delay time.Duration) task.ID {
+	t.Helper()
+	keys, err := envelope.NewKeyring(h.prefix, []envelope.Key{{ID: "k1", Secret: signingKey}}, h.seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := task.ID(d.Queue + "/" + strings.ToUpper(rand.Text()[:26]))
+	e := &envelope.Envelope{ID: string(id), Kind: d.Kind, Queue: d.Queue, Schema: d.Schema, MaxRetries: d.MaxRetries, SubmittedAt: time.Now(), Args: raw}
+	wire := &envelope.Caller{UserID: caller.UserID, Token: caller.Token.Reveal(), ExpiresAt: caller.ExpiresAt, Scopes: caller.Scopes}
+	if err := keys.SetCaller(e, wire); err != nil {
+		t.Fatal(err)
+	}
+	data, err := keys.Sign(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = redisq.New(h.rdb, h.prefix).Enqueue(context.Background(), redisq.Task{ID: string(id), Kind: d.Kind, Queue: d.Queue, Envelope: data, Delay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func (h *harness) worker(t *testing.T, opts ...task.Option) *task.Worker {
@@ -244,11 +277,8 @@ func TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning(t *testing.T) {
 	})
 	run(t, w)
 	short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(200 * time.Millisecond)}
-	id, err := task.Submit(context.Background(), h.client, echoDef, short, echoArgs{}, task.Delay(600*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = wait[string](t, h.client, id)
+	id := h.enqueueExpiring(t, echoDef, short, echoArgs{}, 600*time.Millisecond)
+	_, err := wait[string](t, h.client, id)
 	var failed *task.FailedError
 	if !errors.Is(err, task.ErrCallerExpired) || !errors.As(err, &failed) || failed.Reason != task.ReasonCallerExpired {
 		t.Fatalf("Result err = %v, want ErrCallerExpired", err)
@@ -428,7 +458,7 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		}, task.ReasonBadSignature, nil},
 		{"expired caller", func() task.ID {
 			short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(100 * time.Millisecond)}
-			return submit(h.client, echoDef, short, echoArgs{}, task.Delay(300*time.Millisecond))
+			return h.enqueueExpiring(t, echoDef, short, echoArgs{}, 300*time.Millisecond)
 		}, task.ReasonCallerExpired, task.ErrCallerExpired},
 		{"unknown kind", func() task.ID {
 			unknown := echoDef
@@ -861,7 +891,7 @@ func TestSubmitRefusesAnOversizedEnvelope(t *testing.T) {
 }
 
 // callerTrace is a caller whose user id and token are easy to find in a dump of Redis.
-var callerTrace = task.Caller{UserID: "uid-5f1e2d", Token: task.NewSecret("tok-9c8b7a"), ExpiresAt: time.Now().Add(time.Hour)}
+var callerTrace = task.Caller{UserID: "uid-5f1e2d", Token: task.NewSecret("tok-9c8b7a"), ExpiresAt: time.Now().Add(24 * time.Hour)}
 
 // leaveEveryKindOfKey runs tasks that leave, under the harness prefix, every kind of key
 // the runtime writes: a succeeded and a dead task's states, results and done signals, dead
@@ -894,7 +924,7 @@ func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.Option) {
 	}
 	short := callerTrace
 	short.ExpiresAt = time.Now().Add(100 * time.Millisecond)
-	for _, id := range []task.ID{submit(callerTrace, "fail"), submit(short, "", task.Delay(300*time.Millisecond))} {
+	for _, id := range []task.ID{submit(callerTrace, "fail"), h.enqueueExpiring(t, echoDef, short, echoArgs{}, 300*time.Millisecond)} {
 		if _, err := wait[bool](t, h.client, id); err == nil {
 			t.Fatalf("task %s should have failed", id)
 		}
@@ -915,6 +945,7 @@ func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.Option) {
 func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
 	seal := []byte("seal-key-0123456789abcdef0123456")
 	h := newHarness(t, nil, task.WithSealKey(seal))
+	h.seal = seal
 	var logs bytes.Buffer
 	leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	dump := dumpPrefix(t, h)
@@ -1093,10 +1124,7 @@ func TestClockSkewAllowanceAcceptsARecentlyExpiredCaller(t *testing.T) {
 	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
 	run(t, w)
 	soon := task.Caller{UserID: "carol", ExpiresAt: time.Now().Add(150 * time.Millisecond)}
-	id, err := task.Submit(context.Background(), h.client, echoDef, soon, echoArgs{}, task.Delay(400*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := h.enqueueExpiring(t, echoDef, soon, echoArgs{}, 400*time.Millisecond)
 	if got, err := wait[string](t, h.client, id); err != nil || got != "carol" {
 		t.Fatalf("within the skew allowance: %q, %v", got, err)
 	}
