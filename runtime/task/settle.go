@@ -40,15 +40,15 @@ type settler struct {
 	leases *leases
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	queue   []*settleRequest
-	waiting int // requests sleeping before another try
-	closed  bool
+	mu       sync.Mutex
+	queue    []*settleRequest
+	sleeping map[*settleRequest]*time.Timer // requests waiting to be tried again
+	closed   bool
 	wake    chan struct{}
 }
 
 func newSettler(s store, l *leases, log *slog.Logger) *settler {
-	return &settler{store: s, leases: l, log: log, wake: make(chan struct{}, 1)}
+	return &settler{store: s, leases: l, log: log, wake: make(chan struct{}, 1), sleeping: map[*settleRequest]*time.Timer{}}
 }
 
 // submit queues an outcome write.
@@ -74,7 +74,7 @@ var errSettlerClosed = errors.New("the worker stopped before the outcome was wri
 func (s *settler) backlog() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue) + s.waiting
+	return len(s.queue) + len(s.sleeping)
 }
 
 // run writes outcomes until stop is closed and, after that, until every outcome is
@@ -86,7 +86,7 @@ func (s *settler) run(stop, abandon <-chan struct{}) {
 		n := min(len(s.queue), settleBatch)
 		batch := append([]*settleRequest(nil), s.queue[:n]...)
 		s.queue = s.queue[n:]
-		empty := n == 0 && s.waiting == 0
+		empty := n == 0 && len(s.sleeping) == 0
 		s.mu.Unlock()
 		if n > 0 {
 			s.write(batch)
@@ -107,12 +107,18 @@ func (s *settler) run(stop, abandon <-chan struct{}) {
 	}
 }
 
-// close refuses new outcomes and gives up the queued ones.
+// close refuses new outcomes and gives up the queued and sleeping ones.
 func (s *settler) close() {
 	s.mu.Lock()
 	s.closed = true
 	left := s.queue
 	s.queue = nil
+	for req, t := range s.sleeping {
+		if t.Stop() {
+			left = append(left, req)
+		}
+		delete(s.sleeping, req)
+	}
 	s.mu.Unlock()
 	for _, req := range left {
 		s.finish(req, errSettlerClosed)
@@ -156,13 +162,19 @@ func (s *settler) retry(req *settleRequest, err error) {
 	s.log.Log(context.Background(), level, "cannot write a task's outcome; trying again while the lease is renewed",
 		"queue", req.s.Message.Queue, "entry", req.s.Message.EntryID, "write", req.s.Kind, "tries", req.tries, "retry_in", pause, "err", err)
 	s.mu.Lock()
-	s.waiting++
-	s.mu.Unlock()
-	time.AfterFunc(pause, func() {
+	defer s.mu.Unlock()
+	if s.closed {
+		go s.finish(req, errSettlerClosed)
+		return
+	}
+	s.sleeping[req] = time.AfterFunc(pause, func() {
 		s.mu.Lock()
-		s.waiting--
+		_, mine := s.sleeping[req]
+		delete(s.sleeping, req)
 		s.mu.Unlock()
-		s.submit(req)
+		if mine { // else close took it
+			s.submit(req)
+		}
 	})
 }
 

@@ -1134,6 +1134,7 @@ func TestClockSkewAllowanceAcceptsARecentlyExpiredCaller(t *testing.T) {
 type countingHandler struct {
 	mu     sync.Mutex
 	counts map[string]int
+	last   map[string]map[string]string // message -> attributes of its last record
 }
 
 func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
@@ -1141,7 +1142,20 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.counts[r.Message]++
+	attrs := map[string]string{}
+	r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+	if h.last == nil {
+		h.last = map[string]map[string]string{}
+	}
+	h.last[r.Message] = attrs
 	return nil
+}
+
+// attr returns attribute key of the last record logged with msg.
+func (h *countingHandler) attr(msg, key string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last[msg][key]
 }
 func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
