@@ -83,7 +83,7 @@ func TestSuiteOnRedisCluster(t *testing.T) {
 type harness struct {
 	rdb    redis.UniversalClient
 	prefix string
-	opts   []task.Option
+	opts   []task.Option // what the client and its workers share
 	client *task.Client
 }
 
@@ -99,10 +99,9 @@ func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *h
 	h := &harness{rdb: rdb, prefix: redistest.Prefix(t)}
 	h.opts = append([]task.Option{
 		task.WithPrefix(h.prefix), task.WithSigningKey("k1", signingKey),
-		task.WithBackoff(10*time.Millisecond, 50*time.Millisecond), task.WithQueues("q1"),
 		task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))),
 	}, opts...)
-	c, err := task.NewClient(rdb, h.opts...)
+	c, err := task.NewClient(rdb, clientOptions(h.opts)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,13 +109,34 @@ func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *h
 	return h
 }
 
-func (h *harness) worker(t *testing.T, opts ...task.Option) *task.Worker {
+// worker returns a worker of the harness's queue q1 with short retry delays, configured
+// further by opts.
+func (h *harness) worker(t *testing.T, opts ...task.WorkerOption) *task.Worker {
 	t.Helper()
-	w, err := task.NewWorker(h.rdb, append(append([]task.Option{}, h.opts...), opts...)...)
+	base := []task.WorkerOption{task.WithBackoff(10*time.Millisecond, 50*time.Millisecond), task.WithQueues("q1")}
+	w, err := task.NewWorker(h.rdb, append(workerOptions(h.opts, base...), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// clientOptions and workerOptions hand the options a client and a worker share to
+// NewClient and NewWorker, followed by more of their own.
+func clientOptions(shared []task.Option, more ...task.ClientOption) []task.ClientOption {
+	opts := make([]task.ClientOption, 0, len(shared)+len(more))
+	for _, o := range shared {
+		opts = append(opts, o)
+	}
+	return append(opts, more...)
+}
+
+func workerOptions(shared []task.Option, more ...task.WorkerOption) []task.WorkerOption {
+	opts := make([]task.WorkerOption, 0, len(shared)+len(more))
+	for _, o := range shared {
+		opts = append(opts, o)
+	}
+	return append(opts, more...)
 }
 
 // run starts w and stops it when the test ends, failing the test if Run fails.
@@ -379,8 +399,8 @@ func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 		}
 		return id
 	}
-	client := func(opts ...task.Option) *task.Client {
-		c, err := task.NewClient(h.rdb, append([]task.Option{task.WithPrefix(h.prefix)}, opts...)...)
+	client := func(opts ...task.ClientOption) *task.Client {
+		c, err := task.NewClient(h.rdb, append([]task.ClientOption{task.WithPrefix(h.prefix)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -741,13 +761,16 @@ func aclFlow(t *testing.T, rdb, admin redis.UniversalClient) {
 	}
 	def := echoDef
 	def.Queue = "acl"
-	opts := []task.Option{task.WithSigningKey("k1", signingKey), task.WithQueues("acl"), task.WithBackoff(10*time.Millisecond, 20*time.Millisecond),
-		task.WithLease(500 * time.Millisecond), task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
-	c, err := task.NewClient(rdb, opts...)
+	shared := []task.Option{task.WithSigningKey("k1", signingKey), task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
+	c, err := task.NewClient(rdb, clientOptions(shared)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := task.NewWorker(rdb, opts...)
+	w, err := task.NewWorker(rdb, workerOptions(shared, task.WithQueues("acl"),
+		task.WithBackoff(10*time.Millisecond, 20*time.Millisecond), task.WithLease(500*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var calls atomic.Int32
 	task.Register(w, def, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
 		switch a.Msg {
@@ -798,8 +821,8 @@ func aclFlow(t *testing.T, rdb, admin redis.UniversalClient) {
 // slots, each queue's scripts in its own.
 func TestAWorkerServesQueuesInEverySlot(t *testing.T) {
 	queues := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
-	h := newHarness(t, nil, task.WithQueues(queues...))
-	w := h.worker(t)
+	h := newHarness(t, nil)
+	w := h.worker(t, task.WithQueues(queues...))
 	for _, q := range queues {
 		d := echoDef
 		d.Kind, d.Queue = "test.echo."+q, q
@@ -867,9 +890,9 @@ var callerTrace = task.Caller{UserID: "uid-5f1e2d", Token: task.NewSecret("tok-9
 // the runtime writes: a succeeded and a dead task's states, results and done signals, dead
 // letters (a failure and an expired caller), a retry the worker re-signed waiting in the
 // delayed set, a delayed submit, a unique key, and an envelope waiting in a stream.
-func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.Option) {
+func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.WorkerOption) {
 	t.Helper()
-	w := h.worker(t, append([]task.Option{task.WithBackoff(time.Hour, time.Hour)}, opts...)...)
+	w := h.worker(t, append([]task.WorkerOption{task.WithBackoff(time.Hour, time.Hour)}, opts...)...)
 	task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (bool, error) {
 		switch a.Msg {
 		case "fail":
