@@ -932,7 +932,7 @@ func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		seal := []byte("seal-key-0123456789abcdef0123456")
 		h := newHarness(t, rdb, task.WithSealKey(seal))
-		var logs bytes.Buffer
+		var logs syncBuffer
 		leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 		dump := dumpPrefix(t, h)
 		for _, want := range []string{":stream (stream)", ":delayed (zset)", ":dead (stream)", ":task:", ":done:", ":unique:"} {
@@ -945,8 +945,8 @@ func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
 				t.Errorf("a key under the prefix holds %q in clear:\n%s", secret, dump)
 			}
 		}
-		if strings.Contains(logs.String(), callerTrace.Token.Reveal()) {
-			t.Errorf("the worker logged the token:\n%s", logs.String())
+		if text := logs.String(); strings.Contains(text, callerTrace.Token.Reveal()) {
+			t.Errorf("the worker logged the token:\n%s", text)
 		}
 	})
 }
@@ -1147,6 +1147,31 @@ func (h *countingHandler) count(msg string) int {
 	return h.counts[msg]
 }
 
+// String prints the counts so far; the worker may still be logging.
+func (h *countingHandler) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprint(h.counts)
+}
+
+// syncBuffer is a bytes.Buffer that a worker's logger writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // While Redis is away the worker backs off instead of spinning, Submit gives up with its
 // context, and when Redis is back the worker carries on without having leaked goroutines.
 //
@@ -1181,7 +1206,7 @@ func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	for msg, n := range before {
 		if n := logs.count(msg) - n; n < 1 || n > 20 {
-			t.Errorf("%d times %q in 2s of outage: want a few, backing off; %v", n, msg, logs.counts)
+			t.Errorf("%d times %q in 2s of outage: want a few, backing off; %v", n, msg, logs)
 		}
 	}
 
@@ -1494,7 +1519,7 @@ func TestAWorkerThatSealsWarnsOfAnUnsealedCaller(t *testing.T) {
 			t.Fatalf("Result = %q, %v", got, err)
 		}
 		if logs.count("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear") != 1 {
-			t.Errorf("no warning of the unsealed caller: %v", logs.counts)
+			t.Errorf("no warning of the unsealed caller: %v", logs)
 		}
 	})
 }
