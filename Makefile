@@ -5,11 +5,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo generate check lint bench bench-gen fuzz chaos redis-server
 
-## test: install redis-server if missing, then vet and run every test (the tests start
-## their own redis-server processes on free loopback ports).
+## test: install redis-server if missing, then vet and run every test once (the tests
+## start their own redis-server processes on free loopback ports): the runtime and
+## internal packages under the race detector, the rest (generator, e2e, examples) plainly.
+RACE_PKGS := ./runtime/... ./internal/...
+MODULE = $(shell $(GO) list -m)
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e '^$(MODULE)/runtime/' -e '^$(MODULE)/internal/')
 test: redis-server
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 $(OTHER_PKGS)
 
 ## demo: generate, then run the example end to end on an embedded Redis
 ## (set TASKGEN_REDIS_URL=redis://host:port to use a real one).

@@ -44,9 +44,12 @@ func chaosDef(queue string) task.Def {
 	return task.Def{Kind: "chaos.work." + queue, Queue: queue, MaxRetries: 25, Schema: "v1:chaos", Timeout: 10 * time.Second}
 }
 
-func chaosOptions() []task.Option {
-	return []task.Option{
-		task.WithSigningKey("chaos", chaosKey), task.WithQueues(chaosQueues...),
+// chaosSigning is the key the client and the worker processes share.
+var chaosSigning = task.WithSigningKey("chaos", chaosKey)
+
+func chaosWorkerOptions() []task.WorkerOption {
+	return []task.WorkerOption{
+		chaosSigning, task.WithQueues(chaosQueues...),
 		task.WithLease(time.Second), task.WithConcurrency(8), task.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
 	}
 }
@@ -63,7 +66,7 @@ func TestMain(m *testing.M) {
 func chaosWorker(addr string) int {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	w, err := task.NewWorker(rdb, append(chaosOptions(), task.WithLogger(log))...)
+	w, err := task.NewWorker(rdb, append(chaosWorkerOptions(), task.WithLogger(log))...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -102,7 +105,7 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 3})
 	defer rdb.Close()
-	client, err := task.NewClient(rdb, chaosOptions()...)
+	client, err := task.NewClient(rdb, chaosSigning)
 	if err != nil {
 		t.Fatal(err)
 	}

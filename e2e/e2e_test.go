@@ -98,14 +98,14 @@ func main() {
 		Addrs:         strings.Split(os.Getenv("REDIS_ADDRS"), ","),
 		IsClusterMode: os.Getenv("REDIS_CLUSTER") == "1",
 	})
-	opts := []task.Option{task.WithSigningKey("k", []byte("0123456789abcdef0123456789abcdef")), task.WithQueues("orders"), task.WithPrefix("shop")}
-	w, err := task.NewWorker(rdb, opts...)
+	key, prefix := task.WithSigningKey("k", []byte("0123456789abcdef0123456789abcdef")), task.WithPrefix("shop")
+	w, err := task.NewWorker(rdb, key, prefix, task.WithQueues("orders"))
 	check(err)
 	check(orders.RegisterTasks(w, &orders.DB{Name: "main"}, &orders.Mailer{From: "shop"}))
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- w.Run(wctx) }()
-	c, err := task.NewClient(rdb, opts...)
+	c, err := task.NewClient(rdb, key, prefix)
 	check(err)
 
 	caller := task.Caller{UserID: "u1", Token: task.NewSecret("t1"), ExpiresAt: time.Now().Add(time.Hour)}

@@ -66,8 +66,8 @@ func TestSignupSendsTheWelcomeMailAsTheCaller(t *testing.T) {
 func start(t *testing.T) (*welcome.Server, *recordingMailer) {
 	t.Helper()
 	rdb := redistest.Client(t)
-	opts := []task.Option{task.WithSigningKey("k", []byte("welcome-test-key-0123456789abcdef")), task.WithQueues("email"), task.WithPrefix(redistest.Prefix(t))}
-	w, err := task.NewWorker(rdb, opts...)
+	key, prefix := task.WithSigningKey("k", []byte("welcome-test-key-0123456789abcdef")), task.WithPrefix(redistest.Prefix(t))
+	w, err := task.NewWorker(rdb, key, prefix, task.WithQueues("email"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func start(t *testing.T) (*welcome.Server, *recordingMailer) {
 			t.Error(err)
 		}
 	})
-	c, err := task.NewClient(rdb, opts...)
+	c, err := task.NewClient(rdb, key, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,11 @@ package redistest_test
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/runtime/redistest"
 )
 
@@ -50,5 +52,22 @@ func TestClusterHasThreeMastersCoveringEverySlot(t *testing.T) {
 	}
 	if len(slots) != 3 || covered != 16384 {
 		t.Errorf("%d slot ranges covering %d slots, want 3 covering 16384", len(slots), covered)
+	}
+}
+
+func TestForEachBackendRunsOnTheSharedServerAndCluster(t *testing.T) {
+	var ran []string
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ran = append(ran, t.Name())
+		_, cluster := rdb.(*redis.ClusterClient)
+		if want := strings.HasSuffix(t.Name(), "/cluster"); cluster != want {
+			t.Errorf("a %T in subtest %s", rdb, t.Name())
+		}
+		if err := rdb.Ping(context.Background()).Err(); err != nil {
+			t.Error(err)
+		}
+	})
+	if want := []string{t.Name() + "/server", t.Name() + "/cluster"}; !slices.Equal(ran, want) {
+		t.Errorf("ran %v, want %v", ran, want)
 	}
 }

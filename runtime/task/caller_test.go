@@ -116,7 +116,7 @@ func TestIDCarriesQueueAndSortsByTime(t *testing.T) {
 }
 
 func TestBackoffGrowsWithJitterUpToMax(t *testing.T) {
-	w := &Worker{cfg: config{backoffBase: time.Second, backoffMax: 10 * time.Second}}
+	w := &Worker{cfg: workerConfig{backoffBase: time.Second, backoffMax: 10 * time.Second}}
 	for attempt, base := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 10 * time.Second, 90: 10 * time.Second} {
 		seen := map[time.Duration]bool{}
 		for range 50 {

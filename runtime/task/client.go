@@ -14,43 +14,19 @@ import (
 
 // Client submits tasks and reads their results. It is safe for concurrent use.
 type Client struct {
-	cfg    config
+	cfg    clientConfig
 	keys   *envelope.Keyring
 	broker *redisq.Broker
 }
 
 // NewClient returns a client over rdb (one server, Sentinel or Cluster). A signing key
 // is required (WithSigningKey).
-func NewClient(rdb redis.UniversalClient, opts ...Option) (*Client, error) {
-	cfg, keys, err := build(rdb, opts)
+func NewClient(rdb redis.UniversalClient, opts ...ClientOption) (*Client, error) {
+	cfg, keys, err := newClientConfig(rdb, opts)
 	if err != nil {
 		return nil, fmt.Errorf("task.NewClient: %w", err)
 	}
 	return &Client{cfg: cfg, keys: keys, broker: redisq.New(rdb, cfg.prefix)}, nil
-}
-
-func build(rdb redis.UniversalClient, opts []Option) (config, *envelope.Keyring, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if rdb == nil {
-		return cfg, nil, errors.New("nil Redis client")
-	}
-	if cfg.prefix == "" {
-		return cfg, nil, errors.New("empty key prefix")
-	}
-	if cfg.logger == nil {
-		cfg.logger = slogDiscard()
-	}
-	if cfg.maxEnvelope <= 0 {
-		return cfg, nil, fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", cfg.maxEnvelope)
-	}
-	keys, err := envelope.NewKeyring(cfg.prefix, cfg.signing, cfg.sealKey)
-	if err != nil {
-		return cfg, nil, err
-	}
-	return cfg, keys, nil
 }
 
 // Submit enqueues a task of Def d with args on behalf of caller and returns its ID. ctx

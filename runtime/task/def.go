@@ -8,7 +8,7 @@ type Def struct {
 	// Kind is the stable wire name of the task, [a-z0-9][a-z0-9._-]*. Renaming the Go
 	// function does not change it, so queued tasks are not orphaned.
 	Kind string
-	// Queue is the queue the task is submitted to; empty means "default".
+	// Queue is the queue the task is submitted to; empty means DefaultQueue.
 	Queue string
 	// MaxRetries is the number of retries after the first attempt.
 	MaxRetries int
@@ -21,9 +21,6 @@ type Def struct {
 	// empty caller with ErrNoCaller.
 	Caller bool
 }
-
-// DefaultQueue is the queue of a Def whose Queue is empty.
-const DefaultQueue = "default"
 
 func (d Def) queue() string {
 	if d.Queue == "" {

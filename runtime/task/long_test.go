@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/runtime/redistest"
 	"github.com/taskgen/taskgen/runtime/task"
 )
 
@@ -67,198 +69,209 @@ func waitLong[R any](t *testing.T, c *task.Client, id task.ID, d time.Duration) 
 // (writes 5 s, reads 6 s), completes exactly once, records its result once, and Result
 // returns it.
 func TestTasksLongerThanTheLeaseCompleteExactlyOnce(t *testing.T) {
-	h := newHarness(t, nil)
-	var s sleeper
-	for _, name := range []string{"w1", "w2"} {
-		w := h.worker(t, task.WithLease(500*time.Millisecond), task.WithConsumerName(name))
-		if err := task.Register(w, sleepDef, s.fn(name)); err != nil {
-			t.Fatal(err)
-		}
-		run(t, w)
-	}
-	for _, d := range []time.Duration{time.Second, 15 * time.Second, 2 * time.Minute} {
-		t.Run(d.String(), func(t *testing.T) {
-			t.Parallel()
-			name := "sleep " + d.String()
-			id, err := task.Submit(context.Background(), h.client, sleepDef, alice, sleepArgs{Name: name, Sleep: d})
-			if err != nil {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel() // two minutes: both backends at once
+		h := newHarness(t, rdb)
+		var s sleeper
+		for _, name := range []string{"w1", "w2"} {
+			w := h.worker(t, task.WithLease(500*time.Millisecond), task.WithConsumerName(name))
+			if err := task.Register(w, sleepDef, s.fn(name)); err != nil {
 				t.Fatal(err)
 			}
-			got, err := waitLong[string](t, h.client, id, d+time.Minute)
-			if err != nil || !strings.HasPrefix(got, name+" by w") {
-				t.Fatalf("Result = %q, %v", got, err)
-			}
-			if n := s.count(name); n != 1 {
-				t.Errorf("the task ran %d times, want once", n)
-			}
-			st, err := h.rdb.HGetAll(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
-			if err != nil || st[redisq.FieldState] != redisq.StateSucceeded || st[redisq.FieldAttempts] != "1" || st[redisq.FieldLease] != "1" {
-				t.Errorf("state = %v, %v; want succeeded after one attempt under the first lease", st, err)
-			}
-		})
-	}
+			run(t, w)
+		}
+		for _, d := range []time.Duration{time.Second, 15 * time.Second, 2 * time.Minute} {
+			t.Run(d.String(), func(t *testing.T) {
+				t.Parallel()
+				name := "sleep " + d.String()
+				id, err := task.Submit(context.Background(), h.client, sleepDef, alice, sleepArgs{Name: name, Sleep: d})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := waitLong[string](t, h.client, id, d+time.Minute)
+				if err != nil || !strings.HasPrefix(got, name+" by w") {
+					t.Fatalf("Result = %q, %v", got, err)
+				}
+				if n := s.count(name); n != 1 {
+					t.Errorf("the task ran %d times, want once", n)
+				}
+				st, err := h.rdb.HGetAll(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
+				if err != nil || st[redisq.FieldState] != redisq.StateSucceeded || st[redisq.FieldAttempts] != "1" || st[redisq.FieldLease] != "1" {
+					t.Errorf("state = %v, %v; want succeeded after one attempt under the first lease", st, err)
+				}
+			})
+		}
+	})
 }
 
 // A 15 s task cancelled by a shutdown with a 1 s timeout is handed back at once, run again
 // by another worker, and its Result is that worker's.
 func TestALongTaskCancelledByShutdownRunsAgainOnAnotherWorker(t *testing.T) {
-	h := newHarness(t, nil)
-	var s sleeper
-	first := h.worker(t, task.WithLease(500*time.Millisecond), task.WithShutdownTimeout(time.Second), task.WithConsumerName("first"))
-	if err := task.Register(first, sleepDef, s.fn("first")); err != nil {
-		t.Fatal(err)
-	}
-	stopFirst := run(t, first)
-	id, err := task.Submit(context.Background(), h.client, sleepDef, alice, sleepArgs{Name: "long", Sleep: 15 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the first worker to begin the task", func() bool { return s.count("long") == 1 })
-	stopFirst()
-	second := h.worker(t, task.WithLease(500*time.Millisecond), task.WithConsumerName("second"))
-	if err := task.Register(second, sleepDef, s.fn("second")); err != nil {
-		t.Fatal(err)
-	}
-	run(t, second)
-	got, err := waitLong[string](t, h.client, id, time.Minute)
-	if err != nil || got != "long by second" {
-		t.Fatalf("Result = %q, %v; want the second worker's", got, err)
-	}
-	if n := s.count("long"); n != 2 {
-		t.Errorf("the task ran %d times, want twice: cut short once, then to the end", n)
-	}
-	st, _ := h.rdb.HGetAll(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
-	if st[redisq.FieldAttempts] != "1" {
-		t.Errorf("attempts = %s, want 1: the handed-back run spends none", st[redisq.FieldAttempts])
-	}
-}
-
-// 30 s at full load, with a lease of 300 ms (a heartbeat every 100 ms) and tasks finishing
-// all the time: not one warning that a lease was lost or taken over, and every task runs
-// once.
-func TestNoLeaseIsLostUnderFullLoad(t *testing.T) {
-	logs := &countingHandler{counts: map[string]int{}}
-	h := newHarness(t, nil)
-	const workers, concurrency = 2, 20
-	var mu sync.Mutex
-	runs := map[string]int{}
-	for i := range workers {
-		w := h.worker(t, task.WithLease(300*time.Millisecond), task.WithConcurrency(concurrency),
-			task.WithLogger(slog.New(logs)), task.WithConsumerName(fmt.Sprint("load-", i)))
-		task.Register(w, sleepDef, func(ctx context.Context, _ task.Caller, a sleepArgs) (string, error) {
-			mu.Lock()
-			runs[a.Name]++
-			mu.Unlock()
-			time.Sleep(a.Sleep)
-			return a.Name, nil
-		})
-		run(t, w)
-	}
-	ctx := context.Background()
-	var ids []task.ID
-	var submitted atomic.Int64
-	end := time.Now().Add(30 * time.Second)
-	for time.Now().Before(end) {
-		// Keep about twice what the workers can run queued, so they never wait for work.
-		if backlog, _ := h.rdb.XLen(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result(); backlog > 2*workers*concurrency {
-			time.Sleep(5 * time.Millisecond)
-			continue
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		var s sleeper
+		first := h.worker(t, task.WithLease(500*time.Millisecond), task.WithShutdownTimeout(time.Second), task.WithConsumerName("first"))
+		if err := task.Register(first, sleepDef, s.fn("first")); err != nil {
+			t.Fatal(err)
 		}
-		n := submitted.Add(1)
-		id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: fmt.Sprint(n), Sleep: time.Duration(rand.IntN(30)) * time.Millisecond})
+		stopFirst := run(t, first)
+		id, err := task.Submit(context.Background(), h.client, sleepDef, alice, sleepArgs{Name: "long", Sleep: 15 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
-	}
-	for _, id := range ids {
-		if _, err := wait[string](t, h.client, id); err != nil {
-			t.Fatalf("task %s: %v", id, err)
+		waitFor(t, "the first worker to begin the task", func() bool { return s.count("long") == 1 })
+		stopFirst()
+		second := h.worker(t, task.WithLease(500*time.Millisecond), task.WithConsumerName("second"))
+		if err := task.Register(second, sleepDef, s.fn("second")); err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, msg := range []string{
-		"lost the lease of a running task to another worker: stopping this run",
-		"took over a task whose worker stopped renewing its lease",
-	} {
-		if n := logs.count(msg); n != 0 {
-			t.Errorf("%d times %q in %d tasks", n, msg, len(ids))
+		run(t, second)
+		got, err := waitLong[string](t, h.client, id, time.Minute)
+		if err != nil || got != "long by second" {
+			t.Fatalf("Result = %q, %v; want the second worker's", got, err)
 		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for name, n := range runs {
-		if n != 1 {
-			t.Errorf("task %s ran %d times", name, n)
+		if n := s.count("long"); n != 2 {
+			t.Errorf("the task ran %d times, want twice: cut short once, then to the end", n)
 		}
-	}
-	t.Logf("%d tasks in 30 s on %d workers of %d slots", len(ids), workers, concurrency)
+		st, _ := h.rdb.HGetAll(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
+		if st[redisq.FieldAttempts] != "1" {
+			t.Errorf("attempts = %s, want 1: the handed-back run spends none", st[redisq.FieldAttempts])
+		}
+	})
+}
+
+// 30 s at full load, with a lease of 1 s (a heartbeat every third of it) and tasks
+// finishing all the time: not one warning that a lease was lost or taken over, and every task runs
+// once.
+func TestNoLeaseIsLostUnderFullLoad(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		logs := &countingHandler{counts: map[string]int{}}
+		h := newHarness(t, rdb)
+		const workers, concurrency = 2, 20
+		var mu sync.Mutex
+		runs := map[string]int{}
+		for i := range workers {
+			w := h.worker(t, task.WithLease(time.Second), task.WithConcurrency(concurrency),
+				task.WithLogger(slog.New(logs)), task.WithConsumerName(fmt.Sprint("load-", i)))
+			task.Register(w, sleepDef, func(ctx context.Context, _ task.Caller, a sleepArgs) (string, error) {
+				mu.Lock()
+				runs[a.Name]++
+				mu.Unlock()
+				time.Sleep(a.Sleep)
+				return a.Name, nil
+			})
+			run(t, w)
+		}
+		ctx := context.Background()
+		var ids []task.ID
+		var submitted atomic.Int64
+		end := time.Now().Add(30 * time.Second)
+		for time.Now().Before(end) {
+			// Keep about twice what the workers can run queued, so they never wait for work.
+			if backlog, _ := h.rdb.XLen(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result(); backlog > 2*workers*concurrency {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			n := submitted.Add(1)
+			id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: fmt.Sprint(n), Sleep: time.Duration(rand.IntN(30)) * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			if _, err := wait[string](t, h.client, id); err != nil {
+				t.Fatalf("task %s: %v", id, err)
+			}
+		}
+		for _, msg := range []string{
+			"lost the lease of a running task to another worker: stopping this run",
+			"took over a task whose worker stopped renewing its lease",
+		} {
+			if n := logs.count(msg); n != 0 {
+				t.Errorf("%d times %q in %d tasks", n, msg, len(ids))
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for name, n := range runs {
+			if n != 1 {
+				t.Errorf("task %s ran %d times", name, n)
+			}
+		}
+		t.Logf("%d tasks in 30 s on %d workers of %d slots", len(ids), workers, concurrency)
+	})
 }
 
 // A task due after its caller's token expires is refused at Submit, in the request
 // handler, with both times in the message, and nothing reaches Redis.
 func TestSubmitRefusesATaskDueAfterItsCallerExpires(t *testing.T) {
-	h := newHarness(t, nil)
-	expiresAt := time.Now().Add(time.Hour).Truncate(time.Second)
-	caller := task.Caller{UserID: "dave", ExpiresAt: expiresAt}
-	dueAt := expiresAt.Add(time.Minute)
-	for _, opt := range []struct {
-		name string
-		opt  task.SubmitOption
-	}{{"Delay", task.Delay(time.Until(dueAt))}, {"At", task.At(dueAt)}} {
-		t.Run(opt.name, func(t *testing.T) {
-			_, err := task.Submit(context.Background(), h.client, echoDef, caller, echoArgs{}, opt.opt)
-			if !errors.Is(err, task.ErrCallerExpired) {
-				t.Fatalf("err = %v, want ErrCallerExpired", err)
-			}
-			if !strings.Contains(err.Error(), expiresAt.UTC().Format(time.RFC3339)) || !strings.Contains(err.Error(), "before the task is due at") {
-				t.Errorf("err = %q, want it to give the expiry and the due time", err)
-			}
-		})
-	}
-	id, err := task.Submit(context.Background(), h.client, echoDef, caller, echoArgs{}, task.Delay(time.Minute))
-	if err != nil {
-		t.Fatalf("a task due before the expiry was refused: %v", err)
-	}
-	if keys := prefixKeys(t, h); len(keys) != 2 || !strings.HasSuffix(keys[0], ":delayed") || !strings.HasSuffix(keys[1], ":task:"+string(id)) {
-		t.Errorf("keys = %v, want only the delayed set and the state of the one task accepted", keys)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		expiresAt := time.Now().Add(time.Hour).Truncate(time.Second)
+		caller := task.Caller{UserID: "dave", ExpiresAt: expiresAt}
+		dueAt := expiresAt.Add(time.Minute)
+		for _, opt := range []struct {
+			name string
+			opt  task.SubmitOption
+		}{{"Delay", task.Delay(time.Until(dueAt))}, {"At", task.At(dueAt)}} {
+			t.Run(opt.name, func(t *testing.T) {
+				_, err := task.Submit(context.Background(), h.client, echoDef, caller, echoArgs{}, opt.opt)
+				if !errors.Is(err, task.ErrCallerExpired) {
+					t.Fatalf("err = %v, want ErrCallerExpired", err)
+				}
+				if !strings.Contains(err.Error(), expiresAt.UTC().Format(time.RFC3339)) || !strings.Contains(err.Error(), "before the task is due at") {
+					t.Errorf("err = %q, want it to give the expiry and the due time", err)
+				}
+			})
+		}
+		id, err := task.Submit(context.Background(), h.client, echoDef, caller, echoArgs{}, task.Delay(time.Minute))
+		if err != nil {
+			t.Fatalf("a task due before the expiry was refused: %v", err)
+		}
+		if keys := prefixKeys(t, h); len(keys) != 2 || !strings.HasSuffix(keys[0], ":delayed") || !strings.HasSuffix(keys[1], ":task:"+string(id)) {
+			t.Errorf("keys = %v, want only the delayed set and the state of the one task accepted", keys)
+		}
+	})
 }
 
 // A token that expires between two attempts: the retry is not made, and the result keeps
 // the error that caused it, says the token expired before the retry, and counts the
 // attempts as the state and the log do.
 func TestATokenExpiringBeforeTheRetryKeepsTheRealError(t *testing.T) {
-	logs := &countingHandler{counts: map[string]int{}}
-	h := newHarness(t, nil)
-	w := h.worker(t, task.WithBackoff(2*time.Second, 2*time.Second), task.WithLogger(slog.New(logs)))
-	var runs atomic.Int32
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
-		runs.Add(1)
-		return "", errors.New("upstream said 503")
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		logs := &countingHandler{counts: map[string]int{}}
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithBackoff(2*time.Second, 2*time.Second), task.WithLogger(slog.New(logs)))
+		var runs atomic.Int32
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
+			runs.Add(1)
+			return "", errors.New("upstream said 503")
+		})
+		run(t, w)
+		soon := task.Caller{UserID: "erin", ExpiresAt: time.Now().Add(time.Second)}
+		id, err := task.Submit(context.Background(), h.client, echoDef, soon, echoArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = wait[string](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || !errors.Is(err, task.ErrCallerExpired) {
+			t.Fatalf("Result = %v, want a FailedError matching ErrCallerExpired", err)
+		}
+		if failed.Attempts != 1 || !strings.Contains(failed.Message, "upstream said 503") || !strings.Contains(failed.Message, "before the next attempt") {
+			t.Errorf("failure = %+v, want 1 attempt, the upstream error and why it was not retried", failed)
+		}
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		const logged = "task failed for good: failed, and the caller's token expires before the retry"
+		waitFor(t, "the failure to be logged", func() bool { return logs.count(logged) > 0 })
+		if n := logs.count(logged); n != 1 {
+			t.Errorf("the failure was logged %d times, want once", n)
+		}
+		if a := logs.attr(logged, "attempt"); a != "1" {
+			t.Errorf("the log gives attempt %q, want 1 as the state does", a)
+		}
 	})
-	run(t, w)
-	soon := task.Caller{UserID: "erin", ExpiresAt: time.Now().Add(time.Second)}
-	id, err := task.Submit(context.Background(), h.client, echoDef, soon, echoArgs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = wait[string](t, h.client, id)
-	var failed *task.FailedError
-	if !errors.As(err, &failed) || !errors.Is(err, task.ErrCallerExpired) {
-		t.Fatalf("Result = %v, want a FailedError matching ErrCallerExpired", err)
-	}
-	if failed.Attempts != 1 || !strings.Contains(failed.Message, "upstream said 503") || !strings.Contains(failed.Message, "before the next attempt") {
-		t.Errorf("failure = %+v, want 1 attempt, the upstream error and why it was not retried", failed)
-	}
-	if n := runs.Load(); n != 1 {
-		t.Errorf("the task ran %d times, want once", n)
-	}
-	const logged = "task failed for good: failed, and the caller's token expires before the retry"
-	waitFor(t, "the failure to be logged", func() bool { return logs.count(logged) > 0 })
-	if n := logs.count(logged); n != 1 {
-		t.Errorf("the failure was logged %d times, want once", n)
-	}
-	if a := logs.attr(logged, "attempt"); a != "1" {
-		t.Errorf("the log gives attempt %q, want 1 as the state does", a)
-	}
 }

@@ -1,21 +1,96 @@
 package task
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/internal/envelope"
+	"github.com/taskgen/taskgen/internal/redisq"
 )
 
-// Option configures a Client or a Worker. Options that concern only one of them are
-// accepted and ignored by the other, so one option list can build both.
-type Option func(*config)
+// The defaults of the options, each named in its option's documentation.
+const (
+	// DefaultQueue is the queue of a Def whose Queue is empty, and the one queue a worker
+	// consumes without WithQueues.
+	DefaultQueue = "default"
+	// DefaultPrefix prefixes every Redis key without WithPrefix.
+	DefaultPrefix = "taskgen"
+	// DefaultMaxEnvelopeSize is the largest envelope, in bytes, without WithMaxEnvelopeSize:
+	// 1 MiB.
+	DefaultMaxEnvelopeSize = envelope.DefaultMaxSize
+	// DefaultConcurrency is how many tasks a worker runs at once without WithConcurrency.
+	DefaultConcurrency = 10
+	// DefaultBackoffBase and DefaultBackoffMax bound the retry delays without WithBackoff.
+	DefaultBackoffBase = time.Second
+	DefaultBackoffMax  = 10 * time.Minute
+	// DefaultTimeout bounds an attempt of a task whose Def has no Timeout, without
+	// WithDefaultTimeout.
+	DefaultTimeout = 5 * time.Minute
+	// DefaultResultTTL is how long a finished task's state and result stay readable
+	// without WithResultTTL.
+	DefaultResultTTL = 24 * time.Hour
+	// DefaultLease is how long a worker holds a task without a heartbeat, without
+	// WithLease.
+	DefaultLease = 30 * time.Second
+	// DefaultShutdownTimeout is how long Run waits for running tasks once its context
+	// ends, without WithShutdownTimeout.
+	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultClockSkew is how far past its expiry a worker accepts a caller token without
+	// WithClockSkew: not at all.
+	DefaultClockSkew time.Duration = 0
+)
 
-type config struct {
-	prefix          string
-	signing         []envelope.Key
-	sealKey         []byte
-	logger          *slog.Logger
+// minLease is the shortest lease a worker accepts (WithLease): its heartbeat runs every
+// third of it.
+const minLease = 100 * time.Millisecond
+
+// ClientOption configures a Client: an Option, or a client-only option.
+type ClientOption interface{ applyClient(*clientConfig) }
+
+// WorkerOption configures a Worker: an Option, or a worker-only option such as
+// WithConcurrency.
+type WorkerOption interface{ applyWorker(*workerConfig) }
+
+// Option configures what a Client and a Worker share, such as the key prefix and the
+// signing keys: it is both a ClientOption and a WorkerOption, so the clients and workers
+// of one deployment can be given the same ones. The zero Option changes nothing.
+type Option struct{ set func(*commonConfig) }
+
+func (o Option) applyClient(c *clientConfig) { o.apply(&c.commonConfig) }
+func (o Option) applyWorker(c *workerConfig) { o.apply(&c.commonConfig) }
+
+func (o Option) apply(c *commonConfig) {
+	if o.set != nil {
+		o.set(c)
+	}
+}
+
+// workerOption is a WorkerOption that only a worker takes.
+type workerOption func(*workerConfig)
+
+func (o workerOption) applyWorker(c *workerConfig) { o(c) }
+
+// commonConfig is what clients and workers share; both must agree on all of it.
+type commonConfig struct {
+	prefix      string
+	signing     []envelope.Key
+	sealKey     []byte
+	logger      *slog.Logger
+	maxEnvelope int
+}
+
+type clientConfig struct {
+	commonConfig
+}
+
+type workerConfig struct {
+	commonConfig
 	queues          []string
 	concurrency     int
 	backoffBase     time.Duration
@@ -24,89 +99,186 @@ type config struct {
 	resultTTL       time.Duration
 	lease           time.Duration
 	shutdownTimeout time.Duration
-	maxEnvelope     int
 	clockSkew       time.Duration
 	consumer        string
 }
 
-func defaults() config {
-	return config{
-		prefix:          "taskgen",
-		logger:          slog.Default(),
-		queues:          []string{DefaultQueue},
-		concurrency:     10,
-		backoffBase:     time.Second,
-		backoffMax:      10 * time.Minute,
-		defaultTimeout:  5 * time.Minute,
-		resultTTL:       24 * time.Hour,
-		lease:           30 * time.Second,
-		shutdownTimeout: 30 * time.Second,
-		maxEnvelope:     envelope.DefaultMaxSize,
+func defaults() commonConfig {
+	return commonConfig{
+		prefix:      DefaultPrefix,
+		logger:      slog.Default(),
+		maxEnvelope: DefaultMaxEnvelopeSize,
 	}
 }
 
-// WithPrefix sets the prefix of every Redis key; default "taskgen". Clients and workers
-// that work together must use the same prefix.
-func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
+func workerDefaults() workerConfig {
+	return workerConfig{
+		commonConfig:    defaults(),
+		queues:          []string{DefaultQueue},
+		concurrency:     DefaultConcurrency,
+		backoffBase:     DefaultBackoffBase,
+		backoffMax:      DefaultBackoffMax,
+		defaultTimeout:  DefaultTimeout,
+		resultTTL:       DefaultResultTTL,
+		lease:           DefaultLease,
+		shutdownTimeout: DefaultShutdownTimeout,
+		clockSkew:       DefaultClockSkew,
+	}
+}
+
+// newClientConfig applies opts over the defaults and checks the result.
+func newClientConfig(rdb redis.UniversalClient, opts []ClientOption) (clientConfig, *envelope.Keyring, error) {
+	cfg := clientConfig{commonConfig: defaults()}
+	for _, o := range opts {
+		o.applyClient(&cfg)
+	}
+	keys, err := cfg.check(rdb)
+	return cfg, keys, err
+}
+
+// newWorkerConfig applies opts over the defaults, checks the result and names the
+// consumer when no WithConsumerName did.
+func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConfig, *envelope.Keyring, error) {
+	cfg := workerDefaults()
+	for _, o := range opts {
+		o.applyWorker(&cfg)
+	}
+	keys, err := cfg.check(rdb)
+	if err != nil {
+		return cfg, nil, err
+	}
+	switch {
+	case len(cfg.queues) == 0:
+		return cfg, nil, errors.New("no queues (WithQueues)")
+	case cfg.concurrency < 1:
+		return cfg, nil, fmt.Errorf("concurrency %d, want at least 1", cfg.concurrency)
+	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
+		return cfg, nil, fmt.Errorf("backoff base %s and max %s: want 0 < base <= max", cfg.backoffBase, cfg.backoffMax)
+	case cfg.lease < minLease:
+		return cfg, nil, fmt.Errorf("lease %s is too short: want at least %s (WithLease)", cfg.lease, minLease)
+	case cfg.defaultTimeout <= 0 || cfg.resultTTL <= 0 || cfg.shutdownTimeout < 0:
+		return cfg, nil, errors.New("timeouts and result TTL must be positive")
+	case cfg.clockSkew < 0:
+		return cfg, nil, fmt.Errorf("clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
+	}
+	for _, q := range cfg.queues {
+		if !redisq.ValidQueueName(q) {
+			return cfg, nil, fmt.Errorf("invalid queue name %q", q)
+		}
+	}
+	if cfg.consumer == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		cfg.consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	return cfg, keys, nil
+}
+
+// check checks what clients and workers share and returns the keyring of its keys.
+func (c *commonConfig) check(rdb redis.UniversalClient) (*envelope.Keyring, error) {
+	if rdb == nil {
+		return nil, errors.New("nil Redis client")
+	}
+	if c.prefix == "" {
+		return nil, errors.New("empty key prefix")
+	}
+	if c.logger == nil {
+		c.logger = slogDiscard()
+	}
+	if c.maxEnvelope <= 0 {
+		return nil, fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", c.maxEnvelope)
+	}
+	return envelope.NewKeyring(c.prefix, c.signing, c.sealKey)
+}
+
+// WithPrefix sets the prefix of every Redis key; default DefaultPrefix. Clients and
+// workers that work together must use the same prefix.
+func WithPrefix(prefix string) Option {
+	return Option{func(c *commonConfig) { c.prefix = prefix }}
+}
 
 // WithSigningKey adds an HMAC-SHA256 key (at least 32 bytes) under a key id. At least one
-// is required. Give it several times to rotate keys: the first signs, all verify.
+// is required; there is no default. Give it several times to rotate keys: the first
+// signs, all verify.
 func WithSigningKey(id string, key []byte) Option {
-	return func(c *config) {
+	return Option{func(c *commonConfig) {
 		c.signing = append(c.signing, envelope.Key{ID: id, Secret: append([]byte(nil), key...)})
-	}
+	}}
 }
 
 // WithSealKey seals the caller block of every envelope with AES-GCM under key (16, 24 or
-// 32 bytes), so tokens never rest in Redis in clear. Clients and workers need the same key.
+// 32 bytes), so tokens never rest in Redis in clear; default none: callers travel signed
+// but in clear. Clients and workers need the same key.
 func WithSealKey(key []byte) Option {
-	return func(c *config) { c.sealKey = append([]byte(nil), key...) }
+	return Option{func(c *commonConfig) { c.sealKey = append([]byte(nil), key...) }}
 }
 
-// WithLogger sets the logger; default slog.Default(). Tokens are never logged.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
-// WithQueues sets the queues a worker consumes; default "default".
-func WithQueues(queues ...string) Option {
-	return func(c *config) { c.queues = append([]string(nil), queues...) }
-}
-
-// WithConcurrency sets how many tasks a worker runs at once; default 10.
-func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
-
-// WithBackoff sets the retry delays: exponential from base, capped at max, with jitter.
-// Defaults 1s and 10m.
-func WithBackoff(base, max time.Duration) Option {
-	return func(c *config) { c.backoffBase, c.backoffMax = base, max }
-}
-
-// WithDefaultTimeout bounds an attempt of a task whose Def has no Timeout; default 5m.
-func WithDefaultTimeout(d time.Duration) Option { return func(c *config) { c.defaultTimeout = d } }
-
-// WithResultTTL sets how long a finished task's state and result stay readable; default 24h.
-func WithResultTTL(d time.Duration) Option { return func(c *config) { c.resultTTL = d } }
-
-// WithLease sets how long a worker may hold a task without a heartbeat before another
-// worker takes it over; default 30s. Running tasks renew their lease every third of it.
-func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
-
-// WithShutdownTimeout sets how long Run waits for running tasks after its context ends
-// before it cancels their contexts; default 30s.
-func WithShutdownTimeout(d time.Duration) Option {
-	return func(c *config) { c.shutdownTimeout = d }
+// WithLogger sets the logger; default slog.Default(), and nil discards the logs. Tokens
+// are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return Option{func(c *commonConfig) { c.logger = l }}
 }
 
 // WithMaxEnvelopeSize sets the largest envelope, in bytes, a client submits and a worker
-// decodes; default 1 MiB. Larger ones are refused at submit and dead-lettered at the worker.
-func WithMaxEnvelopeSize(n int) Option { return func(c *config) { c.maxEnvelope = n } }
+// decodes; default DefaultMaxEnvelopeSize (1 MiB). Larger ones are refused at submit and
+// dead-lettered at the worker.
+func WithMaxEnvelopeSize(n int) Option {
+	return Option{func(c *commonConfig) { c.maxEnvelope = n }}
+}
+
+// WithQueues sets the queues a worker consumes; default DefaultQueue alone.
+func WithQueues(queues ...string) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.queues = append([]string(nil), queues...) })
+}
+
+// WithConcurrency sets how many tasks a worker runs at once; default DefaultConcurrency.
+func WithConcurrency(n int) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.concurrency = n })
+}
+
+// WithBackoff sets a worker's retry delays: exponential from base, capped at max, with
+// jitter; defaults DefaultBackoffBase and DefaultBackoffMax.
+func WithBackoff(base, max time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.backoffBase, c.backoffMax = base, max })
+}
+
+// WithDefaultTimeout bounds an attempt of a task whose Def has no Timeout; default
+// DefaultTimeout.
+func WithDefaultTimeout(d time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.defaultTimeout = d })
+}
+
+// WithResultTTL sets how long the state and result of a task a worker finished stay
+// readable; default DefaultResultTTL.
+func WithResultTTL(d time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.resultTTL = d })
+}
+
+// WithLease sets how long a worker may hold a task without a heartbeat before another
+// worker takes it over; default DefaultLease, at least 100ms. Running tasks renew their
+// lease every third of it.
+func WithLease(d time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.lease = d })
+}
+
+// WithShutdownTimeout sets how long Run waits for running tasks after its context ends
+// before it cancels their contexts; default DefaultShutdownTimeout.
+func WithShutdownTimeout(d time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.shutdownTimeout = d })
+}
 
 // WithClockSkew lets a worker accept a caller token up to d past its expiry, for clocks
-// that disagree between the token issuer and the worker; default 0.
-func WithClockSkew(d time.Duration) Option { return func(c *config) { c.clockSkew = d } }
+// that disagree between the token issuer and the worker; default DefaultClockSkew (0).
+func WithClockSkew(d time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.clockSkew = d })
+}
 
 // WithConsumerName sets the worker's consumer name in the Redis consumer groups; default
 // host name, process id and a random suffix. Names must be unique among running workers.
-func WithConsumerName(name string) Option { return func(c *config) { c.consumer = name } }
+func WithConsumerName(name string) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.consumer = name })
+}
 
 // SubmitOption configures one Submit.
 type SubmitOption func(*submitConfig)

@@ -44,7 +44,7 @@ type settler struct {
 	queue    []*settleRequest
 	sleeping map[*settleRequest]*time.Timer // requests waiting to be tried again
 	closed   bool
-	wake    chan struct{}
+	wake     chan struct{}
 }
 
 func newSettler(s store, l *leases, log *slog.Logger) *settler {

@@ -178,11 +178,11 @@ func (f *fakeStore) settledOf(entry string) []redisq.Settlement {
 
 // fakeWorker returns a worker on f. Its Redis client points nowhere: every Redis call
 // goes to f.
-func fakeWorker(t *testing.T, f *fakeStore, opts ...Option) *Worker {
+func fakeWorker(t *testing.T, f *fakeStore, opts ...WorkerOption) *Worker {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { rdb.Close() })
-	base := []Option{WithSigningKey("k1", []byte("fake-store-signing-key-0123456789")), WithQueues("q"),
+	base := []WorkerOption{WithSigningKey("k1", []byte("fake-store-signing-key-0123456789")), WithQueues("q"),
 		WithLease(300 * time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
 	w, err := NewWorker(rdb, append(base, opts...)...)
 	if err != nil {

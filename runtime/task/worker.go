@@ -3,12 +3,10 @@ package task
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,7 +27,7 @@ import (
 // and the heartbeater (heartbeat.go) renews the leases of every delivery held (leases.go)
 // until its outcome is written. All Redis access goes through store (store.go).
 type Worker struct {
-	cfg   config
+	cfg   workerConfig
 	keys  *envelope.Keyring
 	store store
 	log   *slog.Logger
@@ -45,41 +43,16 @@ type Worker struct {
 
 // NewWorker returns a worker over rdb (one server, Sentinel or Cluster). A signing key is
 // required (WithSigningKey): the worker verifies every envelope and re-signs retries.
-func NewWorker(rdb redis.UniversalClient, opts ...Option) (*Worker, error) {
-	cfg, keys, err := build(rdb, opts)
+func NewWorker(rdb redis.UniversalClient, opts ...WorkerOption) (*Worker, error) {
+	cfg, keys, err := newWorkerConfig(rdb, opts)
 	if err != nil {
 		return nil, fmt.Errorf("task.NewWorker: %w", err)
-	}
-	switch {
-	case len(cfg.queues) == 0:
-		return nil, errors.New("task.NewWorker: no queues (WithQueues)")
-	case cfg.concurrency < 1:
-		return nil, fmt.Errorf("task.NewWorker: concurrency %d, want at least 1", cfg.concurrency)
-	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
-		return nil, fmt.Errorf("task.NewWorker: backoff base %s and max %s: want 0 < base <= max", cfg.backoffBase, cfg.backoffMax)
-	case cfg.lease < 100*time.Millisecond:
-		return nil, fmt.Errorf("task.NewWorker: lease %s is too short", cfg.lease)
-	case cfg.defaultTimeout <= 0 || cfg.resultTTL <= 0 || cfg.shutdownTimeout < 0:
-		return nil, errors.New("task.NewWorker: timeouts and result TTL must be positive")
-	case cfg.clockSkew < 0:
-		return nil, fmt.Errorf("task.NewWorker: clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
-	}
-	for _, q := range cfg.queues {
-		if !redisq.ValidQueueName(q) {
-			return nil, fmt.Errorf("task.NewWorker: invalid queue name %q", q)
-		}
-	}
-	if cfg.consumer == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		cfg.consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 	}
 	return newWorker(cfg, keys, redisq.New(rdb, cfg.prefix)), nil
 }
 
 // newWorker assembles a worker on st: the broker, or a test's fake.
-func newWorker(cfg config, keys *envelope.Keyring, st store) *Worker {
+func newWorker(cfg workerConfig, keys *envelope.Keyring, st store) *Worker {
 	w := &Worker{
 		cfg: cfg, keys: keys, store: st,
 		log:       cfg.logger.With("consumer", cfg.consumer),

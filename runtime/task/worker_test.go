@@ -28,84 +28,32 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
 var signingKey = []byte("test-signing-key-0123456789abcdef")
 
-// onCluster makes newHarness use the shared 3-node Redis Cluster instead of the shared
-// server; TestSuiteOnRedisCluster sets it.
-var onCluster bool
-
-// TestSuiteOnRedisCluster runs the end-to-end tests again through redis.NewClusterClient
-// on a local 3-master cluster: the per-queue hash tag keeps every script in one slot.
-func TestSuiteOnRedisCluster(t *testing.T) {
-	onCluster = true
-	defer func() { onCluster = false }()
-	// Every test of the package that runs tasks on the shared server, again on the
-	// cluster. Left out: those that need a server of their own to stop, pause or count
-	// commands on (Redis away, hanging, polling), and the ACL test, which has a cluster
-	// variant of its own below.
-	for _, c := range []struct {
-		name string
-		test func(*testing.T)
-	}{
-		{"Result", TestTaskRunsWithItsCallerAndReturnsItsResult},
-		{"FreshContext", TestTaskContextCarriesNothingOfTheSubmitter},
-		{"Isolation", TestEachTaskSeesOnlyItsOwnCaller},
-		{"Expiry", TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning},
-		{"EmptyCaller", TestSubmitRefusesEmptyCallerOnlyWhenTheTaskTakesOne},
-		{"Retry", TestFailedAttemptsAreRetriedWithAFreshAttemptCount},
-		{"DeadLetter", TestTaskFailingEveryAttemptIsDeadLettered},
-		{"Permanent", TestPermanentErrorIsNotRetried},
-		{"Refused", TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn},
-		{"RefusalErrors", TestATaskReturningARefusalErrorIsNotRetried},
-		{"NoCaller", TestAWorkerRefusesATaskWithoutTheCallerItTakes},
-		{"Delay", TestDelayedTaskRunsNotBeforeItsTime},
-		{"Unique", TestUniqueSubmitReturnsTheFirstTasksID},
-		{"UniquePerKind", TestUniqueKeysOfTwoKindsDoNotCollide},
-		{"Drain", TestRunDrainsRunningTasksWhenItsContextEnds},
-		{"StopFetching", TestRunStopsFetchingWhenItsContextEnds},
-		{"Reclaim", TestTaskOfACrashedWorkerIsTakenOverAfterItsLease},
-		{"Heartbeat", TestLongTaskKeepsItsLeaseWhileAlive},
-		{"LeaseLost", TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing},
-		{"WorkerLost", TestTaskThatKeepsKillingItsWorkersIsDeadLettered},
-		{"Replay", TestAReplayedEnvelopeOfAFinishedTaskDoesNotRunAgain},
-		{"Shutdown", TestShutdownHandsUnfinishedTasksBackAtOnce},
-		{"ClockSkew", TestClockSkewAllowanceAcceptsARecentlyExpiredCaller},
-		{"Rotation", TestRotatedWorkerRunsTasksSignedWithTheOldKey},
-		{"Sealed", TestSealedCallerNeverRestsInRedisInClear},
-		{"NoCallerData", TestStatesAndResultsHoldNoCallerData},
-		{"UnsealedWarning", TestAWorkerThatSealsWarnsOfAnUnsealedCaller},
-		{"OversizedSubmit", TestSubmitRefusesAnOversizedEnvelope},
-		{"DeadLetterAPI", TestDeadLettersCanBeListedRequeuedAndDeleted},
-		{"ManyQueues", TestAWorkerServesQueuesInEverySlot},
-	} {
-		t.Run(c.name, c.test)
-	}
-}
-
-// harness is a client and the options for its workers, on the shared test server under
-// a prefix of the test's own.
+// harness is a client and the options for its workers, on a Redis shared with other
+// tests, under a prefix of the test's own.
+//
+// Every test that runs on the shared server runs on the shared cluster too: its body is
+// a redistest.ForEachBackend, which hands newHarness a client of each. A test that needs
+// a server of its own (it stops, pauses or restarts it, counts its commands, or sets ACL
+// users) gives newHarness a client of that server and says why.
 type harness struct {
 	rdb    redis.UniversalClient
 	prefix string
-	seal   []byte // the seal key its clients and workers share, if any
-	opts   []task.Option
+	seal   []byte        // the seal key its clients and workers share, if any
+	opts   []task.Option // what the client and its workers share
 	client *task.Client
 }
 
 func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *harness {
 	t.Helper()
 	if rdb == nil {
-		if onCluster {
-			rdb = redistest.ClusterClient(t)
-		} else {
-			rdb = redistest.Client(t)
-		}
+		t.Fatal("newHarness: nil Redis client; run the test under redistest.ForEachBackend")
 	}
 	h := &harness{rdb: rdb, prefix: redistest.Prefix(t)}
 	h.opts = append([]task.Option{
 		task.WithPrefix(h.prefix), task.WithSigningKey("k1", signingKey),
-		task.WithBackoff(10*time.Millisecond, 50*time.Millisecond), task.WithQueues("q1"),
 		task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))),
 	}, opts...)
-	c, err := task.NewClient(rdb, h.opts...)
+	c, err := task.NewClient(rdb, clientOptions(h.opts)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +91,34 @@ func (h *harness) enqueueExpiring(t *testing.T, d task.Def, caller task.Caller, 
 	return id
 }
 
-func (h *harness) worker(t *testing.T, opts ...task.Option) *task.Worker {
+// worker returns a worker of the harness's queue q1 with short retry delays, configured
+// further by opts.
+func (h *harness) worker(t *testing.T, opts ...task.WorkerOption) *task.Worker {
 	t.Helper()
-	w, err := task.NewWorker(h.rdb, append(append([]task.Option{}, h.opts...), opts...)...)
+	base := []task.WorkerOption{task.WithBackoff(10*time.Millisecond, 50*time.Millisecond), task.WithQueues("q1")}
+	w, err := task.NewWorker(h.rdb, append(workerOptions(h.opts, base...), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// clientOptions and workerOptions hand the options a client and a worker share to
+// NewClient and NewWorker, followed by more of their own.
+func clientOptions(shared []task.Option, more ...task.ClientOption) []task.ClientOption {
+	opts := make([]task.ClientOption, 0, len(shared)+len(more))
+	for _, o := range shared {
+		opts = append(opts, o)
+	}
+	return append(opts, more...)
+}
+
+func workerOptions(shared []task.Option, more ...task.WorkerOption) []task.WorkerOption {
+	opts := make([]task.WorkerOption, 0, len(shared)+len(more))
+	for _, o := range shared {
+		opts = append(opts, o)
+	}
+	return append(opts, more...)
 }
 
 // run starts w and stops it when the test ends, failing the test if Run fails.
@@ -187,198 +156,214 @@ var echoDef = task.Def{Kind: "test.echo", Queue: "q1", MaxRetries: 2, Schema: "v
 var alice = task.Caller{UserID: "alice", Token: task.NewSecret("alice-token"), ExpiresAt: time.Now().Add(time.Hour), Scopes: []string{"mail"}}
 
 func TestTaskRunsWithItsCallerAndReturnsItsResult(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	err := task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (string, error) {
-		return fmt.Sprintf("%s/%s/%s/%v", c.UserID, c.Token.Reveal(), a.Msg, c.Scopes), nil
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		err := task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (string, error) {
+			return fmt.Sprintf("%s/%s/%s/%v", c.UserID, c.Token.Reveal(), a.Msg, c.Scopes), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, w)
+		id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "hi"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Queue() != "q1" {
+			t.Errorf("id %s: want queue q1", id)
+		}
+		got, err := wait[string](t, h.client, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "alice/alice-token/hi/[mail]"; got != want {
+			t.Errorf("result = %q, want %q", got, want)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, w)
-	id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "hi"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id.Queue() != "q1" {
-		t.Errorf("id %s: want queue q1", id)
-	}
-	got, err := wait[string](t, h.client, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "alice/alice-token/hi/[mail]"; got != want {
-		t.Errorf("result = %q, want %q", got, want)
-	}
 }
 
 type ctxKey struct{}
 
 func TestTaskContextCarriesNothingOfTheSubmitter(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	def := echoDef
-	def.Timeout = 7 * time.Second
-	task.Register(w, def, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
-		dl, ok := ctx.Deadline()
-		return fmt.Sprintf("value=%v deadline=%v within=%v", ctx.Value(ctxKey{}), ok, time.Until(dl) <= 7*time.Second), nil
-	})
-	run(t, w)
-	submitCtx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "submitter"))
-	id, err := task.Submit(submitCtx, h.client, def, alice, echoArgs{})
-	cancel() // the submitter's context ending must not touch the task
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := wait[string](t, h.client, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "value=<nil> deadline=true within=true"; got != want {
-		t.Errorf("task saw %q, want %q", got, want)
-	}
-}
-
-func TestEachTaskSeesOnlyItsOwnCaller(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t, task.WithConcurrency(3))
-	task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (string, error) {
-		return c.UserID + ":" + c.Token.Reveal() + ":" + a.Msg, nil
-	})
-	run(t, w)
-	ids := map[task.ID]string{}
-	for i := range 30 {
-		user := fmt.Sprintf("user%d", i)
-		c := task.Caller{UserID: user, Token: task.NewSecret("token-of-" + user)}
-		if i%3 == 0 {
-			c.Token = task.Secret{} // a caller without a token must not inherit one
-		}
-		id, err := task.Submit(context.Background(), h.client, echoDef, c, echoArgs{Msg: user})
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		def := echoDef
+		def.Timeout = 7 * time.Second
+		task.Register(w, def, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+			dl, ok := ctx.Deadline()
+			return fmt.Sprintf("value=%v deadline=%v within=%v", ctx.Value(ctxKey{}), ok, time.Until(dl) <= 7*time.Second), nil
+		})
+		run(t, w)
+		submitCtx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "submitter"))
+		id, err := task.Submit(submitCtx, h.client, def, alice, echoArgs{})
+		cancel() // the submitter's context ending must not touch the task
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids[id] = user + ":" + c.Token.Reveal() + ":" + user
-	}
-	for id, want := range ids {
 		got, err := wait[string](t, h.client, id)
-		if err != nil || got != want {
-			t.Errorf("task %s: got %q, %v; want %q", id, got, err, want)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if want := "value=<nil> deadline=true within=true"; got != want {
+			t.Errorf("task saw %q, want %q", got, want)
+		}
+	})
+}
+
+func TestEachTaskSeesOnlyItsOwnCaller(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithConcurrency(3))
+		task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (string, error) {
+			return c.UserID + ":" + c.Token.Reveal() + ":" + a.Msg, nil
+		})
+		run(t, w)
+		ids := map[task.ID]string{}
+		for i := range 30 {
+			user := fmt.Sprintf("user%d", i)
+			c := task.Caller{UserID: user, Token: task.NewSecret("token-of-" + user)}
+			if i%3 == 0 {
+				c.Token = task.Secret{} // a caller without a token must not inherit one
+			}
+			id, err := task.Submit(context.Background(), h.client, echoDef, c, echoArgs{Msg: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[id] = user + ":" + c.Token.Reveal() + ":" + user
+		}
+		for id, want := range ids {
+			got, err := wait[string](t, h.client, id)
+			if err != nil || got != want {
+				t.Errorf("task %s: got %q, %v; want %q", id, got, err, want)
+			}
+		}
+	})
 }
 
 func TestExpiredCallerFailsWithErrCallerExpiredWithoutRunning(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	var ran atomic.Int32
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
-		ran.Add(1)
-		return "ran", nil
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		var ran atomic.Int32
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
+			ran.Add(1)
+			return "ran", nil
+		})
+		run(t, w)
+		short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(200 * time.Millisecond)}
+		id := h.enqueueExpiring(t, echoDef, short, echoArgs{}, 600*time.Millisecond)
+		_, err := wait[string](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.Is(err, task.ErrCallerExpired) || !errors.As(err, &failed) || failed.Reason != task.ReasonCallerExpired {
+			t.Fatalf("Result err = %v, want ErrCallerExpired", err)
+		}
+		if ran.Load() != 0 {
+			t.Error("the task function ran with an expired caller")
+		}
+		dead := deadLetters(t, h, "q1")
+		if len(dead) != 1 || dead[0]["reason"] != task.ReasonCallerExpired || dead[0]["id"] != string(id) {
+			t.Errorf("dead letters = %v", dead)
+		}
+		// The failure stays readable through Result for the normal result TTL (24h here).
+		ttl, err := h.rdb.PTTL(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
+		if err != nil || ttl < 23*time.Hour || ttl > 24*time.Hour {
+			t.Errorf("the expired task's state expires in %v (%v), want the result TTL of 24h", ttl, err)
+		}
+		expired := task.Caller{UserID: "bob", ExpiresAt: time.Now().Add(-time.Second)}
+		if _, err := task.Submit(context.Background(), h.client, echoDef, expired, echoArgs{}); !errors.Is(err, task.ErrCallerExpired) {
+			t.Errorf("Submit with an expired caller: err = %v, want ErrCallerExpired", err)
+		}
 	})
-	run(t, w)
-	short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(200 * time.Millisecond)}
-	id := h.enqueueExpiring(t, echoDef, short, echoArgs{}, 600*time.Millisecond)
-	_, err := wait[string](t, h.client, id)
-	var failed *task.FailedError
-	if !errors.Is(err, task.ErrCallerExpired) || !errors.As(err, &failed) || failed.Reason != task.ReasonCallerExpired {
-		t.Fatalf("Result err = %v, want ErrCallerExpired", err)
-	}
-	if ran.Load() != 0 {
-		t.Error("the task function ran with an expired caller")
-	}
-	dead := deadLetters(t, h, "q1")
-	if len(dead) != 1 || dead[0]["reason"] != task.ReasonCallerExpired || dead[0]["id"] != string(id) {
-		t.Errorf("dead letters = %v", dead)
-	}
-	// The failure stays readable through Result for the normal result TTL (24h here).
-	ttl, err := h.rdb.PTTL(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id))).Result()
-	if err != nil || ttl < 23*time.Hour || ttl > 24*time.Hour {
-		t.Errorf("the expired task's state expires in %v (%v), want the result TTL of 24h", ttl, err)
-	}
-	expired := task.Caller{UserID: "bob", ExpiresAt: time.Now().Add(-time.Second)}
-	if _, err := task.Submit(context.Background(), h.client, echoDef, expired, echoArgs{}); !errors.Is(err, task.ErrCallerExpired) {
-		t.Errorf("Submit with an expired caller: err = %v, want ErrCallerExpired", err)
-	}
 }
 
 func TestSubmitRefusesEmptyCallerOnlyWhenTheTaskTakesOne(t *testing.T) {
-	h := newHarness(t, nil)
-	if _, err := task.Submit(context.Background(), h.client, echoDef, task.Caller{}, echoArgs{}); !errors.Is(err, task.ErrNoCaller) {
-		t.Errorf("err = %v, want ErrNoCaller", err)
-	}
-	if _, err := task.Submit(context.Background(), h.client, echoDef, task.System("cron"), echoArgs{}); err != nil {
-		t.Errorf("System caller refused: %v", err)
-	}
-	noCaller := echoDef
-	noCaller.Caller = false
-	if _, err := task.Submit(context.Background(), h.client, noCaller, task.Caller{}, echoArgs{}); err != nil {
-		t.Errorf("task without caller refused an empty caller: %v", err)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		if _, err := task.Submit(context.Background(), h.client, echoDef, task.Caller{}, echoArgs{}); !errors.Is(err, task.ErrNoCaller) {
+			t.Errorf("err = %v, want ErrNoCaller", err)
+		}
+		if _, err := task.Submit(context.Background(), h.client, echoDef, task.System("cron"), echoArgs{}); err != nil {
+			t.Errorf("System caller refused: %v", err)
+		}
+		noCaller := echoDef
+		noCaller.Caller = false
+		if _, err := task.Submit(context.Background(), h.client, noCaller, task.Caller{}, echoArgs{}); err != nil {
+			t.Errorf("task without caller refused an empty caller: %v", err)
+		}
+	})
 }
 
 func TestFailedAttemptsAreRetriedWithAFreshAttemptCount(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	var calls atomic.Int32
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (int32, error) {
-		n := calls.Add(1)
-		switch n {
-		case 1:
-			return 0, errors.New("flaky")
-		case 2:
-			panic("flakier")
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		var calls atomic.Int32
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (int32, error) {
+			n := calls.Add(1)
+			switch n {
+			case 1:
+				return 0, errors.New("flaky")
+			case 2:
+				panic("flakier")
+			}
+			return n, nil
+		})
+		run(t, w)
+		id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return n, nil
+		got, err := wait[int32](t, h.client, id)
+		if err != nil || got != 3 {
+			t.Fatalf("Result = %d, %v; want 3 after two failed attempts (an error, a panic)", got, err)
+		}
 	})
-	run(t, w)
-	id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := wait[int32](t, h.client, id)
-	if err != nil || got != 3 {
-		t.Fatalf("Result = %d, %v; want 3 after two failed attempts (an error, a panic)", got, err)
-	}
 }
 
 func TestTaskFailingEveryAttemptIsDeadLettered(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	var calls atomic.Int32
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (struct{}, error) {
-		calls.Add(1)
-		return struct{}{}, errors.New("smtp down")
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		var calls atomic.Int32
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (struct{}, error) {
+			calls.Add(1)
+			return struct{}{}, errors.New("smtp down")
+		})
+		run(t, w)
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+		_, err := wait[struct{}](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || failed.Reason != task.ReasonRetriesSpent || failed.Attempts != 3 || failed.Message != "smtp down" {
+			t.Fatalf("Result err = %#v", err)
+		}
+		if calls.Load() != 3 {
+			t.Errorf("ran %d times, want 1 + MaxRetries = 3", calls.Load())
+		}
+		if d := deadLetters(t, h, "q1"); len(d) != 1 || d[0]["attempts"] != "3" || d[0]["error"] != "smtp down" {
+			t.Errorf("dead letters = %v", d)
+		}
 	})
-	run(t, w)
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-	_, err := wait[struct{}](t, h.client, id)
-	var failed *task.FailedError
-	if !errors.As(err, &failed) || failed.Reason != task.ReasonRetriesSpent || failed.Attempts != 3 || failed.Message != "smtp down" {
-		t.Fatalf("Result err = %#v", err)
-	}
-	if calls.Load() != 3 {
-		t.Errorf("ran %d times, want 1 + MaxRetries = 3", calls.Load())
-	}
-	if d := deadLetters(t, h, "q1"); len(d) != 1 || d[0]["attempts"] != "3" || d[0]["error"] != "smtp down" {
-		t.Errorf("dead letters = %v", d)
-	}
 }
 
 func TestPermanentErrorIsNotRetried(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	var calls atomic.Int32
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (struct{}, error) {
-		calls.Add(1)
-		return struct{}{}, task.Permanent(errors.New("no such user"))
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		var calls atomic.Int32
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (struct{}, error) {
+			calls.Add(1)
+			return struct{}{}, task.Permanent(errors.New("no such user"))
+		})
+		run(t, w)
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+		_, err := wait[struct{}](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || failed.Reason != task.ReasonPermanent || calls.Load() != 1 {
+			t.Fatalf("err = %v after %d calls, want a permanent failure after 1", err, calls.Load())
+		}
 	})
-	run(t, w)
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-	_, err := wait[struct{}](t, h.client, id)
-	var failed *task.FailedError
-	if !errors.As(err, &failed) || failed.Reason != task.ReasonPermanent || calls.Load() != 1 {
-		t.Fatalf("err = %v after %d calls, want a permanent failure after 1", err, calls.Load())
-	}
 }
 
 // Whatever lands in the stream, the worker refuses what it cannot verify or resolve,
@@ -386,305 +371,323 @@ func TestPermanentErrorIsNotRetried(t *testing.T) {
 // input all run. Where the bad input has a task id of its own (submitted through a
 // client), Result of that id returns the matching error instead of waiting forever.
 func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
-	h := newHarness(t, nil, task.WithMaxEnvelopeSize(4<<20))
-	w := h.worker(t, task.WithMaxEnvelopeSize(1<<20), task.WithConcurrency(4))
-	var ran sync.Map // messages of the valid tasks that ran
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
-		ran.Store(a.Msg, true)
-		return a.Msg, nil
-	})
-	run(t, w)
-	ctx := context.Background()
-	stream := redisq.QueueKeys(h.prefix, "q1").Stream()
-	add := func(values ...any) task.ID {
-		if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err(); err != nil {
-			t.Fatal(err)
-		}
-		return ""
-	}
-	submit := func(c *task.Client, d task.Def, caller task.Caller, args echoArgs, opts ...task.SubmitOption) task.ID {
-		id, err := task.Submit(ctx, c, d, caller, args, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	client := func(opts ...task.Option) *task.Client {
-		c, err := task.NewClient(h.rdb, append([]task.Option{task.WithPrefix(h.prefix)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	forger := client(task.WithSigningKey("k1", []byte("an-attacker-key-0123456789abcdef")))
-	unknownKey := client(task.WithSigningKey("k9", []byte("a-key-the-worker-lacks-0123456789")))
-	big := client(task.WithSigningKey("k1", signingKey), task.WithMaxEnvelopeSize(4<<20))
-	envelope := `{"v":1,"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA","kind":"test.echo","queue":"q1","schema":"v1:echo","attempt":0,"max_retries":2,"submitted_at":"2026-01-01T00:00:00Z","args":{},"kid":"k1","sig":"AAAA"}`
-	tests := []struct {
-		name   string
-		inject func() task.ID // returns the id Result must answer for, if any
-		reason string
-		err    error
-	}{
-		{"garbage bytes", func() task.ID { return add("env", "\x00\xff garbage") }, task.ReasonMalformed, nil},
-		{"entry without the envelope field", func() task.ID { return add("other", "field") }, task.ReasonMalformed, nil},
-		{"truncated JSON", func() task.ID { return add("env", envelope[:60]) }, task.ReasonMalformed, nil},
-		{"wrong version", func() task.ID { return add("env", strings.Replace(envelope, `"v":1`, `"v":2`, 1)) }, task.ReasonMalformed, nil},
-		{"missing id", func() task.ID {
-			return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA",`, "", 1))
-		}, task.ReasonMalformed, nil},
-		{"missing signature", func() task.ID { return add("env", strings.Replace(envelope, `,"sig":"AAAA"`, "", 1)) }, task.ReasonBadSignature, nil},
-		{"wrong type of id", func() task.ID {
-			return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA"`, `"id":7`, 1))
-		}, task.ReasonMalformed, nil},
-		{"wrong type of attempt", func() task.ID { return add("env", strings.Replace(envelope, `"attempt":0`, `"attempt":"0"`, 1)) }, task.ReasonMalformed, nil},
-		{"unknown field", func() task.ID { return add("env", strings.Replace(envelope, `"v":1,`, `"v":1,"admin":true,`, 1)) }, task.ReasonMalformed, nil},
-		{"oversized", func() task.ID {
-			return add("env", strings.Replace(envelope, `"args":{}`, `"args":{"msg":"`+strings.Repeat("x", 2<<20)+`"}`, 1))
-		}, task.ReasonMalformed, nil},
-		{"over the worker's limit", func() task.ID {
-			return submit(big, echoDef, alice, echoArgs{Msg: strings.Repeat("x", 2<<20)})
-		}, task.ReasonMalformed, task.ErrMalformed},
-		{"forged signature", func() task.ID {
-			return submit(forger, echoDef, task.Caller{UserID: "admin"}, echoArgs{Msg: "forged"})
-		}, task.ReasonBadSignature, task.ErrBadSignature},
-		{"unknown key id", func() task.ID { return submit(unknownKey, echoDef, alice, echoArgs{}) }, task.ReasonBadSignature, task.ErrBadSignature},
-		{"replayed from another queue", func() task.ID {
-			other := echoDef
-			other.Queue = "q2"
-			submit(h.client, other, alice, echoArgs{})
-			xs, _ := h.rdb.XRange(ctx, redisq.QueueKeys(h.prefix, "q2").Stream(), "-", "+").Result()
-			return add("env", xs[len(xs)-1].Values["env"])
-		}, task.ReasonBadSignature, nil},
-		{"expired caller", func() task.ID {
-			short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(100 * time.Millisecond)}
-			return h.enqueueExpiring(t, echoDef, short, echoArgs{}, 300*time.Millisecond)
-		}, task.ReasonCallerExpired, task.ErrCallerExpired},
-		{"unknown kind", func() task.ID {
-			unknown := echoDef
-			unknown.Kind = "test.unknown"
-			return submit(h.client, unknown, alice, echoArgs{})
-		}, task.ReasonUnknownKind, task.ErrUnknownKind},
-		{"schema mismatch", func() task.ID {
-			changed := echoDef
-			changed.Schema = "v1:changed"
-			return submit(h.client, changed, alice, echoArgs{})
-		}, task.ReasonSchemaMismatch, task.ErrSchemaMismatch},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := len(deadLetters(t, h, "q1"))
-			valid := []task.ID{submit(h.client, echoDef, alice, echoArgs{Msg: "before " + tt.name})}
-			id := tt.inject()
-			valid = append(valid, submit(h.client, echoDef, alice, echoArgs{Msg: "after " + tt.name}))
-			for _, v := range valid {
-				if _, err := wait[string](t, h.client, v); err != nil {
-					t.Errorf("valid task %s next to the bad input: %v", v, err)
-				}
-			}
-			dead := waitDeadLetters(t, h, "q1", before+1)
-			if len(dead) != before+1 {
-				t.Fatalf("%d dead letters, want %d", len(dead), before+1)
-			}
-			if got := dead[before]["reason"]; got != tt.reason {
-				t.Errorf("dead-letter reason = %q, want %q (%v)", got, tt.reason, dead[before])
-			}
-			if id != "" {
-				_, err := wait[string](t, h.client, id)
-				var failed *task.FailedError
-				if !errors.Is(err, tt.err) || !errors.As(err, &failed) || failed.Reason != tt.reason {
-					t.Errorf("Result of the refused task = %v, want %v", err, tt.err)
-				}
-			}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb, task.WithMaxEnvelopeSize(4<<20))
+		w := h.worker(t, task.WithMaxEnvelopeSize(1<<20), task.WithConcurrency(4))
+		var ran sync.Map // messages of the valid tasks that ran
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			ran.Store(a.Msg, true)
+			return a.Msg, nil
 		})
-	}
-	for _, tt := range tests {
-		for _, when := range []string{"before ", "after "} {
-			if _, ok := ran.Load(when + tt.name); !ok {
-				t.Errorf("the valid task %q did not run", when+tt.name)
+		run(t, w)
+		ctx := context.Background()
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		add := func(values ...any) task.ID {
+			if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}
+		submit := func(c *task.Client, d task.Def, caller task.Caller, args echoArgs, opts ...task.SubmitOption) task.ID {
+			id, err := task.Submit(ctx, c, d, caller, args, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		client := func(opts ...task.ClientOption) *task.Client {
+			c, err := task.NewClient(h.rdb, append([]task.ClientOption{task.WithPrefix(h.prefix)}, opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		forger := client(task.WithSigningKey("k1", []byte("an-attacker-key-0123456789abcdef")))
+		unknownKey := client(task.WithSigningKey("k9", []byte("a-key-the-worker-lacks-0123456789")))
+		big := client(task.WithSigningKey("k1", signingKey), task.WithMaxEnvelopeSize(4<<20))
+		envelope := `{"v":1,"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA","kind":"test.echo","queue":"q1","schema":"v1:echo","attempt":0,"max_retries":2,"submitted_at":"2026-01-01T00:00:00Z","args":{},"kid":"k1","sig":"AAAA"}`
+		tests := []struct {
+			name   string
+			inject func() task.ID // returns the id Result must answer for, if any
+			reason string
+			err    error
+		}{
+			{"garbage bytes", func() task.ID { return add("env", "\x00\xff garbage") }, task.ReasonMalformed, nil},
+			{"entry without the envelope field", func() task.ID { return add("other", "field") }, task.ReasonMalformed, nil},
+			{"truncated JSON", func() task.ID { return add("env", envelope[:60]) }, task.ReasonMalformed, nil},
+			{"wrong version", func() task.ID { return add("env", strings.Replace(envelope, `"v":1`, `"v":2`, 1)) }, task.ReasonMalformed, nil},
+			{"missing id", func() task.ID {
+				return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA",`, "", 1))
+			}, task.ReasonMalformed, nil},
+			{"missing signature", func() task.ID { return add("env", strings.Replace(envelope, `,"sig":"AAAA"`, "", 1)) }, task.ReasonBadSignature, nil},
+			{"wrong type of id", func() task.ID {
+				return add("env", strings.Replace(envelope, `"id":"q1/01JAAAAAAAAAAAAAAAAAAAAAAA"`, `"id":7`, 1))
+			}, task.ReasonMalformed, nil},
+			{"wrong type of attempt", func() task.ID { return add("env", strings.Replace(envelope, `"attempt":0`, `"attempt":"0"`, 1)) }, task.ReasonMalformed, nil},
+			{"unknown field", func() task.ID { return add("env", strings.Replace(envelope, `"v":1,`, `"v":1,"admin":true,`, 1)) }, task.ReasonMalformed, nil},
+			{"oversized", func() task.ID {
+				return add("env", strings.Replace(envelope, `"args":{}`, `"args":{"msg":"`+strings.Repeat("x", 2<<20)+`"}`, 1))
+			}, task.ReasonMalformed, nil},
+			{"over the worker's limit", func() task.ID {
+				return submit(big, echoDef, alice, echoArgs{Msg: strings.Repeat("x", 2<<20)})
+			}, task.ReasonMalformed, task.ErrMalformed},
+			{"forged signature", func() task.ID {
+				return submit(forger, echoDef, task.Caller{UserID: "admin"}, echoArgs{Msg: "forged"})
+			}, task.ReasonBadSignature, task.ErrBadSignature},
+			{"unknown key id", func() task.ID { return submit(unknownKey, echoDef, alice, echoArgs{}) }, task.ReasonBadSignature, task.ErrBadSignature},
+			{"replayed from another queue", func() task.ID {
+				other := echoDef
+				other.Queue = "q2"
+				submit(h.client, other, alice, echoArgs{})
+				xs, _ := h.rdb.XRange(ctx, redisq.QueueKeys(h.prefix, "q2").Stream(), "-", "+").Result()
+				return add("env", xs[len(xs)-1].Values["env"])
+			}, task.ReasonBadSignature, nil},
+			{"expired caller", func() task.ID {
+				short := task.Caller{UserID: "bob", Token: task.NewSecret("bob-token"), ExpiresAt: time.Now().Add(100 * time.Millisecond)}
+				return h.enqueueExpiring(t, echoDef, short, echoArgs{}, 300*time.Millisecond)
+			}, task.ReasonCallerExpired, task.ErrCallerExpired},
+			{"unknown kind", func() task.ID {
+				unknown := echoDef
+				unknown.Kind = "test.unknown"
+				return submit(h.client, unknown, alice, echoArgs{})
+			}, task.ReasonUnknownKind, task.ErrUnknownKind},
+			{"schema mismatch", func() task.ID {
+				changed := echoDef
+				changed.Schema = "v1:changed"
+				return submit(h.client, changed, alice, echoArgs{})
+			}, task.ReasonSchemaMismatch, task.ErrSchemaMismatch},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := len(deadLetters(t, h, "q1"))
+				valid := []task.ID{submit(h.client, echoDef, alice, echoArgs{Msg: "before " + tt.name})}
+				id := tt.inject()
+				valid = append(valid, submit(h.client, echoDef, alice, echoArgs{Msg: "after " + tt.name}))
+				for _, v := range valid {
+					if _, err := wait[string](t, h.client, v); err != nil {
+						t.Errorf("valid task %s next to the bad input: %v", v, err)
+					}
+				}
+				dead := waitDeadLetters(t, h, "q1", before+1)
+				if len(dead) != before+1 {
+					t.Fatalf("%d dead letters, want %d", len(dead), before+1)
+				}
+				if got := dead[before]["reason"]; got != tt.reason {
+					t.Errorf("dead-letter reason = %q, want %q (%v)", got, tt.reason, dead[before])
+				}
+				if id != "" {
+					_, err := wait[string](t, h.client, id)
+					var failed *task.FailedError
+					if !errors.Is(err, tt.err) || !errors.As(err, &failed) || failed.Reason != tt.reason {
+						t.Errorf("Result of the refused task = %v, want %v", err, tt.err)
+					}
+				}
+			})
+		}
+		for _, tt := range tests {
+			for _, when := range []string{"before ", "after "} {
+				if _, ok := ran.Load(when + tt.name); !ok {
+					t.Errorf("the valid task %q did not run", when+tt.name)
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestDelayedTaskRunsNotBeforeItsTime(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (time.Time, error) { return time.Now(), nil })
-	run(t, w)
-	submitted := time.Now()
-	id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.Delay(700*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idAt, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.At(submitted.Add(400*time.Millisecond)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, delay := range map[task.ID]time.Duration{id: 700 * time.Millisecond, idAt: 400 * time.Millisecond} {
-		ranAt, err := wait[time.Time](t, h.client, id)
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (time.Time, error) { return time.Now(), nil })
+		run(t, w)
+		submitted := time.Now()
+		id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.Delay(700*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ranAt.Before(submitted.Add(delay)) {
-			t.Errorf("task delayed %v ran after %v", delay, ranAt.Sub(submitted))
+		idAt, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{}, task.At(submitted.Add(400*time.Millisecond)))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for id, delay := range map[task.ID]time.Duration{id: 700 * time.Millisecond, idAt: 400 * time.Millisecond} {
+			ranAt, err := wait[time.Time](t, h.client, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ranAt.Before(submitted.Add(delay)) {
+				t.Errorf("task delayed %v ran after %v", delay, ranAt.Sub(submitted))
+			}
+		}
+	})
 }
 
 func TestUniqueSubmitReturnsTheFirstTasksID(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	first, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("welcome:alice", time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("welcome:alice", time.Minute))
-	if err != nil || second != first {
-		t.Fatalf("second submit = %s, %v; want %s", second, err, first)
-	}
-	if n, _ := h.rdb.XLen(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result(); n != 1 {
-		t.Errorf("stream holds %d tasks, want 1", n)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		first, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("welcome:alice", time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("welcome:alice", time.Minute))
+		if err != nil || second != first {
+			t.Fatalf("second submit = %s, %v; want %s", second, err, first)
+		}
+		if n, _ := h.rdb.XLen(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result(); n != 1 {
+			t.Errorf("stream holds %d tasks, want 1", n)
+		}
+	})
 }
 
 func TestRunDrainsRunningTasksWhenItsContextEnds(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	started := make(chan struct{})
-	task.Register(w, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
-		close(started)
-		time.Sleep(300 * time.Millisecond)
-		return "finished", ctx.Err()
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		started := make(chan struct{})
+		task.Register(w, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+			close(started)
+			time.Sleep(300 * time.Millisecond)
+			return "finished", ctx.Err()
+		})
+		stop := run(t, w)
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+		<-started
+		stop() // returns only after the running task finished
+		st, err := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "state").Result()
+		if err != nil || st != redisq.StateSucceeded {
+			t.Fatalf("state right after Run returned = %q, %v; want succeeded", st, err)
+		}
 	})
-	stop := run(t, w)
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-	<-started
-	stop() // returns only after the running task finished
-	st, err := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "state").Result()
-	if err != nil || st != redisq.StateSucceeded {
-		t.Fatalf("state right after Run returned = %q, %v; want succeeded", st, err)
-	}
 }
 
 // Once Run's context ends the worker takes no new task, while it drains the ones it runs:
 // a task submitted then stays in the stream, undelivered, for another worker.
 func TestRunStopsFetchingWhenItsContextEnds(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t, task.WithShutdownTimeout(time.Minute))
-	started, release := make(chan struct{}, 2), make(chan struct{})
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
-		started <- struct{}{}
-		<-release
-		return a.Msg, nil
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithShutdownTimeout(time.Minute))
+		started, release := make(chan struct{}, 2), make(chan struct{})
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			started <- struct{}{}
+			<-release
+			return a.Msg, nil
+		})
+		stop := run(t, w)
+		ctx := context.Background()
+		first, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "running"})
+		<-started
+		stopped := make(chan struct{})
+		go func() { stop(); close(stopped) }()
+		// A read blocked in Redis when the context ended still hands over what arrives within
+		// its block (a second at most); submit after that.
+		time.Sleep(1500 * time.Millisecond)
+		late, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "late"})
+		time.Sleep(300 * time.Millisecond)
+		close(release)
+		<-stopped
+		if got, err := wait[string](t, h.client, first); err != nil || got != "running" {
+			t.Errorf("the running task: %q, %v; want it drained", got, err)
+		}
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		p, _ := h.rdb.XPending(ctx, stream, redisq.Group).Result()
+		if n, _ := h.rdb.XLen(ctx, stream).Result(); n != 1 || p == nil || p.Count != 0 {
+			t.Errorf("stream holds %d entries, %v pending; want the late task undelivered", n, p)
+		}
+		if st, _ := h.rdb.HGet(ctx, redisq.QueueKeys(h.prefix, "q1").State(string(late)), "state").Result(); st != redisq.StatePending {
+			t.Errorf("late task state = %q, want pending", st)
+		}
 	})
-	stop := run(t, w)
-	ctx := context.Background()
-	first, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "running"})
-	<-started
-	stopped := make(chan struct{})
-	go func() { stop(); close(stopped) }()
-	// A read blocked in Redis when the context ended still hands over what arrives within
-	// its block (a second at most); submit after that.
-	time.Sleep(1500 * time.Millisecond)
-	late, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "late"})
-	time.Sleep(300 * time.Millisecond)
-	close(release)
-	<-stopped
-	if got, err := wait[string](t, h.client, first); err != nil || got != "running" {
-		t.Errorf("the running task: %q, %v; want it drained", got, err)
-	}
-	stream := redisq.QueueKeys(h.prefix, "q1").Stream()
-	p, _ := h.rdb.XPending(ctx, stream, redisq.Group).Result()
-	if n, _ := h.rdb.XLen(ctx, stream).Result(); n != 1 || p == nil || p.Count != 0 {
-		t.Errorf("stream holds %d entries, %v pending; want the late task undelivered", n, p)
-	}
-	if st, _ := h.rdb.HGet(ctx, redisq.QueueKeys(h.prefix, "q1").State(string(late)), "state").Result(); st != redisq.StatePending {
-		t.Errorf("late task state = %q, want pending", st)
-	}
 }
 
 func TestTaskOfACrashedWorkerIsTakenOverAfterItsLease(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "orphan"})
-	// A worker that read the task and died before finishing it.
-	b := redisq.New(h.rdb, h.prefix)
-	if err := b.EnsureGroup(ctx, "q1"); err != nil {
-		t.Fatal(err)
-	}
-	if msgs, err := b.Fetch(ctx, "q1", "crashed-worker", 1, time.Second); err != nil || len(msgs) != 1 {
-		t.Fatalf("fetch = %v, %v", msgs, err)
-	}
-	crashed := time.Now()
-	const lease = 600 * time.Millisecond
-	w := h.worker(t, task.WithLease(lease))
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (time.Time, error) { return time.Now(), nil })
-	run(t, w)
-	ranAt, err := wait[time.Time](t, h.client, id)
-	if err != nil {
-		t.Fatalf("Result = %v", err)
-	}
-	if ranAt.Before(crashed.Add(lease)) {
-		t.Errorf("taken over %v after the crash, before the %v lease ran out", ranAt.Sub(crashed), lease)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "orphan"})
+		// A worker that read the task and died before finishing it.
+		b := redisq.New(h.rdb, h.prefix)
+		if err := b.EnsureGroup(ctx, "q1"); err != nil {
+			t.Fatal(err)
+		}
+		if msgs, err := b.Fetch(ctx, "q1", "crashed-worker", 1, time.Second); err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch = %v, %v", msgs, err)
+		}
+		crashed := time.Now()
+		const lease = 600 * time.Millisecond
+		w := h.worker(t, task.WithLease(lease))
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (time.Time, error) { return time.Now(), nil })
+		run(t, w)
+		ranAt, err := wait[time.Time](t, h.client, id)
+		if err != nil {
+			t.Fatalf("Result = %v", err)
+		}
+		if ranAt.Before(crashed.Add(lease)) {
+			t.Errorf("taken over %v after the crash, before the %v lease ran out", ranAt.Sub(crashed), lease)
+		}
+	})
 }
 
 // A task function that returns one of the errors the runtime refuses tasks with is not
 // retried either: it ends with that reason at once.
 func TestATaskReturningARefusalErrorIsNotRetried(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	var calls sync.Map
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
-		n, _ := calls.LoadOrStore(a.Msg, new(atomic.Int32))
-		n.(*atomic.Int32).Add(1)
-		switch a.Msg {
-		case "expired":
-			return "", fmt.Errorf("calling the mail API: %w", task.ErrCallerExpired)
-		case "malformed":
-			return "", fmt.Errorf("decoding the template: %w", task.ErrMalformed)
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		var calls sync.Map
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			n, _ := calls.LoadOrStore(a.Msg, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			switch a.Msg {
+			case "expired":
+				return "", fmt.Errorf("calling the mail API: %w", task.ErrCallerExpired)
+			case "malformed":
+				return "", fmt.Errorf("decoding the template: %w", task.ErrMalformed)
+			}
+			return "", task.ErrNoCaller
+		})
+		run(t, w)
+		for msg, want := range map[string]error{"expired": task.ErrCallerExpired, "malformed": task.ErrMalformed, "nocaller": task.ErrNoCaller} {
+			id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: msg})
+			_, err := wait[string](t, h.client, id)
+			if !errors.Is(err, want) {
+				t.Errorf("%s: err = %v, want %v", msg, err, want)
+			}
+			if n, _ := calls.Load(msg); n.(*atomic.Int32).Load() != 1 {
+				t.Errorf("%s: ran %d times, want once", msg, n.(*atomic.Int32).Load())
+			}
 		}
-		return "", task.ErrNoCaller
 	})
-	run(t, w)
-	for msg, want := range map[string]error{"expired": task.ErrCallerExpired, "malformed": task.ErrMalformed, "nocaller": task.ErrNoCaller} {
-		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: msg})
-		_, err := wait[string](t, h.client, id)
-		if !errors.Is(err, want) {
-			t.Errorf("%s: err = %v, want %v", msg, err, want)
-		}
-		if n, _ := calls.Load(msg); n.(*atomic.Int32).Load() != 1 {
-			t.Errorf("%s: ran %d times, want once", msg, n.(*atomic.Int32).Load())
-		}
-	}
 }
 
 // A worker whose task takes a caller refuses an envelope that carries none (a client
 // built from a Def without Caller), with ErrNoCaller, without running it.
 func TestAWorkerRefusesATaskWithoutTheCallerItTakes(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	var ran atomic.Bool
-	task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
-	run(t, w)
-	noCaller := echoDef
-	noCaller.Caller = false
-	id, err := task.Submit(context.Background(), h.client, noCaller, task.Caller{}, echoArgs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var failed *task.FailedError
-	if _, err := wait[string](t, h.client, id); !errors.Is(err, task.ErrNoCaller) || !errors.As(err, &failed) || failed.Reason != task.ReasonNoCaller {
-		t.Errorf("err = %v, want ErrNoCaller", err)
-	}
-	if ran.Load() {
-		t.Error("the task ran without its caller")
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		var ran atomic.Bool
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
+		run(t, w)
+		noCaller := echoDef
+		noCaller.Caller = false
+		id, err := task.Submit(context.Background(), h.client, noCaller, task.Caller{}, echoArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed *task.FailedError
+		if _, err := wait[string](t, h.client, id); !errors.Is(err, task.ErrNoCaller) || !errors.As(err, &failed) || failed.Reason != task.ReasonNoCaller {
+			t.Errorf("err = %v, want ErrNoCaller", err)
+		}
+		if ran.Load() {
+			t.Error("the task ran without its caller")
+		}
+	})
 }
 
 // Result blocks on Redis instead of polling: waiting for a slow task costs a handful of
 // commands, not one per poll interval.
+//
+// One backend: a server of its own, whose commands the test counts.
 func TestResultWaitsWithoutPolling(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.NewClient()
@@ -719,6 +722,9 @@ func commandCalls(info, cmd string) int {
 
 // The broker passes every key of its Lua scripts in KEYS and nothing else, so a Redis
 // user limited to the prefix runs the whole flow: submit, retry, delay, dead letter, result.
+//
+// One backend each, this test and the next: a server of its own to set the ACL user on,
+// and the shared cluster with that user on every node.
 func TestACLUserLimitedToThePrefixRunsTheWholeFlow(t *testing.T) {
 	srv := redistest.Start(t)
 	admin := srv.NewClient()
@@ -771,13 +777,16 @@ func aclFlow(t *testing.T, rdb, admin redis.UniversalClient) {
 	}
 	def := echoDef
 	def.Queue = "acl"
-	opts := []task.Option{task.WithSigningKey("k1", signingKey), task.WithQueues("acl"), task.WithBackoff(10*time.Millisecond, 20*time.Millisecond),
-		task.WithLease(500 * time.Millisecond), task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
-	c, err := task.NewClient(rdb, opts...)
+	shared := []task.Option{task.WithSigningKey("k1", signingKey), task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))}
+	c, err := task.NewClient(rdb, clientOptions(shared)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := task.NewWorker(rdb, opts...)
+	w, err := task.NewWorker(rdb, workerOptions(shared, task.WithQueues("acl"),
+		task.WithBackoff(10*time.Millisecond, 20*time.Millisecond), task.WithLease(500*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var calls atomic.Int32
 	task.Register(w, def, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
 		switch a.Msg {
@@ -827,67 +836,74 @@ func aclFlow(t *testing.T, rdb, admin redis.UniversalClient) {
 // A worker serves several queues at once; on a cluster their keys live in different
 // slots, each queue's scripts in its own.
 func TestAWorkerServesQueuesInEverySlot(t *testing.T) {
-	queues := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
-	h := newHarness(t, nil, task.WithQueues(queues...))
-	w := h.worker(t)
-	for _, q := range queues {
-		d := echoDef
-		d.Kind, d.Queue = "test.echo."+q, q
-		task.Register(w, d, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return q + ":" + a.Msg, nil })
-	}
-	run(t, w)
-	ids := map[task.ID]string{}
-	for _, q := range queues {
-		d := echoDef
-		d.Kind, d.Queue = "test.echo."+q, q
-		for _, opt := range [][]task.SubmitOption{nil, {task.Delay(100 * time.Millisecond)}} {
-			id, err := task.Submit(context.Background(), h.client, d, alice, echoArgs{Msg: "hi"}, opt...)
-			if err != nil {
-				t.Fatal(err)
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		queues := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithQueues(queues...))
+		for _, q := range queues {
+			d := echoDef
+			d.Kind, d.Queue = "test.echo."+q, q
+			task.Register(w, d, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return q + ":" + a.Msg, nil })
+		}
+		run(t, w)
+		ids := map[task.ID]string{}
+		for _, q := range queues {
+			d := echoDef
+			d.Kind, d.Queue = "test.echo."+q, q
+			for _, opt := range [][]task.SubmitOption{nil, {task.Delay(100 * time.Millisecond)}} {
+				id, err := task.Submit(context.Background(), h.client, d, alice, echoArgs{Msg: "hi"}, opt...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[id] = q + ":hi"
 			}
-			ids[id] = q + ":hi"
 		}
-	}
-	for id, want := range ids {
-		if got, err := wait[string](t, h.client, id); err != nil || got != want {
-			t.Errorf("task %s: %q, %v; want %q", id, got, err, want)
+		for id, want := range ids {
+			if got, err := wait[string](t, h.client, id); err != nil || got != want {
+				t.Errorf("task %s: %q, %v; want %q", id, got, err, want)
+			}
 		}
-	}
+	})
 }
 
 func TestClientAndWorkerRequireASigningKey(t *testing.T) {
-	rdb := redistest.Client(t)
-	if _, err := task.NewClient(rdb); err == nil || !strings.Contains(err.Error(), "WithSigningKey") {
-		t.Errorf("NewClient without a key: %v", err)
-	}
-	if _, err := task.NewWorker(rdb); err == nil {
-		t.Error("NewWorker without a key succeeded")
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		if _, err := task.NewClient(rdb); err == nil || !strings.Contains(err.Error(), "WithSigningKey") {
+			t.Errorf("NewClient without a key: %v", err)
+		}
+		if _, err := task.NewWorker(rdb); err == nil {
+			t.Error("NewWorker without a key succeeded")
+		}
+	})
 }
 
 func TestRegisterRefusesADuplicateKind(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t)
-	fn := func(context.Context, task.Caller, echoArgs) (string, error) { return "", nil }
-	if err := task.Register(w, echoDef, fn); err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Register(w, echoDef, fn); !errors.Is(err, task.ErrDuplicateKind) {
-		t.Errorf("second Register: %v, want ErrDuplicateKind", err)
-	}
-	bad := echoDef
-	bad.Kind = "Bad Kind"
-	if err := task.Register(w, bad, fn); err == nil {
-		t.Error("Register accepted an invalid kind")
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		fn := func(context.Context, task.Caller, echoArgs) (string, error) { return "", nil }
+		if err := task.Register(w, echoDef, fn); err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Register(w, echoDef, fn); !errors.Is(err, task.ErrDuplicateKind) {
+			t.Errorf("second Register: %v, want ErrDuplicateKind", err)
+		}
+		bad := echoDef
+		bad.Kind = "Bad Kind"
+		if err := task.Register(w, bad, fn); err == nil {
+			t.Error("Register accepted an invalid kind")
+		}
+	})
 }
 
 func TestSubmitRefusesAnOversizedEnvelope(t *testing.T) {
-	h := newHarness(t, nil, task.WithMaxEnvelopeSize(1024))
-	_, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: strings.Repeat("x", 2000)})
-	if !errors.Is(err, task.ErrMalformed) || !strings.Contains(err.Error(), "limit") {
-		t.Errorf("err = %v", err)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb, task.WithMaxEnvelopeSize(1024))
+		_, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: strings.Repeat("x", 2000)})
+		if !errors.Is(err, task.ErrMalformed) || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("err = %v", err)
+		}
+	})
 }
 
 // callerTrace is a caller whose user id and token are easy to find in a dump of Redis.
@@ -897,9 +913,9 @@ var callerTrace = task.Caller{UserID: "uid-5f1e2d", Token: task.NewSecret("tok-9
 // the runtime writes: a succeeded and a dead task's states, results and done signals, dead
 // letters (a failure and an expired caller), a retry the worker re-signed waiting in the
 // delayed set, a delayed submit, a unique key, and an envelope waiting in a stream.
-func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.Option) {
+func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.WorkerOption) {
 	t.Helper()
-	w := h.worker(t, append([]task.Option{task.WithBackoff(time.Hour, time.Hour)}, opts...)...)
+	w := h.worker(t, append([]task.WorkerOption{task.WithBackoff(time.Hour, time.Hour)}, opts...)...)
 	task.Register(w, echoDef, func(_ context.Context, c task.Caller, a echoArgs) (bool, error) {
 		switch a.Msg {
 		case "fail":
@@ -943,56 +959,60 @@ func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.Option) {
 }
 
 func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
-	seal := []byte("seal-key-0123456789abcdef0123456")
-	h := newHarness(t, nil, task.WithSealKey(seal))
-	h.seal = seal
-	var logs bytes.Buffer
-	leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
-	dump := dumpPrefix(t, h)
-	for _, want := range []string{":stream (stream)", ":delayed (zset)", ":dead (stream)", ":task:", ":done:", ":unique:"} {
-		if !strings.Contains(dump, want) {
-			t.Errorf("the dump has no %s key: it would not prove the caller is absent there", want)
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		seal := []byte("seal-key-0123456789abcdef0123456")
+		h := newHarness(t, rdb, task.WithSealKey(seal))
+		h.seal = seal
+		var logs syncBuffer
+		leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		dump := dumpPrefix(t, h)
+		for _, want := range []string{":stream (stream)", ":delayed (zset)", ":dead (stream)", ":task:", ":done:", ":unique:"} {
+			if !strings.Contains(dump, want) {
+				t.Errorf("the dump has no %s key: it would not prove the caller is absent there", want)
+			}
 		}
-	}
-	for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
-		if strings.Contains(dump, secret) {
-			t.Errorf("a key under the prefix holds %q in clear:\n%s", secret, dump)
+		for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
+			if strings.Contains(dump, secret) {
+				t.Errorf("a key under the prefix holds %q in clear:\n%s", secret, dump)
+			}
 		}
-	}
-	if strings.Contains(logs.String(), callerTrace.Token.Reveal()) {
-		t.Errorf("the worker logged the token:\n%s", logs.String())
-	}
+		if text := logs.String(); strings.Contains(text, callerTrace.Token.Reveal()) {
+			t.Errorf("the worker logged the token:\n%s", text)
+		}
+	})
 }
 
 // Without a seal key the caller travels in clear inside the envelope, and only there:
 // task states, results, done signals, unique keys and the dead-letter reasons and errors
 // hold nothing of it.
 func TestStatesAndResultsHoldNoCallerData(t *testing.T) {
-	h := newHarness(t, nil)
-	leaveEveryKindOfKey(t, h)
-	ctx := context.Background()
-	n := 0
-	for _, k := range prefixKeys(t, h) {
-		typ, v := keyContent(ctx, h.rdb, k)
-		switch {
-		case strings.HasSuffix(k, ":dead"):
-			// Dead letters keep the envelope as received; their other fields count.
-			for _, x := range v.([]redis.XMessage) {
-				delete(x.Values, "env")
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		leaveEveryKindOfKey(t, h)
+		ctx := context.Background()
+		n := 0
+		for _, k := range prefixKeys(t, h) {
+			typ, v := keyContent(ctx, h.rdb, k)
+			switch {
+			case strings.HasSuffix(k, ":dead"):
+				// Dead letters keep the envelope as received; their other fields count.
+				for _, x := range v.([]redis.XMessage) {
+					delete(x.Values, "env")
+				}
+			case typ == "stream" || typ == "zset":
+				continue // envelopes: the one place the caller rests
 			}
-		case typ == "stream" || typ == "zset":
-			continue // envelopes: the one place the caller rests
-		}
-		n++
-		for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
-			if text := fmt.Sprint(v); strings.Contains(text, secret) {
-				t.Errorf("%s (%s) holds %q: %s", k, typ, secret, text)
+			n++
+			for _, secret := range []string{callerTrace.Token.Reveal(), callerTrace.UserID} {
+				if text := fmt.Sprint(v); strings.Contains(text, secret) {
+					t.Errorf("%s (%s) holds %q: %s", k, typ, secret, text)
+				}
 			}
 		}
-	}
-	if n < 8 {
-		t.Errorf("only %d keys checked: the test would prove little", n)
-	}
+		if n < 8 {
+			t.Errorf("only %d keys checked: the test would prove little", n)
+		}
+	})
 }
 
 func deadLetters(t *testing.T, h *harness, queue string) []map[string]string {
@@ -1092,42 +1112,46 @@ var _ = envelope.Version
 // at once: another worker runs it without waiting for the lease and without spending an
 // attempt.
 func TestShutdownHandsUnfinishedTasksBackAtOnce(t *testing.T) {
-	h := newHarness(t, nil)
-	slow := h.worker(t, task.WithShutdownTimeout(100*time.Millisecond), task.WithLease(time.Hour))
-	started := make(chan struct{})
-	task.Register(slow, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
-		close(started)
-		<-ctx.Done()
-		return "", ctx.Err()
-	})
-	stop := run(t, slow)
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "handed over"})
-	<-started
-	stop()
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		slow := h.worker(t, task.WithShutdownTimeout(100*time.Millisecond), task.WithLease(time.Hour))
+		started := make(chan struct{})
+		task.Register(slow, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+			close(started)
+			<-ctx.Done()
+			return "", ctx.Err()
+		})
+		stop := run(t, slow)
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "handed over"})
+		<-started
+		stop()
 
-	next := h.worker(t, task.WithLease(time.Hour))
-	task.Register(next, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
-	run(t, next)
-	got, err := wait[string](t, h.client, id)
-	if err != nil || got != "handed over" {
-		t.Fatalf("Result = %q, %v; with an hour-long lease only a hand-back makes this pass", got, err)
-	}
-	st, _ := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "attempts").Result()
-	if st != "1" {
-		t.Errorf("attempts = %s, want 1: the interrupted run must not count", st)
-	}
+		next := h.worker(t, task.WithLease(time.Hour))
+		task.Register(next, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, next)
+		got, err := wait[string](t, h.client, id)
+		if err != nil || got != "handed over" {
+			t.Fatalf("Result = %q, %v; with an hour-long lease only a hand-back makes this pass", got, err)
+		}
+		st, _ := h.rdb.HGet(context.Background(), redisq.QueueKeys(h.prefix, "q1").State(string(id)), "attempts").Result()
+		if st != "1" {
+			t.Errorf("attempts = %s, want 1: the interrupted run must not count", st)
+		}
+	})
 }
 
 func TestClockSkewAllowanceAcceptsARecentlyExpiredCaller(t *testing.T) {
-	h := newHarness(t, nil)
-	w := h.worker(t, task.WithClockSkew(time.Minute))
-	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
-	run(t, w)
-	soon := task.Caller{UserID: "carol", ExpiresAt: time.Now().Add(150 * time.Millisecond)}
-	id := h.enqueueExpiring(t, echoDef, soon, echoArgs{}, 400*time.Millisecond)
-	if got, err := wait[string](t, h.client, id); err != nil || got != "carol" {
-		t.Fatalf("within the skew allowance: %q, %v", got, err)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithClockSkew(time.Minute))
+		task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
+		run(t, w)
+		soon := task.Caller{UserID: "carol", ExpiresAt: time.Now().Add(150 * time.Millisecond)}
+		id := h.enqueueExpiring(t, echoDef, soon, echoArgs{}, 400*time.Millisecond)
+		if got, err := wait[string](t, h.client, id); err != nil || got != "carol" {
+			t.Fatalf("within the skew allowance: %q, %v", got, err)
+		}
+	})
 }
 
 // countingHandler counts log records by message.
@@ -1165,8 +1189,35 @@ func (h *countingHandler) count(msg string) int {
 	return h.counts[msg]
 }
 
+// String prints the counts so far; the worker may still be logging.
+func (h *countingHandler) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprint(h.counts)
+}
+
+// syncBuffer is a bytes.Buffer that a worker's logger writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // While Redis is away the worker backs off instead of spinning, Submit gives up with its
 // context, and when Redis is back the worker carries on without having leaked goroutines.
+//
+// One backend: a server of its own, which the test kills and restarts.
 func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	// A client that fails at once while Redis is away, so that what paces the worker's
@@ -1197,7 +1248,7 @@ func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	for msg, n := range before {
 		if n := logs.count(msg) - n; n < 1 || n > 20 {
-			t.Errorf("%d times %q in 2s of outage: want a few, backing off; %v", n, msg, logs.counts)
+			t.Errorf("%d times %q in 2s of outage: want a few, backing off; %v", n, msg, logs)
 		}
 	}
 
@@ -1220,38 +1271,40 @@ func TestWorkerSurvivesRedisGoingAwayAndComingBack(t *testing.T) {
 // began and never finished as it may run at all, instead of taking down worker after
 // worker forever; it does not run again.
 func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	def := echoDef
-	def.MaxRetries = 1
-	id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{})
-	b := redisq.New(h.rdb, h.prefix)
-	if err := b.EnsureGroup(ctx, "q1"); err != nil {
-		t.Fatal(err)
-	}
-	// Two workers began the task and died: the first delivery, then one takeover.
-	msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("fetch = %v, %v", msgs, err)
-	}
-	begin(t, b, msgs[0], string(id), "dead-1", 2)
-	time.Sleep(60 * time.Millisecond)
-	if msgs, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
-		t.Fatalf("reclaim = %+v, %v; want the entry", msgs, err)
-	}
-	begin(t, b, msgs[0], string(id), "dead-2", 2)
-	w := h.worker(t, task.WithLease(200*time.Millisecond))
-	var ran atomic.Bool
-	task.Register(w, def, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
-	run(t, w)
-	_, err = wait[string](t, h.client, id)
-	var failed *task.FailedError
-	if !errors.As(err, &failed) || failed.Reason != task.ReasonWorkerLost || failed.Attempts != 2 {
-		t.Fatalf("err = %v, want reason %s after 2 attempts", err, task.ReasonWorkerLost)
-	}
-	if ran.Load() {
-		t.Error("the task ran again after its workers died as often as it may run")
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		def := echoDef
+		def.MaxRetries = 1
+		id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{})
+		b := redisq.New(h.rdb, h.prefix)
+		if err := b.EnsureGroup(ctx, "q1"); err != nil {
+			t.Fatal(err)
+		}
+		// Two workers began the task and died: the first delivery, then one takeover.
+		msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch = %v, %v", msgs, err)
+		}
+		begin(t, b, msgs[0], string(id), "dead-1", 2)
+		time.Sleep(60 * time.Millisecond)
+		if msgs, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
+			t.Fatalf("reclaim = %+v, %v; want the entry", msgs, err)
+		}
+		begin(t, b, msgs[0], string(id), "dead-2", 2)
+		w := h.worker(t, task.WithLease(200*time.Millisecond))
+		var ran atomic.Bool
+		task.Register(w, def, func(context.Context, task.Caller, echoArgs) (string, error) { ran.Store(true); return "", nil })
+		run(t, w)
+		_, err = wait[string](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || failed.Reason != task.ReasonWorkerLost || failed.Attempts != 2 {
+			t.Fatalf("err = %v, want reason %s after 2 attempts", err, task.ReasonWorkerLost)
+		}
+		if ran.Load() {
+			t.Error("the task ran again after its workers died as often as it may run")
+		}
+	})
 }
 
 // begin begins delivery m of task id as consumer would, allowing runs deliveries.
@@ -1270,63 +1323,71 @@ func begin(t *testing.T, b *redisq.Broker, m redisq.Message, id, consumer string
 // Key rotation: a worker given the new key first and the old one second runs tasks
 // signed with either; a client still on the old key keeps working during the rollout.
 func TestRotatedWorkerRunsTasksSignedWithTheOldKey(t *testing.T) {
-	newKey := []byte("the-new-signing-key-0123456789abc")
-	h := newHarness(t, nil) // the client signs with k1
-	w, err := task.NewWorker(h.rdb, task.WithPrefix(h.prefix), task.WithQueues("q1"),
-		task.WithSigningKey("k2", newKey), task.WithSigningKey("k1", signingKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
-	run(t, w)
-	rotated, err := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k2", newKey), task.WithSigningKey("k1", signingKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*task.Client{h.client, rotated} {
-		id, err := task.Submit(context.Background(), c, echoDef, alice, echoArgs{Msg: "signed"})
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		newKey := []byte("the-new-signing-key-0123456789abc")
+		h := newHarness(t, rdb) // the client signs with k1
+		w, err := task.NewWorker(h.rdb, task.WithPrefix(h.prefix), task.WithQueues("q1"),
+			task.WithSigningKey("k2", newKey), task.WithSigningKey("k1", signingKey))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := wait[string](t, c, id); err != nil || got != "signed" {
-			t.Errorf("Result = %q, %v", got, err)
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, w)
+		rotated, err := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k2", newKey), task.WithSigningKey("k1", signingKey))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, c := range []*task.Client{h.client, rotated} {
+			id, err := task.Submit(context.Background(), c, echoDef, alice, echoArgs{Msg: "signed"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := wait[string](t, c, id); err != nil || got != "signed" {
+				t.Errorf("Result = %q, %v", got, err)
+			}
+		}
+	})
 }
 
 func TestRunRefusesAWorkerWithoutTasks(t *testing.T) {
-	w := newHarness(t, nil).worker(t)
-	if err := w.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "RegisterTasks") {
-		t.Errorf("Run without tasks: %v", err)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		w := newHarness(t, rdb).worker(t)
+		if err := w.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "RegisterTasks") {
+			t.Errorf("Run without tasks: %v", err)
+		}
+	})
 }
 
 // A task running for several leases keeps its lease through heartbeats: a second worker
 // waiting on the same queue does not take it over while it runs.
 func TestLongTaskKeepsItsLeaseWhileAlive(t *testing.T) {
-	h := newHarness(t, nil)
-	var runs atomic.Int32
-	for range 2 {
-		w := h.worker(t, task.WithLease(300*time.Millisecond))
-		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (int32, error) {
-			n := runs.Add(1)
-			time.Sleep(1500 * time.Millisecond)
-			return n, nil
-		})
-		run(t, w)
-	}
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-	if got, err := wait[int32](t, h.client, id); err != nil || got != 1 {
-		t.Fatalf("Result = %d, %v", got, err)
-	}
-	if n := runs.Load(); n != 1 {
-		t.Errorf("the task ran %d times: another worker stole it while it was alive", n)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		var runs atomic.Int32
+		for range 2 {
+			w := h.worker(t, task.WithLease(300*time.Millisecond))
+			task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (int32, error) {
+				n := runs.Add(1)
+				time.Sleep(1500 * time.Millisecond)
+				return n, nil
+			})
+			run(t, w)
+		}
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+		if got, err := wait[int32](t, h.client, id); err != nil || got != 1 {
+			t.Fatalf("Result = %d, %v", got, err)
+		}
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the task ran %d times: another worker stole it while it was alive", n)
+		}
+	})
 }
 
 // The client's calls end with their context even when Redis accepts commands and never
 // answers, and even with a client whose own timeouts are far longer: an HTTP handler that
 // submits with a request deadline is not held past it.
+//
+// One backend: a server of its own, which the test pauses.
 func TestClientCallsEndWithTheirContextWhenRedisHangs(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: time.Minute, WriteTimeout: time.Minute, PoolTimeout: time.Minute, MaxRetries: -1})
@@ -1372,85 +1433,89 @@ func TestClientCallsEndWithTheirContextWhenRedisHangs(t *testing.T) {
 // An envelope of a task that has finished, copied back into the stream, does not run the
 // task again: the worker drops it and the first outcome stands.
 func TestAReplayedEnvelopeOfAFinishedTaskDoesNotRunAgain(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	id, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "once"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream := redisq.QueueKeys(h.prefix, "q1").Stream()
-	entries, err := h.rdb.XRange(ctx, stream, "-", "+").Result()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("stream = %v, %v", entries, err)
-	}
-	w := h.worker(t)
-	var runs atomic.Int32
-	task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
-		runs.Add(1)
-		return a.Msg, nil
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		id, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "once"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		entries, err := h.rdb.XRange(ctx, stream, "-", "+").Result()
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("stream = %v, %v", entries, err)
+		}
+		w := h.worker(t)
+		var runs atomic.Int32
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			runs.Add(1)
+			return a.Msg, nil
+		})
+		run(t, w)
+		if got, err := wait[string](t, h.client, id); err != nil || got != "once" {
+			t.Fatalf("Result = %q, %v", got, err)
+		}
+		if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entries[0].Values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the replayed entry to be dropped", func() bool {
+			n, _ := h.rdb.XLen(ctx, stream).Result()
+			p, _ := h.rdb.XPending(ctx, stream, redisq.Group).Result()
+			return n == 0 && p != nil && p.Count == 0
+		})
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		if got, err := wait[string](t, h.client, id); err != nil || got != "once" {
+			t.Errorf("Result after the replay = %q, %v", got, err)
+		}
 	})
-	run(t, w)
-	if got, err := wait[string](t, h.client, id); err != nil || got != "once" {
-		t.Fatalf("Result = %q, %v", got, err)
-	}
-	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entries[0].Values}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the replayed entry to be dropped", func() bool {
-		n, _ := h.rdb.XLen(ctx, stream).Result()
-		p, _ := h.rdb.XPending(ctx, stream, redisq.Group).Result()
-		return n == 0 && p != nil && p.Count == 0
-	})
-	if n := runs.Load(); n != 1 {
-		t.Errorf("the task ran %d times, want once", n)
-	}
-	if got, err := wait[string](t, h.client, id); err != nil || got != "once" {
-		t.Errorf("Result after the replay = %q, %v", got, err)
-	}
 }
 
 // A worker whose task was taken over by another (it missed its lease) learns it from its
 // next heartbeat, stops the run and settles nothing: the new owner's outcome is the one.
 func TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	w := h.worker(t, task.WithLease(300*time.Millisecond))
-	started := make(chan struct{})
-	stopped := make(chan error, 1)
-	task.Register(w, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
-		close(started)
-		<-ctx.Done()
-		stopped <- ctx.Err()
-		return "", ctx.Err()
-	})
-	run(t, w)
-	id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
-	<-started
-	// Another worker takes the entry over, as if this one had stalled past its lease.
-	taken, _, err := redisq.New(h.rdb, h.prefix).Reclaim(ctx, "q1", "other-worker", 0, 1, "", nil)
-	if err != nil || len(taken) != 1 {
-		t.Fatalf("Reclaim = %v, %v", taken, err)
-	}
-	select {
-	case err := <-stopped:
-		if err == nil {
-			t.Error("the run's context ended without an error")
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		w := h.worker(t, task.WithLease(300*time.Millisecond))
+		started := make(chan struct{})
+		stopped := make(chan error, 1)
+		task.Register(w, echoDef, func(ctx context.Context, _ task.Caller, _ echoArgs) (string, error) {
+			close(started)
+			<-ctx.Done()
+			stopped <- ctx.Err()
+			return "", ctx.Err()
+		})
+		run(t, w)
+		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
+		<-started
+		// Another worker takes the entry over, as if this one had stalled past its lease.
+		taken, _, err := redisq.New(h.rdb, h.prefix).Reclaim(ctx, "q1", "other-worker", 0, 1, "", nil)
+		if err != nil || len(taken) != 1 {
+			t.Fatalf("Reclaim = %v, %v", taken, err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the run went on after another worker took its task over")
-	}
-	time.Sleep(100 * time.Millisecond) // let a settlement, if the worker made one, land
-	keys := redisq.QueueKeys(h.prefix, "q1")
-	p, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: keys.Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
-	if err != nil || len(p) != 1 || p[0].Consumer != "other-worker" {
-		t.Errorf("pending = %+v, %v; want the entry still with the worker that took it over", p, err)
-	}
-	if st, _ := h.rdb.HGet(ctx, keys.State(string(id)), "state").Result(); st != redisq.StateRunning {
-		t.Errorf("state = %q, want running: the stopped run settled the task", st)
-	}
-	if n, _ := h.rdb.ZCard(ctx, keys.Delayed()).Result(); n != 0 {
-		t.Error("the stopped run scheduled a retry")
-	}
+		select {
+		case err := <-stopped:
+			if err == nil {
+				t.Error("the run's context ended without an error")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the run went on after another worker took its task over")
+		}
+		time.Sleep(100 * time.Millisecond) // let a settlement, if the worker made one, land
+		keys := redisq.QueueKeys(h.prefix, "q1")
+		p, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: keys.Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
+		if err != nil || len(p) != 1 || p[0].Consumer != "other-worker" {
+			t.Errorf("pending = %+v, %v; want the entry still with the worker that took it over", p, err)
+		}
+		if st, _ := h.rdb.HGet(ctx, keys.State(string(id)), "state").Result(); st != redisq.StateRunning {
+			t.Errorf("state = %q, want running: the stopped run settled the task", st)
+		}
+		if n, _ := h.rdb.ZCard(ctx, keys.Delayed()).Result(); n != 0 {
+			t.Error("the stopped run scheduled a retry")
+		}
+	})
 }
 
 // waitFor waits up to 10 s for cond, failing the test with what it waited for.
@@ -1466,49 +1531,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestOptionsOutOfRangeAreRefused(t *testing.T) {
-	rdb := redistest.Client(t)
-	key := task.WithSigningKey("k1", signingKey)
-	if _, err := task.NewClient(rdb, key, task.WithMaxEnvelopeSize(0)); err == nil || !strings.Contains(err.Error(), "WithMaxEnvelopeSize") {
-		t.Errorf("NewClient with a zero envelope limit: %v", err)
-	}
-	if _, err := task.NewWorker(rdb, key, task.WithMaxEnvelopeSize(-1)); err == nil {
-		t.Error("NewWorker accepted a negative envelope limit")
-	}
-	if _, err := task.NewWorker(rdb, key, task.WithClockSkew(-time.Second)); err == nil || !strings.Contains(err.Error(), "WithClockSkew") {
-		t.Errorf("NewWorker with a negative clock skew: %v", err)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		key := task.WithSigningKey("k1", signingKey)
+		if _, err := task.NewClient(rdb, key, task.WithMaxEnvelopeSize(0)); err == nil || !strings.Contains(err.Error(), "WithMaxEnvelopeSize") {
+			t.Errorf("NewClient with a zero envelope limit: %v", err)
+		}
+		if _, err := task.NewWorker(rdb, key, task.WithMaxEnvelopeSize(-1)); err == nil {
+			t.Error("NewWorker accepted a negative envelope limit")
+		}
+		if _, err := task.NewWorker(rdb, key, task.WithClockSkew(-time.Second)); err == nil || !strings.Contains(err.Error(), "WithClockSkew") {
+			t.Errorf("NewWorker with a negative clock skew: %v", err)
+		}
+	})
 }
 
 // A uniqueness key is the kind's own: two kinds of one queue using the same key each get
 // their task.
 func TestUniqueKeysOfTwoKindsDoNotCollide(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx := context.Background()
-	other := echoDef
-	other.Kind = "test.other"
-	a, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("daily", time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := task.Submit(ctx, h.client, other, alice, echoArgs{}, task.Unique("daily", time.Minute))
-	if err != nil || b == a {
-		t.Fatalf("second kind's submit = %s, %v; want a task of its own, not %s", b, err, a)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		other := echoDef
+		other.Kind = "test.other"
+		a, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}, task.Unique("daily", time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := task.Submit(ctx, h.client, other, alice, echoArgs{}, task.Unique("daily", time.Minute))
+		if err != nil || b == a {
+			t.Fatalf("second kind's submit = %s, %v; want a task of its own, not %s", b, err, a)
+		}
+	})
 }
 
 // A worker that seals, given a caller block in clear (its client lacks the seal key), runs
 // the task but says loudly that tokens rest in Redis in clear.
 func TestAWorkerThatSealsWarnsOfAnUnsealedCaller(t *testing.T) {
-	h := newHarness(t, nil)
-	logs := &countingHandler{counts: map[string]int{}}
-	w := h.worker(t, task.WithSealKey([]byte("seal-key-0123456789abcdef0123456")), task.WithLogger(slog.New(logs)))
-	task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
-	run(t, w)
-	id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-	if got, err := wait[string](t, h.client, id); err != nil || got != "alice" {
-		t.Fatalf("Result = %q, %v", got, err)
-	}
-	if logs.count("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear") != 1 {
-		t.Errorf("no warning of the unsealed caller: %v", logs.counts)
-	}
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		logs := &countingHandler{counts: map[string]int{}}
+		w := h.worker(t, task.WithSealKey([]byte("seal-key-0123456789abcdef0123456")), task.WithLogger(slog.New(logs)))
+		task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
+		run(t, w)
+		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
+		if got, err := wait[string](t, h.client, id); err != nil || got != "alice" {
+			t.Fatalf("Result = %q, %v", got, err)
+		}
+		if logs.count("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear") != 1 {
+			t.Errorf("no warning of the unsealed caller: %v", logs)
+		}
+	})
 }

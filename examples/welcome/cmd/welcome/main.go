@@ -49,10 +49,10 @@ func run() error {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts := []task.Option{task.WithSigningKey("demo-1", key), task.WithQueues("email"), task.WithLogger(logger)}
+	signing, logging := task.WithSigningKey("demo-1", key), task.WithLogger(logger)
 
 	step("Start a worker; its lifespan state (the mailer) goes in through RegisterTasks")
-	worker, err := task.NewWorker(rdb, opts...)
+	worker, err := task.NewWorker(rdb, signing, logging, task.WithQueues("email"))
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func run() error {
 	go func() { workerDone <- worker.Run(workerCtx) }()
 
 	step("Start the HTTP API; its auth middleware puts the caller on the request context")
-	client, err := task.NewClient(rdb, opts...)
+	client, err := task.NewClient(rdb, signing, logging)
 	if err != nil {
 		return err
 	}
