@@ -18,16 +18,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
-// backends are the deployments every broker test runs on: one server, and a 3-master
-// Redis Cluster through redis.NewClusterClient.
-var backends = []struct {
-	name   string
-	client func(testing.TB) redis.UniversalClient
-}{
-	{"server", func(t testing.TB) redis.UniversalClient { return redistest.Client(t) }},
-	{"cluster", func(t testing.TB) redis.UniversalClient { return redistest.ClusterClient(t) }},
-}
-
 // env is one broker test's Redis: a broker on queue "q" under a prefix of the test's own,
 // and a plain client to look at and corrupt keys with.
 type env struct {
@@ -37,11 +27,11 @@ type env struct {
 	keys   redisq.Keys
 }
 
-// each runs test once per backend.
+// each runs test once per backend (redistest.Backends).
 func each(t *testing.T, test func(t *testing.T, e env)) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			rdb := be.client(t)
+	for _, be := range redistest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			rdb := be.Client(t)
 			prefix := redistest.Prefix(t)
 			b := redisq.New(rdb, prefix)
 			if err := b.EnsureGroup(context.Background(), "q"); err != nil {
