@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/taskgen/taskgen/runtime/task"
@@ -45,6 +46,11 @@ func CallerFrom(ctx context.Context) (task.Caller, bool) {
 // Server serves the sign-up API.
 type Server struct {
 	Tasks *task.Client
+
+	// owners records who submitted each task, so that a caller reads only the status of
+	// their own tasks: a task id is no secret (it sits in logs and URLs), and a result
+	// may hold personal data. With several API instances, keep this in your database.
+	owners sync.Map // task.ID -> user id
 }
 
 // Routes returns the API behind the auth middleware.
@@ -80,18 +86,32 @@ func (s *Server) Signup(w http.ResponseWriter, r *http.Request) {
 		opts = append(opts, task.Delay(time.Duration(req.DelayMS)*time.Millisecond))
 	}
 	id, err := SubmitSendWelcome(r.Context(), s.Tasks, caller, req.Email, req.Name, opts...)
-	if err != nil {
+	switch {
+	case errors.Is(err, task.ErrCallerExpired):
+		// The token expires before the mail is due: the worker would refuse it hours from
+		// now. Say so now, while the user is still there to sign in again.
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	s.owners.Store(id, caller.UserID)
 	writeJSON(w, http.StatusAccepted, map[string]string{"task": string(id)})
 }
 
-// Status waits up to 10 seconds for a welcome task and reports its outcome.
+// Status waits up to 10 seconds for one of the caller's welcome tasks and reports its
+// outcome. Another user's task is answered as not found: its existence is not theirs to
+// learn either.
 func (s *Server) Status(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	id := task.ID(r.PathValue("queue") + "/" + r.PathValue("id"))
+	caller, ok := CallerFrom(r.Context())
+	if owner, known := s.owners.Load(id); !ok || !known || owner != caller.UserID {
+		http.Error(w, "no such task", http.StatusNotFound)
+		return
+	}
 	receipt, err := task.Result[Receipt](ctx, s.Tasks, id)
 	var failed *task.FailedError
 	switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -55,12 +56,36 @@ func TestSignupSendsTheWelcomeMailAsTheCaller(t *testing.T) {
 	}
 	mailer.mu.Unlock()
 
-	id = signup(t, srv.URL, "bob-token", `{"email":"bob@example.com","name":"Bob","delay_ms":800}`, http.StatusAccepted)
-	status = getStatus(t, srv.URL, id, "alice-token")
-	if status["state"] != "failed" || status["caller_expired"] != true {
-		t.Fatalf("bob's task with an expired token: status = %v", status)
-	}
+	// A mail due after bob's token expires is refused in the request, not hours later.
+	signup(t, srv.URL, "bob-token", `{"email":"bob@example.com","name":"Bob","delay_ms":800}`, http.StatusUnprocessableEntity)
 	signup(t, srv.URL, "stolen-token", `{"email":"x@example.com"}`, http.StatusUnauthorized)
+}
+
+// A caller reads the status of their own tasks only: another user's task id, known or
+// guessed, is answered as not found.
+func TestStatusAnswersOnlyTheTasksOwner(t *testing.T) {
+	api, _ := start(t)
+	tokens := map[string]welcome.Identity{
+		"alice-token": {UserID: "alice", ExpiresAt: time.Now().Add(time.Hour)},
+		"bob-token":   {UserID: "bob", ExpiresAt: time.Now().Add(time.Hour)},
+	}
+	srv := httptest.NewServer(api.Routes(tokens))
+	defer srv.Close()
+	id := signup(t, srv.URL, "alice-token", `{"email":"alice@example.com","name":"Alice"}`, http.StatusAccepted)
+	if status := getStatus(t, srv.URL, id, "alice-token"); status["state"] != "succeeded" {
+		t.Fatalf("alice's own task: %v", status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/tasks/"+id, nil)
+	req.Header.Set("Authorization", "Bearer bob-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || bytes.Contains(body, []byte("alice")) {
+		t.Errorf("bob asking for alice's task: %s %q, want 404 telling nothing", resp.Status, body)
+	}
 }
 
 func start(t *testing.T) (*welcome.Server, *recordingMailer) {
