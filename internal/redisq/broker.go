@@ -140,7 +140,7 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 	for _, id := range running {
 		args = append(args, id)
 	}
-	res, err := reclaimScript.Run(ctx, b.rdb, []string{k.Stream()}, args...).Slice()
+	res, err := reclaimScript.Run(ctx, b.rdb, []string{k.Stream(), k.Tick()}, args...).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOGROUP") {
 			return nil, ReclaimStart, fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
@@ -219,16 +219,18 @@ const (
 )
 
 // Heartbeat renews the leases consumer holds on queue, so that Reclaim on other workers
-// does not take them while they run, and returns the status of each, in order.
-func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, leases []Lease) ([]LeaseStatus, error) {
+// does not take them while they run, and returns the status of each, in order. lease is
+// the consumer's lease: a heartbeat that finds Redis silent for longer than it holds
+// every takeover back for one more lease.
+func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []Lease) ([]LeaseStatus, error) {
 	if len(leases) == 0 {
 		return nil, nil
 	}
 	k := b.Keys(queue)
-	keys := make([]string, 1, 1+len(leases))
-	keys[0] = k.Stream()
-	args := make([]any, 0, 2+2*len(leases))
-	args = append(args, Group, consumer)
+	keys := make([]string, 2, 2+len(leases))
+	keys[0], keys[1] = k.Stream(), k.Tick()
+	args := make([]any, 0, 3+2*len(leases))
+	args = append(args, Group, consumer, ttlMS(lease))
 	for _, l := range leases {
 		keys = append(keys, k.State(l.TaskID))
 		args = append(args, l.EntryID, l.Token)

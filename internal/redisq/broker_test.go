@@ -392,7 +392,7 @@ func testHeartbeat(t *testing.T, e env) {
 	stalled, kept, settled := fetchOne(t, b, "w"), fetchOne(t, b, "w"), fetchOne(t, b, "w")
 	s1, s2, s3 := begin(t, b, stalled, "q/1", "w"), begin(t, b, kept, "q/2", "w"), begin(t, b, settled, "q/3", "w")
 	time.Sleep(30 * time.Millisecond)
-	if _, err := b.Heartbeat(ctx, "q", "w", []redisq.Lease{{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease}}); err != nil {
+	if _, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease}}); err != nil {
 		t.Fatal(err)
 	}
 	taken, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 10, "", nil)
@@ -401,7 +401,7 @@ func testHeartbeat(t *testing.T, e env) {
 	}
 	// "other" gives the third entry back to w (as if w had taken it back), and w settles it.
 	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: settled, TaskID: "q/3", Lease: s3.Lease, TTL: time.Minute})
-	got, err := b.Heartbeat(ctx, "q", "w", []redisq.Lease{
+	got, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{
 		{EntryID: stalled.EntryID, TaskID: "q/1", Token: s1.Lease},
 		{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease},
 		{EntryID: settled.EntryID, TaskID: "q/3", Token: s3.Lease},
@@ -423,7 +423,7 @@ func testHeartbeat(t *testing.T, e env) {
 	m4 := fetchOne(t, b, "w")
 	s4 := begin(t, b, m4, "q/4", "w")
 	e.rdb.HIncrBy(ctx, e.keys.State("q/4"), redisq.FieldLease, 1)
-	if got, _ := b.Heartbeat(ctx, "q", "w", []redisq.Lease{{EntryID: m4.EntryID, TaskID: "q/4", Token: s4.Lease}}); len(got) != 1 || got[0] != redisq.LeaseTaken {
+	if got, _ := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: m4.EntryID, TaskID: "q/4", Token: s4.Lease}}); len(got) != 1 || got[0] != redisq.LeaseTaken {
 		t.Errorf("heartbeat after another delivery began = %v, want taken", got)
 	}
 }
@@ -655,5 +655,45 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 				t.Errorf("script %s uses %q, which is neither a Redis word nor a protocol name", name, word)
 			}
 		}
+	}
+}
+
+// A Redis that heard from no worker for longer than a lease (it stalled, or nobody could
+// reach it) lets no lease be taken over for one more lease: the live workers renew first.
+// A worker that is really gone is taken over after that.
+func TestNoTakeoverRightAfterRedisWasSilentForALease(t *testing.T) { each(t, testStallGrace) }
+
+func testStallGrace(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	const lease = 100 * time.Millisecond
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "owner")
+	st := begin(t, b, m, "q/1", "owner")
+	if _, err := b.Heartbeat(ctx, "q", "owner", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * lease) // no worker reaches Redis: as if it had stalled
+	if got, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil); err != nil || len(got) != 0 {
+		t.Fatalf("Reclaim right after the silence = %v, %v; want nothing taken", got, err)
+	}
+	statuses, err := b.Heartbeat(ctx, "q", "owner", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}})
+	if err != nil || len(statuses) != 1 || statuses[0] != redisq.LeaseHeld {
+		t.Fatalf("the owner's heartbeat after the silence = %v, %v; want held", statuses, err)
+	}
+	// The owner dies now: once its lease runs out, and the grace with it, it is taken over.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the entry of a dead owner was never taken over")
+		}
+		time.Sleep(lease / 4)
 	}
 }

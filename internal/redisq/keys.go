@@ -27,6 +27,10 @@ func (k Keys) Stream() string { return k.base + "stream" }
 // score is the due time in Unix milliseconds, member the envelope.
 func (k Keys) Delayed() string { return k.base + "delayed" }
 
+// Tick is the hash through which the lease scripts tell a stall of Redis from the death
+// of a worker (see TickSeen).
+func (k Keys) Tick() string { return k.base + "tick" }
+
 // Dead is the dead-letter stream.
 func (k Keys) Dead() string { return k.base + "dead" }
 

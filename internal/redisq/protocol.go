@@ -48,6 +48,13 @@ const (
 	StateDead      = "dead"
 )
 
+// Fields of a queue's tick hash (Keys.Tick), which tells a stall of Redis from the death
+// of a worker.
+const (
+	TickSeen  = "seen"  // Redis time a worker last reached Redis through a lease script
+	TickGrace = "grace" // Redis time before which no lease is taken over
+)
+
 // DoneMarker is the element pushed on a task's done list when it finishes.
 const DoneMarker = "done"
 
@@ -61,6 +68,7 @@ var protocolNames = map[string]string{
 	"f_finished": FieldFinished,
 	"d_id":       DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
+	"t_seen": TickSeen, "t_grace": TickGrace,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
 }
 

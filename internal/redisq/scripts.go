@@ -40,6 +40,18 @@ local function signal_done(done, ttl)
   redis.call('RPUSH', done, $done)
   redis.call('PEXPIRE', done, ttl)
 end
+-- observe records in the queue's tick hash that a worker reached Redis now, and returns
+-- the time before which no takeover may happen: one lease after Redis had heard from no
+-- worker for longer than a lease. Redis itself stalled then (or no worker could reach
+-- it), and the leases it shows as run out ran out while their workers could not renew
+-- them: they get a lease to renew before anyone takes them over.
+local function observe(tick, lease_ms, now)
+  local v = redis.call('HMGET', tick, $t_seen, $t_grace)
+  local seen, grace = tonumber(v[1]), tonumber(v[2]) or 0
+  if seen and now - seen > lease_ms then grace = now + lease_ms end
+  redis.call('HSET', tick, $t_seen, now, $t_grace, grace)
+  return grace
+end
 -- fence returns 1 when lease is the newest token of the task and the task runs, 0 when
 -- another delivery began since (or the task is not running), -1 when it has no record.
 local function fence(state, lease)
@@ -114,20 +126,23 @@ return {#due, wait}
 `)
 
 // reclaimScript takes over entries other consumers have held without a heartbeat for
-// longer than the lease, by Redis's own idle clock. It never takes an entry the calling
+// longer than the lease, by Redis's own idle clock, unless Redis has just come back from
+// a silence longer than a lease (see observe): then it takes nothing for one lease. It never takes an entry the calling
 // consumer is running: a worker whose heartbeat was late must not start a second run of a
 // task it still runs. An entry of its own that it does not hold any more (its start
 // failed, or the reply of the read that handed it over was lost) it takes back like any.
 // It scans from cursor and returns where to go on.
 //
-//	KEYS[1] stream
+//	KEYS[1] stream   KEYS[2] tick
 //	ARGV[1] group   ARGV[2] consumer   ARGV[3] lease ms   ARGV[4] count   ARGV[5] cursor
 //	ARGV[6...] the entries the consumer is running
 //
 // Returns {next cursor ('-' once the scan went round), {entries as XCLAIM returns them}}.
 var reclaimScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
 if bad then return bad end
+local now = now_ms()
+if now < observe(KEYS[2], tonumber(ARGV[3]), now) then return {ARGV[5], {}} end
 local running = {}
 for i = 6, #ARGV do running[ARGV[i]] = true end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[5], '+', ARGV[4])
@@ -204,25 +219,26 @@ return {1, attempts, lease}
 // (taken: another consumer holds the entry, or another delivery of the task began since
 // this one, so this run must stop and write nothing).
 //
-//	KEYS[1] stream   KEYS[2...] the state of each entry's task
-//	ARGV[1] group    ARGV[2] consumer   then per entry: entry id, lease token (0: the
-//	delivery has not begun, only the entry is checked)
+//	KEYS[1] stream   KEYS[2] tick   KEYS[3...] the state of each entry's task
+//	ARGV[1] group    ARGV[2] consumer   ARGV[3] lease ms   then per entry: entry id,
+//	lease token (0: the delivery has not begun, only the entry is checked)
 var heartbeatScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
 if bad then return bad end
+observe(KEYS[2], tonumber(ARGV[3]), now_ms())
 local out = {}
-for i = 2, #KEYS do
-  local entry, lease = ARGV[2 * i - 1], ARGV[2 * i]
+for i = 3, #KEYS do
+  local entry, lease = ARGV[2 * i - 2], ARGV[2 * i - 1]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
   if #p == 0 then
-    out[i - 1] = 0
+    out[i - 2] = 0
   elseif p[1][2] ~= ARGV[2] then
-    out[i - 1] = -1
+    out[i - 2] = -1
   elseif lease ~= '0' and (redis.call('TYPE', KEYS[i])['ok'] ~= 'hash' or redis.call('HGET', KEYS[i], $f_lease) ~= lease) then
-    out[i - 1] = -1
+    out[i - 2] = -1
   else
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, entry, 'JUSTID')
-    out[i - 1] = 1
+    out[i - 2] = 1
   end
 end
 return out

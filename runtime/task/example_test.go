@@ -122,7 +122,7 @@ func ExampleSecret() {
 	// [redacted]
 	// [redacted] "[redacted]" task.NewSecret("[redacted]")
 	// level=INFO msg="calling the API" token=[redacted]
-	// 12 bytes when revealed
+	// 13 bytes when revealed
 }
 
 // exampleStdout writes to the example's standard output, which the test compares.

@@ -49,7 +49,7 @@ func (h *heartbeater) beat() {
 		// Each call gets its own context: a heartbeat must never wait longer than a
 		// third of the lease, or the next one would be late too.
 		ctx, cancel := context.WithTimeout(context.Background(), h.lease/3)
-		statuses, err := h.store.Heartbeat(ctx, queue, h.consumer, refs)
+		statuses, err := h.store.Heartbeat(ctx, queue, h.consumer, h.lease, refs)
 		cancel()
 		if err != nil {
 			h.log.Warn("cannot renew leases; runs go on, and no other worker can take them over before they run out",

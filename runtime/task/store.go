@@ -17,7 +17,7 @@ type store interface {
 	Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]redisq.Message, string, error)
 	PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error)
 	Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error)
-	Heartbeat(ctx context.Context, queue, consumer string, leases []redisq.Lease) ([]redisq.LeaseStatus, error)
+	Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []redisq.Lease) ([]redisq.LeaseStatus, error)
 	StartDelivery(ctx context.Context, r redisq.StartRequest) (redisq.Start, error)
 	Settle(ctx context.Context, ss []redisq.Settlement) []error
 }

@@ -78,7 +78,7 @@ func (f *fakeStore) Promote(context.Context, string, int) (int, time.Duration, e
 	return 0, -1, nil
 }
 
-func (f *fakeStore) Heartbeat(_ context.Context, _, _ string, leases []redisq.Lease) ([]redisq.LeaseStatus, error) {
+func (f *fakeStore) Heartbeat(_ context.Context, _, _ string, _ time.Duration, leases []redisq.Lease) ([]redisq.LeaseStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.signal()
