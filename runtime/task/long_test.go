@@ -275,3 +275,64 @@ func TestATokenExpiringBeforeTheRetryKeepsTheRealError(t *testing.T) {
 		}
 	})
 }
+
+// A Redis stall (SIGSTOP) two and a half leases long, while tasks run on two workers: no
+// task is taken over, none runs twice, and tasks with no retries are not dead-lettered
+// as lost. It needs a server of its own, to stop.
+func TestARedisStallLongerThanTheLeaseMakesNoDuplicate(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.NewClient()
+	defer rdb.Close()
+	logs := &countingHandler{counts: map[string]int{}}
+	h := newHarness(t, rdb)
+	var s sleeper
+	const lease = time.Second
+	for _, name := range []string{"w1", "w2"} {
+		w := h.worker(t, task.WithLease(lease), task.WithConsumerName(name), task.WithLogger(slog.New(logs)))
+		def := sleepDef
+		def.MaxRetries = 0
+		if err := task.Register(w, def, s.fn(name)); err != nil {
+			t.Fatal(err)
+		}
+		run(t, w)
+	}
+	def := sleepDef
+	def.MaxRetries = 0
+	var ids []task.ID
+	for i := range 6 {
+		id, err := task.Submit(context.Background(), h.client, def, alice, sleepArgs{Name: fmt.Sprint("t", i), Sleep: 4 * lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waitFor(t, "every task to begin", func() bool {
+		for i := range ids {
+			if s.count(fmt.Sprint("t", i)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * lease / 2)
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if _, err := waitLong[string](t, h.client, id, time.Minute); err != nil {
+			t.Errorf("task t%d: %v", i, err)
+		}
+		if n := s.count(fmt.Sprint("t", i)); n != 1 {
+			t.Errorf("task t%d ran %d times, want once", i, n)
+		}
+	}
+	if n := logs.count("took over a task whose worker stopped renewing its lease"); n != 0 {
+		t.Errorf("%d takeovers of tasks whose workers were alive", n)
+	}
+	if n, _ := rdb.XLen(context.Background(), redisq.QueueKeys(h.prefix, "q1").Dead()).Result(); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+}
