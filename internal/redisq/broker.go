@@ -283,11 +283,6 @@ type StartRequest struct {
 	Consumer string
 	// Runs is how many deliveries of the task may begin: its first attempt and retries.
 	Runs int
-	// TTL is how long a dead-lettered task's state stays readable.
-	TTL time.Duration
-	// LostReason and LostFormat are the reason and error text (one %d: the runs that
-	// began) recorded when the task is dead-lettered for workers lost running it.
-	LostReason, LostFormat string
 }
 
 // StartOutcome says whether a delivery may begin.
@@ -304,7 +299,8 @@ const (
 	// StartFinished: the task has finished already; the duplicate entry was removed.
 	StartFinished
 	// StartWorkerLost: earlier deliveries began and never settled as often as the task
-	// may run; it was dead-lettered with the lost reason.
+	// may run. The delivery began (Start.Lease is set) without counting an attempt:
+	// dead-letter it.
 	StartWorkerLost
 )
 
@@ -318,8 +314,8 @@ type Start struct {
 // StartDelivery begins a delivery: it raises the task's lease token and counts the attempt.
 func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, error) {
 	k := b.Keys(r.Message.Queue)
-	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID), k.Dead(), k.Done(r.TaskID)},
-		Group, r.Message.EntryID, r.Consumer, r.Runs, ttlMS(r.TTL), r.TaskID, r.Message.Envelope, r.LostReason, r.LostFormat).Int64Slice()
+	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID)},
+		Group, r.Message.EntryID, r.Consumer, r.Runs).Int64Slice()
 	if err != nil {
 		return Start{}, fmt.Errorf("start %s: %w", r.TaskID, classify(err))
 	}
@@ -332,8 +328,8 @@ func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, erro
 		return Start{Outcome: StartNoRecord}, nil
 	case len(res) == 1 && res[0] == -2:
 		return Start{Outcome: StartFinished}, nil
-	case len(res) == 2 && res[0] == -3:
-		return Start{Outcome: StartWorkerLost, Attempts: int(res[1])}, nil
+	case len(res) == 3 && res[0] == -3:
+		return Start{Outcome: StartWorkerLost, Attempts: int(res[1]), Lease: res[2]}, nil
 	}
 	return Start{}, fmt.Errorf("start %s: unexpected reply %v", r.TaskID, res)
 }

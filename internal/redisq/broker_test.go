@@ -278,7 +278,7 @@ func begin(t *testing.T, b *redisq.Broker, m redisq.Message, id, consumer string
 }
 
 func startRequest(m redisq.Message, id, consumer string) redisq.StartRequest {
-	return redisq.StartRequest{Message: m, TaskID: id, Consumer: consumer, Runs: 3, TTL: time.Minute, LostReason: "worker_lost", LostFormat: "%d runs began"}
+	return redisq.StartRequest{Message: m, TaskID: id, Consumer: consumer, Runs: 3}
 }
 
 // settle makes settlement s, which must succeed.
@@ -479,7 +479,7 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
 			return err
 		}},
-		{"start", []string{k.State("q/1"), k.Dead(), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
+		{"start", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
 			_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
 			return err
 		}},

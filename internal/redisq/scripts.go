@@ -160,33 +160,31 @@ return {nxt, out}
 `)
 
 // startScript begins a delivery of a task: it raises the task's lease token (the fence
-// every later write of this delivery carries) and counts the attempt. It refuses:
+// every later write of this delivery carries) and counts the attempt. A task whose
+// earlier deliveries began and never settled (their workers died, or lost the lease) as
+// often as it may run begins without counting one; the worker dead-letters it
+// worker_lost, so that a task that crashes its worker stops taking down worker after
+// worker. Refused, with nothing written but the removal of a duplicate:
 //
-//   - a delivery whose entry another consumer holds now (nothing written);
+//	a delivery whose entry another consumer holds now;
+//	a task that has finished: the delivery is a duplicate (an envelope copied back into
+//	the stream, or an entry another worker settled) and is removed unrun;
+//	a task with no record: it finished and its record expired, or the entry was written
+//	past the client; the worker dead-letters the entry.
 //
-//   - a task that has finished: the delivery is a duplicate (an envelope copied back into
-//     the stream, or an entry another worker settled) and is removed unrun;
+// Keys and arguments:
 //
-//   - a task with no record: it finished and its record expired, or the entry was written
-//     past the client; the worker dead-letters the entry;
-//
-//   - a task whose earlier deliveries began and never settled (their workers died, or lost
-//     the lease) as often as it may run: it is dead-lettered worker_lost here, so that a
-//     task that crashes its worker stops taking down worker after worker.
-//
-//     KEYS[1] stream   KEYS[2] state   KEYS[3] dead   KEYS[4] done
-//     ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
-//     ARGV[5] ttl ms   ARGV[6] task id    ARGV[7] envelope   ARGV[8] lost reason
-//     ARGV[9] lost error format (one %d: the runs that began)
+//	KEYS[1] stream   KEYS[2] state
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
 //
 // Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
-// record, {-2} for a finished task, {-3, attempts} when dead-lettered worker_lost.
+// record, {-2} for a finished task, {-3, attempts, lease} when its runs are spent.
 var startScript = script(`
-local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'stream', 'none'}, {KEYS[4], 'list', 'none'}})
+local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}})
 if bad then return bad end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
-local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts, $f_kind)
+local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts)
 local st = v[1]
 if not st then return {-1} end
 if st == $s_succeeded or st == $s_dead then
@@ -195,22 +193,11 @@ if st == $s_succeeded or st == $s_dead then
   return {-2}
 end
 local attempts = tonumber(v[2]) or 0
-local now = now_ms()
-if st == $s_running and attempts >= tonumber(ARGV[4]) then
-  local msg = string.format(ARGV[9], attempts)
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  redis.call('XADD', KEYS[3], '*', $d_id, ARGV[6], $f_kind, v[3] or '', $d_entry, ARGV[2],
-    $f_reason, ARGV[8], $f_error, msg, $f_attempts, attempts, $d_failed, now, $env, ARGV[7])
-  redis.call('HDEL', KEYS[2], $f_result)
-  redis.call('HSET', KEYS[2], $f_state, $s_dead, $f_reason, ARGV[8], $f_error, msg, $f_finished, now)
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-  signal_done(KEYS[4], ARGV[5])
-  return {-3, attempts}
-end
+local spent = st == $s_running and attempts >= tonumber(ARGV[4])
 local lease = redis.call('HINCRBY', KEYS[2], $f_lease, 1)
-attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1)
-redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now)
+if not spent then attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1) end
+redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now_ms())
+if spent then return {-3, attempts, lease} end
 return {1, attempts, lease}
 `)
 

@@ -78,7 +78,9 @@ func decide(f facts) outcome {
 	case f.start == redisq.StartFinished:
 		return outcome{why: "the task has finished already: a duplicate or replayed entry, removed unrun"}
 	case f.start == redisq.StartWorkerLost:
-		return outcome{why: "dead-lettered as it began: earlier runs never finished, as often as its retries allow"}
+		return outcome{action: actDead, reason: ReasonWorkerLost,
+			message: fmt.Sprintf("%d runs of this task began and none finished: their workers died or lost the lease while running it; it may crash its worker", f.attempt),
+			why:     "not run again: as many runs began and never finished as it may run"}
 	case f.refusal != nil:
 		return outcome{action: actDead, reason: reasonOf(f.refusal, ReasonMalformed), message: f.refusal.Error(),
 			why: "refused before its function ran"}

@@ -44,7 +44,7 @@ func TestDecide(t *testing.T) {
 			actRefuse, ReasonCorrupt, "wrong type", 0},
 		{"entry taken over before it began", facts{start: redisq.StartTaken}, actNone, "", "", 0},
 		{"duplicate of a finished task", facts{start: redisq.StartFinished}, actNone, "", "", 0},
-		{"dead-lettered as it began: workers lost", facts{start: redisq.StartWorkerLost, attempt: 4}, actNone, "", "", 0},
+		{"runs spent by workers lost running it", facts{start: redisq.StartWorkerLost, attempt: 4}, actDead, ReasonWorkerLost, "4 runs of this task began and none finished", 0},
 		{"unknown kind", facts{start: redisq.StartRun, attempt: 1, refusal: fmt.Errorf("%w: x", ErrUnknownKind)},
 			actDead, ReasonUnknownKind, "unknown task kind", 0},
 		{"schema mismatch", facts{start: redisq.StartRun, attempt: 1, refusal: fmt.Errorf("%w: x", ErrSchemaMismatch)},

@@ -20,9 +20,6 @@ const startTimeout = 5 * time.Second
 // ran out: the task is handed back unspent, for another worker to run at once.
 var errShutdown = errors.New("worker shutting down: the task is handed back to its queue")
 
-// lostFormat is the error recorded with a task dead-lettered worker_lost.
-const lostFormat = "%d runs of this task began and none finished: their workers died or lost the lease while running it; it may crash its worker"
-
 // handle takes one delivery from verification to its outcome: execute finds the facts,
 // decide chooses the outcome, and the settler writes it. freeSlot is called as soon as
 // the task function returns (or when it will not run), before anything is written.
@@ -70,7 +67,6 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	st, err := w.store.StartDelivery(ctx, redisq.StartRequest{
 		Message: m, TaskID: e.ID, Consumer: w.cfg.consumer, Runs: e.MaxRetries + 1,
-		TTL: w.cfg.resultTTL, LostReason: ReasonWorkerLost, LostFormat: lostFormat,
 	})
 	cancel()
 	switch {
@@ -85,6 +81,11 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	d.start, d.attempt = st.Outcome, st.Attempts
 	if st.Outcome == redisq.StartNoRecord {
 		return untrusted(errNoRecord)
+	}
+	if st.Outcome == redisq.StartWorkerLost {
+		r.begin(e.ID, st.Lease)
+		d.log = append(d.log, "attempt", st.Attempts)
+		return d
 	}
 	if st.Outcome != redisq.StartRun {
 		return d

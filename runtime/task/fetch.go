@@ -12,7 +12,8 @@ import (
 const (
 	// fetchBatch is the most entries one read takes.
 	fetchBatch = 16
-	// fetchBlock is how long a read waits for new entries.
+	// fetchBlock is how long a read waits for new entries, at most a quarter of the
+	// lease (see fetcher.block).
 	fetchBlock = time.Second
 	// fetchSlack is how long past fetchBlock a read may take before it is given up.
 	fetchSlack = 5 * time.Second
@@ -51,7 +52,7 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		// The read is not cancelled with ctx: entries Redis hands over while shutdown
 		// begins must be run, not left leased to a worker that no longer runs them.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBlock+fetchSlack)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.block()+fetchSlack)
 		var msgs []redisq.Message
 		var err error
 		if time.Since(lastReclaim) >= w.cfg.lease/2 {
@@ -65,7 +66,7 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 		}
 		if err == nil && len(msgs) == 0 {
-			msgs, err = w.store.Fetch(rctx, f.queue, w.cfg.consumer, n, fetchBlock)
+			msgs, err = w.store.Fetch(rctx, f.queue, w.cfg.consumer, n, f.block())
 		}
 		cancel()
 		release(f.slots, n-len(msgs))
@@ -81,6 +82,13 @@ func (f *fetcher) run(ctx context.Context) {
 		fails = 0
 	}
 }
+
+// block is how long a read waits for new entries. The reclaims between reads tell Redis
+// that workers of the queue are alive: they must come more often than once a lease, or
+// Redis takes the silence for a stall of its own and holds takeovers back (see
+// redisq.Broker.Reclaim). A reclaim every half lease, after a read of at most a quarter,
+// leaves a quarter of a lease to spare.
+func (f *fetcher) block() time.Duration { return min(fetchBlock, f.w.cfg.lease/4) }
 
 // prune removes the consumers of departed workers from the queue's group.
 func (f *fetcher) prune(ctx context.Context) {

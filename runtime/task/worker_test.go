@@ -1311,8 +1311,7 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 func begin(t *testing.T, b *redisq.Broker, m redisq.Message, id, consumer string, runs int) redisq.Start {
 	t.Helper()
 	st, err := b.StartDelivery(context.Background(), redisq.StartRequest{
-		Message: m, TaskID: id, Consumer: consumer, Runs: runs, TTL: time.Minute,
-		LostReason: task.ReasonWorkerLost, LostFormat: "%d runs",
+		Message: m, TaskID: id, Consumer: consumer, Runs: runs,
 	})
 	if err != nil || st.Outcome != redisq.StartRun {
 		t.Fatalf("StartDelivery = %+v, %v", st, err)
@@ -1491,9 +1490,14 @@ func TestARunWhoseLeaseWasTakenOverStopsAndSettlesNothing(t *testing.T) {
 		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{})
 		<-started
 		// Another worker takes the entry over, as if this one had stalled past its lease.
-		taken, _, err := redisq.New(h.rdb, h.prefix).Reclaim(ctx, "q1", "other-worker", 0, 1, "", nil)
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		pending, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: redisq.Group, Start: "-", End: "+", Count: 1}).Result()
+		if err != nil || len(pending) != 1 {
+			t.Fatalf("pending = %v, %v", pending, err)
+		}
+		taken, err := h.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: stream, Group: redisq.Group, Consumer: "other-worker", Messages: []string{pending[0].ID}}).Result()
 		if err != nil || len(taken) != 1 {
-			t.Fatalf("Reclaim = %v, %v", taken, err)
+			t.Fatalf("XCLAIM = %v, %v", taken, err)
 		}
 		select {
 		case err := <-stopped:
