@@ -198,8 +198,55 @@ func TestSealedCallerHidesTokenAndIsBoundToTheTask(t *testing.T) {
 	if _, err := k.Caller(other); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("sealed block moved to another task: err = %v, want ErrBadSignature", err)
 	}
-	if _, err := keyring(t, nil, keyA).Caller(e); !errors.Is(err, ErrMalformed) {
-		t.Errorf("worker without seal key: err = %v, want ErrMalformed", err)
+	if _, err := keyring(t, nil, keyA).Caller(e); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("worker without the seal key: err = %v, want ErrBadSignature", err)
+	}
+}
+
+// With no seal key, a derived keyring seals with a key derived from its first signing
+// key: the token is not in the envelope, a keyring holding that signing key (first or
+// not: rotation) opens it, and one without it, or of another scope, does not.
+func TestDerivedSealRotatesWithTheSigningKeys(t *testing.T) {
+	derived := func(scope string, keys ...Key) *Keyring {
+		t.Helper()
+		k, err := NewDerivedKeyring(scope, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	old := derived("taskgen", keyA)
+	data := signed(t, old, &Caller{UserID: "u1", Token: "super-secret-token"})
+	if bytes.Contains(data, []byte("super-secret-token")) || !bytes.Contains(data, []byte(`"kid":"hkdf:a"`)) {
+		t.Fatalf("derived seal: %s", data)
+	}
+	for _, tt := range []struct {
+		name string
+		k    *Keyring
+		want error
+	}{
+		{"the same keyring", old, nil},
+		{"rotated: a new key first, the old one second", derived("taskgen", keyB, keyA), nil},
+		{"a plain keyring with the signing key", keyring(t, nil, keyA), nil},
+		{"the old key dropped", derived("taskgen", keyB), ErrBadSignature},
+		{"another scope", derived("other", keyA), ErrBadSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := keyring(t, nil, keyA).Open(data, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := tt.k.Caller(e)
+			if tt.want == nil && (err != nil || c.Token != "super-secret-token") {
+				t.Errorf("Caller = %+v, %v; want the token", c, err)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Caller err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if rotated := derived("taskgen", keyB, keyA); !bytes.Contains(signed(t, rotated, &Caller{UserID: "u1"}), []byte(`"kid":"hkdf:b"`)) {
+		t.Error("a rotated keyring does not seal with the key derived from its new first signing key")
 	}
 }
 
@@ -499,6 +546,44 @@ func TestPeekIDReadsOnlyTheClaimedID(t *testing.T) {
 	} {
 		if got := PeekID([]byte(in)); got != want {
 			t.Errorf("PeekID(%.40q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An outcome MAC verifies for exactly the outcome it was made for, under a key of the
+// keyring (rotation), and under no other key, scope or outcome; an envelope signature is
+// no outcome MAC.
+func TestOutcomeMACCoversEveryField(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	o := Outcome{TaskID: "q/1", State: "succeeded", Result: []byte(`"ok"`)}
+	mac := k.SignOutcome(o)
+	if err := k.VerifyOutcome(o, mac); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring(t, nil, keyB, keyA).VerifyOutcome(o, mac); err != nil {
+		t.Errorf("rotated keyring: %v", err)
+	}
+	changed := []Outcome{
+		{TaskID: "q/2", State: "succeeded", Result: []byte(`"ok"`)},
+		{TaskID: "q/1", State: "dead", Result: []byte(`"ok"`)},
+		{TaskID: "q/1", State: "succeeded", Result: []byte(`"forged"`)},
+		{TaskID: "q/1", State: "succeeded", Result: []byte(`"ok"`), Reason: "x"},
+		{TaskID: "q/1", State: "succeeded", Result: []byte(`"ok"`), Error: "x"},
+	}
+	for _, c := range changed {
+		if err := k.VerifyOutcome(c, mac); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%+v verified with the MAC of %+v: %v", c, o, err)
+		}
+	}
+	other, _ := NewKeyring("other-prefix", []Key{keyA}, nil)
+	for name, v := range map[string]func() error{
+		"another key":   func() error { return keyring(t, nil, keyB).VerifyOutcome(o, mac) },
+		"another scope": func() error { return other.VerifyOutcome(o, mac) },
+		"no MAC":        func() error { return k.VerifyOutcome(o, "") },
+		"not base64":    func() error { return k.VerifyOutcome(o, "a:%%%") },
+	} {
+		if err := v(); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s: err = %v, want ErrBadSignature", name, err)
 		}
 	}
 }

@@ -3,15 +3,19 @@ package envelope
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -30,15 +34,39 @@ type Key struct {
 type Keyring struct {
 	scope   string // the key prefix: an envelope signed under one prefix is refused under another
 	signing []Key
-	seal    cipher.AEAD // nil: caller blocks travel plain (but signed)
+	seal    cipher.AEAD // what SetCaller seals with; nil: caller blocks travel plain (but signed)
 	sealID  string
+	// opens holds every seal key that opens a caller block, by seal key id: the given
+	// seal key, and the keys derived from each signing key (see derivedSeal).
+	opens map[string]cipher.AEAD
+}
+
+// derivedPrefix starts the id of a seal key derived from a signing key.
+const derivedPrefix = "hkdf:"
+
+// derivedSeal returns the AES-256 seal key derived from signing key k for scope, with
+// HKDF-SHA256: a deployment that gives no seal key seals with the one derived from its
+// first signing key, and every keyring opens blocks sealed with the key derived from any
+// of its signing keys, so sealing rotates with the signing keys and needs no key of its
+// own. Knowing a derived key tells nothing of the signing key.
+func derivedSeal(scope string, k Key) (cipher.AEAD, string, error) {
+	key, err := hkdf.Key(sha256.New, k.Secret, nil, "taskgen.caller-seal.v1\x00"+scope, 32)
+	if err != nil {
+		return nil, "", fmt.Errorf("derive the seal key of signing key %q: %w", k.ID, err)
+	}
+	block, _ := aes.NewCipher(key) // 32 bytes: AES-256
+	aead, _ := cipher.NewGCM(block)
+	return aead, derivedPrefix + k.ID, nil
 }
 
 // NewKeyring checks the keys and builds a Keyring for envelopes of one scope (the Redis
 // key prefix): the scope is covered by every signature and seal, so an envelope copied
 // from one deployment's keys to another's is refused even where both share signing keys.
 // At least one signing key is required. sealKey, when not nil, must be 16, 24 or 32
-// bytes (AES-128/192/256).
+// bytes (AES-128/192/256): SetCaller seals with it. With a nil sealKey, SetCaller writes
+// caller blocks plain; NewDerivedKeyring seals with a key derived from the signing keys.
+// Every keyring opens blocks sealed with its seal key or with a key derived from any of
+// its signing keys.
 func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 	if len(signing) == 0 {
 		return nil, errors.New("no signing key: give one with task.WithSigningKey(id, key); every client and worker of a deployment needs the same keys")
@@ -59,7 +87,14 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 			return nil, fmt.Errorf("signing key %q is %d bytes; use at least %d random bytes", k.ID, len(k.Secret), MinKeySize)
 		}
 	}
-	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...)}
+	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}}
+	for _, k := range signing {
+		aead, id, err := derivedSeal(scope, k)
+		if err != nil {
+			return nil, err
+		}
+		kr.opens[id] = aead
+	}
 	if sealKey != nil {
 		block, err := aes.NewCipher(sealKey)
 		if err != nil {
@@ -68,7 +103,20 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 		kr.seal, _ = cipher.NewGCM(block) // cannot fail for a standard AES block
 		sum := sha256.Sum256(sealKey)
 		kr.sealID = hex.EncodeToString(sum[:4]) // names the key without revealing it
+		kr.opens[kr.sealID] = kr.seal
 	}
+	return kr, nil
+}
+
+// NewDerivedKeyring is NewKeyring sealing every caller block with the key derived from
+// the first signing key (see derivedSeal): sealed by default, with no key to manage.
+func NewDerivedKeyring(scope string, signing []Key) (*Keyring, error) {
+	kr, err := NewKeyring(scope, signing, nil)
+	if err != nil {
+		return nil, err
+	}
+	kr.sealID = derivedPrefix + signing[0].ID
+	kr.seal = kr.opens[kr.sealID]
 	return kr, nil
 }
 
@@ -116,18 +164,16 @@ func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
 func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 	plain := []byte(e.Caller)
 	if e.Sealed != nil {
-		if k.seal == nil {
-			return nil, fmt.Errorf("%w: caller block is sealed but this worker has no seal key (task.WithSealKey)", ErrMalformed)
+		aead := k.opens[e.Sealed.KeyID]
+		if aead == nil {
+			return nil, fmt.Errorf("%w: caller block sealed with key %s, which this worker lacks (it has %s); give it the same seal key (task.WithSealKey) or signing keys as the client", ErrBadSignature, e.Sealed.KeyID, k.sealIDs())
 		}
-		if e.Sealed.KeyID != k.sealID {
-			return nil, fmt.Errorf("%w: caller block sealed with key %s, this worker has %s", ErrBadSignature, e.Sealed.KeyID, k.sealID)
-		}
-		n := k.seal.NonceSize()
+		n := aead.NonceSize()
 		if len(e.Sealed.Data) < n {
 			return nil, fmt.Errorf("%w: sealed caller block too short", ErrMalformed)
 		}
 		var err error
-		plain, err = k.seal.Open(nil, e.Sealed.Data[:n], e.Sealed.Data[n:], k.sealAD(e.ID))
+		plain, err = aead.Open(nil, e.Sealed.Data[:n], e.Sealed.Data[n:], k.sealAD(e.ID))
 		if err != nil {
 			return nil, fmt.Errorf("%w: sealed caller block does not open", ErrBadSignature)
 		}
@@ -146,6 +192,16 @@ func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 		return nil, fmt.Errorf("caller block: %w", err)
 	}
 	return &c, nil
+}
+
+// sealIDs lists the ids of the seal keys that open caller blocks, sorted.
+func (k *Keyring) sealIDs() []string {
+	ids := make([]string, 0, len(k.opens))
+	for id := range k.opens {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // sealAD binds a sealed caller block to its scope and task, so a sealed block copied
@@ -254,4 +310,59 @@ func signedBytes(scope string, e *Envelope) []byte {
 	}
 	field(e.Args)
 	return b
+}
+
+// Outcome is how a task finished, as a worker writes it to the task's state and a client
+// reads it back: Result trusts only an outcome whose MAC verifies, so whoever can write
+// Redis but holds no signing key cannot forge the result a client reads.
+type Outcome struct {
+	TaskID string
+	State  string // the final state: succeeded or dead
+	Result []byte // for a task that succeeded
+	Reason string // for a task that failed
+	Error  string
+}
+
+// outcomeForm names the byte form an outcome MAC covers; it differs from signedForm, so
+// an envelope signature never verifies as an outcome or the other way round.
+const outcomeForm = "taskgen.outcome.v1"
+
+// SignOutcome returns the MAC of o under the first signing key, as "<key id>:<base64>".
+// Attempt counts and times are not covered: they are informational.
+func (k *Keyring) SignOutcome(o Outcome) string {
+	key := k.signing[0]
+	return key.ID + ":" + base64.StdEncoding.EncodeToString(k.outcomeMAC(key.Secret, o))
+}
+
+// VerifyOutcome checks mac, as SignOutcome writes it, against o with the signing key it
+// names; it returns an error wrapping ErrBadSignature when it does not verify.
+func (k *Keyring) VerifyOutcome(o Outcome, mac string) error {
+	id, sum, ok := strings.Cut(mac, ":")
+	if !ok {
+		return fmt.Errorf("%w: the outcome of %s carries no MAC", ErrBadSignature, o.TaskID)
+	}
+	want, err := base64.StdEncoding.DecodeString(sum)
+	if err != nil {
+		return fmt.Errorf("%w: the outcome MAC of %s is not base64", ErrBadSignature, o.TaskID)
+	}
+	for _, key := range k.signing {
+		if key.ID == id {
+			if !hmac.Equal(k.outcomeMAC(key.Secret, o), want) {
+				return fmt.Errorf("%w: the outcome of %s does not match its MAC (key %q)", ErrBadSignature, o.TaskID, id)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the outcome of %s is signed with unknown key id %q", ErrBadSignature, o.TaskID, id)
+}
+
+func (k *Keyring) outcomeMAC(secret []byte, o Outcome) []byte {
+	h := hmac.New(sha256.New, secret)
+	var b []byte
+	for _, f := range [][]byte{[]byte(outcomeForm), []byte(k.scope), []byte(o.TaskID), []byte(o.State), o.Result, []byte(o.Reason), []byte(o.Error)} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	h.Write(b)
+	return h.Sum(nil)
 }

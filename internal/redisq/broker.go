@@ -392,6 +392,9 @@ type Settlement struct {
 	// Consumer and ClaimedID are for Refuse.
 	Consumer  string
 	ClaimedID string
+	// MAC authenticates the final outcome Complete, Dead and Refuse write (see
+	// envelope.Outcome); Result refuses an outcome whose MAC does not verify.
+	MAC string
 }
 
 // run returns the script and its keys and arguments.
@@ -401,13 +404,13 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 	switch s.Kind {
 	case Complete:
 		return completeScript, []string{k.Stream(), k.State(s.TaskID), k.Done(s.TaskID)},
-			[]any{Group, m.EntryID, s.Lease, s.Result, ttlMS(s.TTL)}
+			[]any{Group, m.EntryID, s.Lease, s.Result, ttlMS(s.TTL), s.MAC}
 	case Retry:
 		return retryScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID)},
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
 	case Dead:
 		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID)},
-			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID}
+			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC}
 	case Release:
 		return releaseScript, []string{k.Stream(), k.State(s.TaskID)}, []any{Group, m.EntryID, s.Lease, m.Envelope}
 	case Refuse:
@@ -415,7 +418,7 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 		if s.ClaimedID != "" {
 			keys = append(keys, k.State(s.ClaimedID), k.Done(s.ClaimedID))
 		}
-		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID}
+		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID, s.MAC}
 	}
 	panic(fmt.Sprintf("redisq: settlement of unknown kind %d", s.Kind))
 }
@@ -481,6 +484,7 @@ type State struct {
 	Reason   string
 	Error    string
 	Result   []byte
+	MAC      string // the worker's MAC of a final outcome
 }
 
 // Finished reports whether the task reached a final state.
@@ -499,9 +503,9 @@ func (b *Broker) GetState(ctx context.Context, queue, id string) (State, error) 
 	if len(h) == 0 {
 		return State{}, fmt.Errorf("%s: %w", id, ErrNoTask)
 	}
-	attempts, _ := strconv.Atoi(h["attempts"])
-	s := State{State: h["state"], Kind: h["kind"], Attempts: attempts, Reason: h["reason"], Error: h["error"]}
-	if r, ok := h["result"]; ok {
+	attempts, _ := strconv.Atoi(h[FieldAttempts])
+	s := State{State: h[FieldState], Kind: h[FieldKind], Attempts: attempts, Reason: h[FieldReason], Error: h[FieldError], MAC: h[FieldMAC]}
+	if r, ok := h[FieldResult]; ok {
 		s.Result = []byte(r)
 	}
 	return s, nil

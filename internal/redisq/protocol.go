@@ -28,6 +28,7 @@ const (
 	FieldSubmitted = "submitted_ms" // Redis time of the submit
 	FieldStarted   = "started_ms"   // Redis time the newest delivery began
 	FieldFinished  = "finished_ms"  // Redis time the task finished
+	FieldMAC       = "mac"          // the worker's MAC of the final outcome (envelope.Outcome)
 )
 
 // Fields of a dead-letter entry, besides EnvelopeField and the state fields FieldKind,
@@ -65,8 +66,8 @@ var protocolNames = map[string]string{
 	"f_lease": FieldLease, "f_owner": FieldOwner, "f_entry": FieldEntry,
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
-	"f_finished": FieldFinished,
-	"d_id":       DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
+	"f_finished": FieldFinished, "f_mac": FieldMAC,
+	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,

@@ -235,6 +235,7 @@ return out
 //
 //	KEYS[1] stream   KEYS[2] state    KEYS[3] done
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] result JSON  ARGV[5] ttl ms
+//	ARGV[6] outcome MAC
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
 var completeScript = script(`
@@ -245,7 +246,7 @@ if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], $f_error, $f_reason)
-redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms())
+redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 signal_done(KEYS[3], ARGV[5])
 return 1
@@ -276,6 +277,7 @@ return 1
 //	KEYS[1] stream   KEYS[2] dead     KEYS[3] state   KEYS[4] done
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] envelope (as received)
 //	ARGV[5] reason   ARGV[6] error text  ARGV[7] ttl ms   ARGV[8] task id
+//	ARGV[9] outcome MAC
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
 var deadScript = script(`
@@ -290,7 +292,7 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', $d_id, ARGV[8], $f_kind, v[1] or '', $d_entry, ARGV[2],
   $f_reason, ARGV[5], $f_error, ARGV[6], $f_attempts, v[2] or 0, $d_failed, now, $env, ARGV[4])
 redis.call('HDEL', KEYS[3], $f_result)
-redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now)
+redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
 signal_done(KEYS[4], ARGV[7])
 return 1
@@ -328,6 +330,7 @@ return 1
 //	KEYS[1] stream   KEYS[2] dead   KEYS[3] state (optional)   KEYS[4] done (optional)
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] envelope
 //	ARGV[5] reason   ARGV[6] error text ARGV[7] ttl ms     ARGV[8] claimed task id
+//	ARGV[9] outcome MAC of the claimed task, written only when the entry is its envelope
 //
 // Returns 1 when dead-lettered, 0 when another consumer holds the entry.
 var deadEntryScript = script(`
@@ -351,7 +354,7 @@ redis.call('XADD', KEYS[2], '*', $d_id, id, $f_kind, kind, $d_entry, ARGV[2], $f
   $f_error, ARGV[6], $f_attempts, attempts, $d_failed, now, $env, ARGV[4])
 if genuine then
   redis.call('HDEL', KEYS[3], $f_result)
-  redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now)
+  redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
   redis.call('PEXPIRE', KEYS[3], ARGV[7])
   signal_done(KEYS[4], ARGV[7])
 end
@@ -373,7 +376,7 @@ if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], '*', $env, ARGV[2])
-redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished)
+redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished, $f_mac)
 redis.call('HSET', KEYS[3], $f_state, $s_pending, $f_attempts, 0, $f_kind, ARGV[3], $f_digest, redis.sha1hex(ARGV[2]))
 redis.call('PERSIST', KEYS[3])
 redis.call('DEL', KEYS[4])

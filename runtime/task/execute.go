@@ -111,8 +111,11 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	// writes there (states, dead-letter reasons and errors) holds no caller data.
 	d.log = append(d.log, "caller", caller)
 	d.callerExpiry, d.skew = caller.ExpiresAt, w.cfg.clockSkew
-	if w.keys.Sealing() && len(e.Caller) > 0 {
-		w.log.Warn("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear", d.log...)
+	if len(e.Caller) > 0 && !w.cfg.plain {
+		// The token rested in Redis in clear: a client without sealing, or a block put
+		// there by someone who can write Redis but not seal.
+		d.refusal = fmt.Errorf("%w: the caller block arrived unsealed, and this worker accepts sealed callers only; the submitting client has WithPlainCallers (give it to the workers too while it does)", ErrBadSignature)
+		return d
 	}
 	if h.def.Caller && caller.IsZero() {
 		d.refusal = fmt.Errorf("%w: the envelope carries no caller", ErrNoCaller)
@@ -166,15 +169,20 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 	switch out.action {
 	case actComplete:
 		s.Kind, s.Result = redisq.Complete, d.result
+		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateSucceeded, Result: d.result})
 	case actRetry:
 		s.Kind, s.Delay = redisq.Retry, out.delay
 	case actDead:
 		s.Kind = redisq.Dead
+		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateDead, Reason: out.reason, Error: out.message})
 	case actRelease:
 		s.Kind = redisq.Release
 	case actRefuse:
 		s.Kind, s.Consumer = redisq.Refuse, w.cfg.consumer
 		s.ClaimedID = claimedID(r.msg.Envelope, r.msg.Queue)
+		if s.ClaimedID != "" {
+			s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.ClaimedID, State: redisq.StateDead, Reason: out.reason, Error: out.message})
+		}
 	}
 	w.settler.submit(&settleRequest{s: s, run: r, done: func(err error) { w.logOutcome(out, d, args, err) }})
 }

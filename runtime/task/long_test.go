@@ -336,3 +336,41 @@ func TestARedisStallLongerThanTheLeaseMakesNoDuplicate(t *testing.T) {
 		t.Errorf("%d dead letters, want none", n)
 	}
 }
+
+// A result or failure in Redis that no worker holding the deployment's signing keys wrote
+// (someone who can write Redis edited it, or made it up) is refused by Result.
+func TestResultRefusesAnOutcomeNoWorkerWrote(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, w)
+		ctx := context.Background()
+		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "genuine"})
+		if got, err := wait[string](t, h.client, id); err != nil || got != "genuine" {
+			t.Fatalf("Result = %q, %v", got, err)
+		}
+		state := redisq.QueueKeys(h.prefix, "q1").State(string(id))
+		for name, forge := range map[string][]any{
+			"result edited":         {redisq.FieldResult, `"forged"`},
+			"turned into a failure": {redisq.FieldState, redisq.StateDead, redisq.FieldReason, task.ReasonPermanent},
+			"MAC removed":           {redisq.FieldMAC, ""},
+		} {
+			t.Run(name, func(t *testing.T) {
+				saved, _ := h.rdb.HGetAll(ctx, state).Result()
+				ttl, _ := h.rdb.PTTL(ctx, state).Result()
+				defer func() { h.rdb.Del(ctx, state); h.rdb.HSet(ctx, state, saved); h.rdb.PExpire(ctx, state, ttl) }()
+				if err := h.rdb.HSet(ctx, state, forge...).Err(); err != nil {
+					t.Fatal(err)
+				}
+				got, err := wait[string](t, h.client, id)
+				if !errors.Is(err, task.ErrBadSignature) {
+					t.Errorf("Result of a forged outcome = %q, %v; want ErrBadSignature", got, err)
+				}
+			})
+		}
+		if got, err := wait[string](t, h.client, id); err != nil || got != "genuine" {
+			t.Errorf("Result once restored = %q, %v", got, err)
+		}
+	})
+}

@@ -81,6 +81,7 @@ type commonConfig struct {
 	prefix      string
 	signing     []envelope.Key
 	sealKey     []byte
+	plain       bool // WithPlainCallers
 	logger      *slog.Logger
 	maxEnvelope int
 }
@@ -189,7 +190,13 @@ func (c *commonConfig) check(rdb redis.UniversalClient) (*envelope.Keyring, erro
 	if c.maxEnvelope <= 0 {
 		return nil, fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", c.maxEnvelope)
 	}
-	return envelope.NewKeyring(c.prefix, c.signing, c.sealKey)
+	switch {
+	case c.plain && c.sealKey != nil:
+		return nil, errors.New("WithSealKey and WithPlainCallers exclude each other: give one")
+	case c.plain || c.sealKey != nil:
+		return envelope.NewKeyring(c.prefix, c.signing, c.sealKey)
+	}
+	return envelope.NewDerivedKeyring(c.prefix, c.signing)
 }
 
 // WithPrefix sets the prefix of every Redis key; default DefaultPrefix. Clients and
@@ -208,10 +215,21 @@ func WithSigningKey(id string, key []byte) Option {
 }
 
 // WithSealKey seals the caller block of every envelope with AES-GCM under key (16, 24 or
-// 32 bytes), so tokens never rest in Redis in clear; default none: callers travel signed
-// but in clear. Clients and workers need the same key.
+// 32 bytes) instead of the default, a key derived from the first signing key (HKDF), for
+// a deployment that keeps its seal key apart from its signing keys. Clients and workers
+// need the same key. Either way tokens never rest in Redis in clear.
 func WithSealKey(key []byte) Option {
 	return Option{func(c *commonConfig) { c.sealKey = append([]byte(nil), key...) }}
+}
+
+// WithPlainCallers opts out of sealing: a client sends caller blocks signed but in
+// clear, so the token rests in Redis readable by anyone who can read the stream, and a
+// worker accepts such blocks (without it, a worker refuses them with ErrBadSignature). By
+// default a client seals and a worker refuses plain callers. A worker given it still
+// opens sealed callers, so a deployment moves to sealing by giving it to the workers,
+// taking it from the clients, then from the workers.
+func WithPlainCallers() Option {
+	return Option{func(c *commonConfig) { c.plain = true }}
 }
 
 // WithLogger sets the logger; default slog.Default(), and nil discards the logs. Tokens

@@ -35,6 +35,7 @@ func TestEachOptionIsTakenByTheSidesItConcerns(t *testing.T) {
 		{"WithPrefix", task.WithPrefix, true, true},
 		{"WithSigningKey", task.WithSigningKey, true, true},
 		{"WithSealKey", task.WithSealKey, true, true},
+		{"WithPlainCallers", task.WithPlainCallers, true, true},
 		{"WithLogger", task.WithLogger, true, true},
 		{"WithMaxEnvelopeSize", task.WithMaxEnvelopeSize, true, true},
 		{"WithQueues", task.WithQueues, false, true},

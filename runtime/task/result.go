@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/taskgen/taskgen/internal/envelope"
 	"github.com/taskgen/taskgen/internal/redisq"
 )
 
@@ -98,6 +99,12 @@ func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
 		}
 		if err != nil {
 			return zero, fmt.Errorf("result of %s: %w", id, err)
+		}
+		if st.Finished() {
+			o := envelope.Outcome{TaskID: string(id), State: st.State, Result: st.Result, Reason: st.Reason, Error: st.Error}
+			if err := c.keys.VerifyOutcome(o, st.MAC); err != nil {
+				return zero, fmt.Errorf("result of %s: %w; it was not written by a worker holding this deployment's signing keys", id, err)
+			}
 		}
 		switch st.State {
 		case redisq.StateSucceeded:

@@ -39,6 +39,7 @@ type harness struct {
 	rdb    redis.UniversalClient
 	prefix string
 	seal   []byte        // the seal key its clients and workers share, if any
+	plain  bool          // its clients and workers have WithPlainCallers
 	opts   []task.Option // what the client and its workers share
 	client *task.Client
 }
@@ -66,7 +67,11 @@ func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *h
 // to. The envelope is signed (and sealed) with the harness's keys.
 func (h *harness) enqueueExpiring(t *testing.T, d task.Def, caller task.Caller, args any, delay time.Duration) task.ID {
 	t.Helper()
-	keys, err := envelope.NewKeyring(h.prefix, []envelope.Key{{ID: "k1", Secret: signingKey}}, h.seal)
+	signing := []envelope.Key{{ID: "k1", Secret: signingKey}}
+	keys, err := envelope.NewDerivedKeyring(h.prefix, signing)
+	if h.seal != nil || h.plain {
+		keys, err = envelope.NewKeyring(h.prefix, signing, h.seal)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -958,11 +963,27 @@ func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.WorkerOption) {
 	}
 }
 
+// By default the caller block is sealed with a key derived from the signing keys; with
+// WithSealKey, with that key. Either way no key under the prefix holds the caller's token
+// or user id in clear, and no log line holds the token.
 func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
-	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
-		seal := []byte("seal-key-0123456789abcdef0123456")
-		h := newHarness(t, rdb, task.WithSealKey(seal))
-		h.seal = seal
+	t.Run("derived key", func(t *testing.T) {
+		redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+			testSealedCaller(t, newHarness(t, rdb))
+		})
+	})
+	t.Run("seal key", func(t *testing.T) {
+		redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+			seal := []byte("seal-key-0123456789abcdef0123456")
+			h := newHarness(t, rdb, task.WithSealKey(seal))
+			h.seal = seal
+			testSealedCaller(t, h)
+		})
+	})
+}
+
+func testSealedCaller(t *testing.T, h *harness) {
+	{
 		var logs syncBuffer
 		leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 		dump := dumpPrefix(t, h)
@@ -979,15 +1000,16 @@ func TestSealedCallerNeverRestsInRedisInClear(t *testing.T) {
 		if text := logs.String(); strings.Contains(text, callerTrace.Token.Reveal()) {
 			t.Errorf("the worker logged the token:\n%s", text)
 		}
-	})
+	}
 }
 
-// Without a seal key the caller travels in clear inside the envelope, and only there:
+// With WithPlainCallers the caller travels in clear inside the envelope, and only there:
 // task states, results, done signals, unique keys and the dead-letter reasons and errors
 // hold nothing of it.
 func TestStatesAndResultsHoldNoCallerData(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
-		h := newHarness(t, rdb)
+		h := newHarness(t, rdb, task.WithPlainCallers())
+		h.plain = true
 		leaveEveryKindOfKey(t, h)
 		ctx := context.Background()
 		n := 0
@@ -1568,21 +1590,34 @@ func TestUniqueKeysOfTwoKindsDoNotCollide(t *testing.T) {
 	})
 }
 
-// A worker that seals, given a caller block in clear (its client lacks the seal key), runs
-// the task but says loudly that tokens rest in Redis in clear.
-func TestAWorkerThatSealsWarnsOfAnUnsealedCaller(t *testing.T) {
+// A worker refuses a caller block that arrived in clear (its client has
+// WithPlainCallers, or someone wrote it without the keys to seal): the token rested in
+// Redis readable. Given WithPlainCallers itself, it runs such tasks, and sealed ones too.
+func TestAWorkerRefusesAnUnsealedCallerUnlessToldToAccept(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		h := newHarness(t, rdb)
-		logs := &countingHandler{counts: map[string]int{}}
-		w := h.worker(t, task.WithSealKey([]byte("seal-key-0123456789abcdef0123456")), task.WithLogger(slog.New(logs)))
-		task.Register(w, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
-		run(t, w)
-		id, _ := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{})
-		if got, err := wait[string](t, h.client, id); err != nil || got != "alice" {
-			t.Fatalf("Result = %q, %v", got, err)
+		plain, err := task.NewClient(h.rdb, task.WithPrefix(h.prefix), task.WithSigningKey("k1", signingKey), task.WithPlainCallers())
+		if err != nil {
+			t.Fatal(err)
 		}
-		if logs.count("caller arrived unsealed although this worker seals: the submitting client has no WithSealKey, so its callers' tokens rest in Redis in clear") != 1 {
-			t.Errorf("no warning of the unsealed caller: %v", logs)
+		strict := h.worker(t)
+		task.Register(strict, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
+		stop := run(t, strict)
+		id, _ := task.Submit(context.Background(), plain, echoDef, alice, echoArgs{})
+		_, err = wait[string](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || !errors.Is(err, task.ErrBadSignature) || !strings.Contains(failed.Message, "arrived unsealed") {
+			t.Fatalf("Result of a plain caller on a strict worker = %v, want a refusal", err)
+		}
+		stop()
+		lenient := h.worker(t, task.WithPlainCallers())
+		task.Register(lenient, echoDef, func(_ context.Context, c task.Caller, _ echoArgs) (string, error) { return c.UserID, nil })
+		run(t, lenient)
+		for _, c := range []*task.Client{plain, h.client} {
+			id, _ := task.Submit(context.Background(), c, echoDef, alice, echoArgs{})
+			if got, err := wait[string](t, h.client, id); err != nil || got != "alice" {
+				t.Errorf("Result on a worker that accepts plain callers = %q, %v", got, err)
+			}
 		}
 	})
 }
