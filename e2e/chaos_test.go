@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,8 +28,14 @@ var (
 	chaosKill  = flag.Duration("chaos.kill", 300*time.Millisecond, "interval between worker kills")
 )
 
-// chaosWorkerEnv, when set to a Redis address, makes the test binary a chaos worker.
-const chaosWorkerEnv = "TASKGEN_CHAOS_WORKER"
+// The environment of a chaos worker process: when chaosWorkerEnv is set to a Redis
+// address, the test binary is a worker of the queues in chaosQueuesEnv (default the
+// short tasks' queues) running chaosConcurrencyEnv tasks at once (default 8).
+const (
+	chaosWorkerEnv      = "TASKGEN_CHAOS_WORKER"
+	chaosQueuesEnv      = "TASKGEN_CHAOS_QUEUES"
+	chaosConcurrencyEnv = "TASKGEN_CHAOS_CONCURRENCY"
+)
 
 var (
 	chaosQueues = []string{"alpha", "beta", "gamma"}
@@ -61,22 +68,24 @@ func TestMain(m *testing.M) {
 // chaosWorker is one worker process: it runs until killed (or SIGTERM), recording every
 // execution in the ledger before returning the task number as the result.
 func chaosWorker(addr string) int {
+	queues := chaosQueues
+	if q := os.Getenv(chaosQueuesEnv); q != "" {
+		queues = strings.Split(q, ",")
+	}
+	concurrency := 8
+	if c := os.Getenv(chaosConcurrencyEnv); c != "" {
+		concurrency, _ = strconv.Atoi(c)
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	w, err := task.NewWorker(rdb, append(chaosOptions(), task.WithLogger(log))...)
+	opts := append(chaosOptions(), task.WithQueues(queues...), task.WithConcurrency(concurrency), task.WithLogger(log))
+	w, err := task.NewWorker(rdb, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	for _, q := range chaosQueues {
-		err := task.Register(w, chaosDef(q), func(ctx context.Context, _ task.Caller, a chaosArgs) (int, error) {
-			if err := rdb.HIncrBy(ctx, chaosLedger, strconv.Itoa(a.N), 1).Err(); err != nil {
-				return 0, err // Redis is away: a failed attempt, retried
-			}
-			time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
-			return a.N, nil
-		})
-		if err != nil {
+	for _, q := range queues {
+		if err := task.Register(w, chaosDef(q), shortTask(rdb)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
@@ -88,6 +97,57 @@ func chaosWorker(addr string) int {
 		return 1
 	}
 	return 0
+}
+
+// shortTask counts its execution and returns at once.
+func shortTask(rdb *redis.Client) func(context.Context, task.Caller, chaosArgs) (int, error) {
+	return func(ctx context.Context, _ task.Caller, a chaosArgs) (int, error) {
+		if err := rdb.HIncrBy(ctx, chaosLedger, strconv.Itoa(a.N), 1).Err(); err != nil {
+			return 0, err // Redis is away: a failed attempt, retried
+		}
+		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		return a.N, nil
+	}
+}
+
+// chaosProc is one worker process of the chaos test.
+type chaosProc struct {
+	addr        string
+	queues      []string
+	concurrency int
+	cmd         *exec.Cmd // nil while not running
+}
+
+func (p *chaosProc) start() error {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), chaosWorkerEnv+"="+p.addr, chaosQueuesEnv+"="+strings.Join(p.queues, ","),
+		chaosConcurrencyEnv+"="+strconv.Itoa(p.concurrency))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start worker process of %v: %w", p.queues, err)
+	}
+	p.cmd = cmd
+	return nil
+}
+
+// kill SIGKILLs the process, stopped (SIGSTOP) or not, and waits for it.
+func (p *chaosProc) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+// stop ends the process with SIGTERM, as a deployment would, and waits for it.
+func (p *chaosProc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+	p.cmd = nil
 }
 
 // TestChaosNoTaskIsLost submits tasks over three queues to four worker processes while
@@ -107,19 +167,17 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	workers := make([]*exec.Cmd, 4)
-	startWorker := func(i int) error {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), chaosWorkerEnv+"="+srv.Addr)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start worker process %d: %w", i, err)
-		}
-		workers[i] = cmd
-		return nil
-	}
+	workers := make([]*chaosProc, 4)
 	for i := range workers {
-		if err := startWorker(i); err != nil {
+		workers[i] = &chaosProc{addr: srv.Addr, queues: chaosQueues, concurrency: 8}
+	}
+	t.Cleanup(func() { // after a Fatal: leave no worker process behind
+		for _, w := range workers {
+			w.kill()
+		}
+	})
+	for _, w := range workers {
+		if err := w.start(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,6 +185,12 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 	kills := 0
 	stopChaos := make(chan struct{})
 	chaosDone := make(chan struct{})
+	var stopOnce sync.Once
+	stopKills := func() {
+		stopOnce.Do(func() { close(stopChaos) })
+		<-chaosDone
+	}
+	t.Cleanup(stopKills) // runs before the processes are killed
 	var redisRestarted atomic.Bool
 	go func() {
 		defer close(chaosDone)
@@ -138,13 +202,12 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			i := rand.IntN(len(workers))
-			_ = workers[i].Process.Kill()
-			_ = workers[i].Wait()
+			w := workers[rand.IntN(len(workers))]
+			w.kill()
 			killsMu.Lock()
 			kills++
 			killsMu.Unlock()
-			if err := startWorker(i); err != nil {
+			if err := w.start(); err != nil {
 				t.Error(err) // not Fatal: this is not the test's goroutine
 				return
 			}
@@ -165,22 +228,24 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 
 	// Submit with a uniqueness key per task: a submit whose reply was lost while Redis
 	// restarted is repeated, and returns the first submit's id instead of a second task.
-	ids := make([]task.ID, *chaosTasks)
-	for n := range ids {
-		def := chaosDef(chaosQueues[n%len(chaosQueues)])
+	submit := func(def task.Def, key string, args any) task.ID {
+		t.Helper()
 		for attempt := 0; ; attempt++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			id, err := task.Submit(ctx, client, def, task.Caller{}, chaosArgs{N: n}, task.Unique("n"+strconv.Itoa(n), time.Hour))
+			id, err := task.Submit(ctx, client, def, task.Caller{}, args, task.Unique(key, time.Hour))
 			cancel()
 			if err == nil {
-				ids[n] = id
-				break
+				return id
 			}
 			if attempt > 200 {
-				t.Fatalf("submit %d: %v", n, err)
+				t.Fatalf("submit %s: %v", key, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+	ids := make([]task.ID, *chaosTasks)
+	for n := range ids {
+		ids[n] = submit(chaosDef(chaosQueues[n%len(chaosQueues)]), "n"+strconv.Itoa(n), chaosArgs{N: n})
 	}
 
 	lost := 0
@@ -193,11 +258,9 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 			}
 		}
 	}
-	close(stopChaos)
-	<-chaosDone
+	stopKills()
 	for _, w := range workers {
-		_ = w.Process.Signal(syscall.SIGTERM)
-		_ = w.Wait()
+		w.stop()
 	}
 	ledger, err := rdb.HGetAll(context.Background(), chaosLedger).Result()
 	if err != nil {
