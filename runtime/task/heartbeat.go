@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/taskgen/taskgen/internal/redisq"
@@ -39,32 +40,49 @@ func (h *heartbeater) run(ctx context.Context) {
 	}
 }
 
-// beat renews every lease once.
+// beat renews every lease once. The queues are renewed side by side, each call bounded
+// by its own context: a queue whose Redis node hangs must not hold back the renewals of
+// the others (go-redis keeps a context's deadline on the socket only for a client built
+// with ContextTimeoutEnabled; without bounded, a call to a hung node waits for the
+// client's read timeout, seconds, while the leases of every queue run out).
 func (h *heartbeater) beat() {
+	var wg sync.WaitGroup
 	for queue, runs := range h.leases.snapshot() {
-		refs := make([]redisq.Lease, len(runs))
-		for i, r := range runs {
-			refs[i] = r.lease()
-		}
-		// Each call gets its own context: a heartbeat must never wait longer than a
-		// third of the lease, or the next one would be late too.
-		ctx, cancel := context.WithTimeout(context.Background(), h.lease/3)
-		statuses, err := h.store.Heartbeat(ctx, queue, h.consumer, h.lease, refs)
-		cancel()
-		if err != nil {
-			h.log.Warn("cannot renew leases; runs go on, and no other worker can take them over before they run out",
-				"queue", queue, "leases", len(refs), "err", err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.beatQueue(queue, runs)
+		}()
+	}
+	wg.Wait()
+}
+
+// beatQueue renews the leases of runs, all of queue.
+func (h *heartbeater) beatQueue(queue string, runs []*run) {
+	refs := make([]redisq.Lease, len(runs))
+	for i, r := range runs {
+		refs[i] = r.lease()
+	}
+	// Each call gets its own context: a heartbeat must never wait longer than a third of
+	// the lease, or the next one would be late too.
+	ctx, cancel := context.WithTimeout(context.Background(), h.lease/3)
+	statuses, err := bounded(ctx, func(ctx context.Context) ([]redisq.LeaseStatus, error) {
+		return h.store.Heartbeat(ctx, queue, h.consumer, h.lease, refs)
+	})
+	cancel()
+	if err != nil {
+		h.log.Warn("cannot renew leases; runs go on, and no other worker can take them over before they run out",
+			"queue", queue, "leases", len(refs), "err", err)
+		return
+	}
+	for i, st := range statuses {
+		r := runs[i]
+		// A run whose outcome was written since the snapshot is gone, not lost.
+		if st != redisq.LeaseTaken || !h.leases.holds(r) || r.lease() != refs[i] {
 			continue
 		}
-		for i, st := range statuses {
-			r := runs[i]
-			// A run whose outcome was written since the snapshot is gone, not lost.
-			if st != redisq.LeaseTaken || !h.leases.holds(r) || r.lease() != refs[i] {
-				continue
-			}
-			h.log.Warn("lost the lease of a running task to another worker: stopping this run",
-				"queue", queue, "entry", r.msg.EntryID, "id", refs[i].TaskID)
-			r.cancel(errLeaseLost)
-		}
+		h.log.Warn("lost the lease of a running task to another worker: stopping this run",
+			"queue", queue, "entry", r.msg.EntryID, "id", refs[i].TaskID)
+		r.cancel(errLeaseLost)
 	}
 }

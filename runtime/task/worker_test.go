@@ -1404,6 +1404,88 @@ func TestLongTaskKeepsItsLeaseWhileAlive(t *testing.T) {
 	})
 }
 
+// A worker renews the leases of a queue whose Cluster node is healthy while another
+// queue's node hangs: the heartbeat waiting on the hung node must not hold back the
+// others, or a second worker takes over a task that is alive and runs it again.
+func TestAHungNodeDoesNotCostTheLeasesOfQueuesOnOtherNodes(t *testing.T) {
+	c, err := redistest.StartCluster() // of its own: a node of it is paused
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	rdb := c.NewClient()
+	t.Cleanup(func() { rdb.Close() })
+	h := newHarness(t, rdb)
+	ctx := context.Background()
+	master := func(queue string) string {
+		m, err := rdb.MasterForKey(ctx, redisq.QueueKeys(h.prefix, queue).Stream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Options().Addr
+	}
+	hung, healthy := "hung", ""
+	for i := 0; healthy == ""; i++ {
+		if q := fmt.Sprintf("healthy%d", i); master(q) != master(hung) {
+			healthy = q
+		}
+	}
+	var node *redistest.Server
+	for _, n := range c.Nodes {
+		if n.Addr == master(hung) {
+			node = n
+		}
+	}
+
+	var began [2]atomic.Int32 // runs of the hung queue's task, of the healthy queue's
+	defs := [2]task.Def{{Kind: "test.hung", Queue: hung, MaxRetries: 3}, {Kind: "test.healthy", Queue: healthy, MaxRetries: 3}}
+	long := func(i int) func(context.Context, task.Caller, echoArgs) (int32, error) {
+		return func(ctx context.Context, _ task.Caller, _ echoArgs) (int32, error) {
+			n := began[i].Add(1)
+			select {
+			case <-time.After(4 * time.Second): // past the lease, and past the hang
+				return n, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+	}
+	w := h.worker(t, task.WithLease(time.Second), task.WithQueues(hung, healthy))
+	for i, d := range defs {
+		if err := task.Register(w, d, long(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, w)
+	var ids [2]task.ID
+	for i, d := range defs {
+		if ids[i], err = task.Submit(ctx, h.client, d, alice, echoArgs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both tasks to begin", func() bool { return began[0].Load() == 1 && began[1].Load() == 1 })
+	// A second worker of the healthy queue takes over whatever lease runs out there.
+	standby := h.worker(t, task.WithLease(time.Second), task.WithQueues(healthy))
+	if err := task.Register(standby, defs[1], long(1)); err != nil {
+		t.Fatal(err)
+	}
+	run(t, standby)
+
+	if err := node.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // two and a half leases
+	if err := node.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := wait[int32](t, h.client, ids[1]); err != nil || got != 1 {
+		t.Errorf("task of the healthy queue: Result = %d, %v; want 1", got, err)
+	}
+	if n := began[1].Load(); n != 1 {
+		t.Errorf("the task of the healthy queue ran %d times while another queue's node hung: its lease ran out under a live worker", n)
+	}
+}
+
 // The client's calls end with their context even when Redis accepts commands and never
 // answers, and even with a client whose own timeouts are far longer: an HTTP handler that
 // submits with a request deadline is not held past it.
