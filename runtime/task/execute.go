@@ -191,7 +191,7 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
 	switch {
 	case errors.Is(err, redisq.ErrFenced) || errors.Is(err, redisq.ErrEntryTaken):
-		w.log.Warn("task "+out.why+", but another worker took it over first: its outcome stands, this one was not written", append(args, "err", err)...)
+		w.log.Warn("task "+out.why+", but the task was settled or taken over first (by another worker, or by an earlier try of this write): that outcome stands", append(args, "err", err)...)
 		return
 	case err != nil:
 		w.log.Error("task "+out.why+", but the outcome could not be written", append(args, "err", err)...)

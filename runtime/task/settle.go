@@ -125,22 +125,46 @@ func (s *settler) close() {
 	}
 }
 
-// write makes one round trip for batch.
+// write makes the writes of batch: one round trip per queue, the queues side by side,
+// each bounded by its own context, so that a queue whose Redis node hangs holds back the
+// outcomes of no other (go-redis keeps a context's deadline on the socket only for a
+// client built with ContextTimeoutEnabled).
 func (s *settler) write(batch []*settleRequest) {
-	ss := make([]redisq.Settlement, len(batch))
-	for i, req := range batch {
+	byQueue := map[string][]*settleRequest{}
+	for _, req := range batch {
+		q := req.s.Message.Queue
+		byQueue[q] = append(byQueue[q], req)
+	}
+	var wg sync.WaitGroup
+	for _, reqs := range byQueue {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.writeQueue(reqs)
+		}()
+	}
+	wg.Wait()
+}
+
+// writeQueue makes the writes of reqs, all of one queue, in one round trip.
+func (s *settler) writeQueue(reqs []*settleRequest) {
+	ss := make([]redisq.Settlement, len(reqs))
+	for i, req := range reqs {
 		ss[i] = req.s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), settleWriteTimeout)
-	errs := s.store.Settle(ctx, ss)
+	errs, err := bounded(ctx, func(ctx context.Context) ([]error, error) { return s.store.Settle(ctx, ss), nil })
 	cancel()
-	for i, req := range batch {
-		err := errs[i]
-		if err == nil || final(err) {
-			s.finish(req, err)
-			continue
+	for i, req := range reqs {
+		e := err // the round trip's, when it did not come back in time
+		if e == nil {
+			e = errs[i]
 		}
-		s.retry(req, err)
+		if e == nil || final(e) {
+			s.finish(req, e)
+		} else {
+			s.retry(req, e)
+		}
 	}
 }
 
