@@ -556,12 +556,17 @@ func TestPeekIDReadsOnlyTheClaimedID(t *testing.T) {
 func TestOutcomeMACCoversEveryField(t *testing.T) {
 	k := keyring(t, nil, keyA)
 	o := Outcome{TaskID: "q/1", State: "succeeded", Result: []byte(`"ok"`)}
-	mac := k.SignOutcome(o)
+	mac := k.SignOutcome(o, "")
 	if err := k.VerifyOutcome(o, mac); err != nil {
 		t.Fatal(err)
 	}
 	if err := keyring(t, nil, keyB, keyA).VerifyOutcome(o, mac); err != nil {
 		t.Errorf("rotated keyring: %v", err)
+	}
+	// A worker that signs with a newer key MACs the outcome with the key of the task's
+	// envelope, so a client that has only that key can verify it.
+	if err := k.VerifyOutcome(o, keyring(t, nil, keyB, keyA).SignOutcome(o, keyA.ID)); err != nil {
+		t.Errorf("outcome MAC under the envelope's key: %v", err)
 	}
 	changed := []Outcome{
 		{TaskID: "q/2", State: "succeeded", Result: []byte(`"ok"`)},

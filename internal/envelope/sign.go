@@ -327,10 +327,18 @@ type Outcome struct {
 // an envelope signature never verifies as an outcome or the other way round.
 const outcomeForm = "taskgen.outcome.v1"
 
-// SignOutcome returns the MAC of o under the first signing key, as "<key id>:<base64>".
-// Attempt counts and times are not covered: they are informational.
-func (k *Keyring) SignOutcome(o Outcome) string {
+// SignOutcome returns the MAC of o, as "<key id>:<base64>", under the signing key keyID
+// (the key that signed the task's envelope, so the client that submitted it can verify
+// its outcome whatever the worker signs with now), or under the first signing key when
+// the keyring has no key keyID. Attempt counts and times are not covered: they are
+// informational.
+func (k *Keyring) SignOutcome(o Outcome, keyID string) string {
 	key := k.signing[0]
+	for _, s := range k.signing {
+		if s.ID == keyID {
+			key = s
+		}
+	}
 	return key.ID + ":" + base64.StdEncoding.EncodeToString(k.outcomeMAC(key.Secret, o))
 }
 

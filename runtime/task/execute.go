@@ -169,19 +169,19 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 	switch out.action {
 	case actComplete:
 		s.Kind, s.Result = redisq.Complete, d.result
-		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateSucceeded, Result: d.result})
+		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateSucceeded, Result: d.result}, d.env.KeyID)
 	case actRetry:
 		s.Kind, s.Delay = redisq.Retry, out.delay
 	case actDead:
 		s.Kind = redisq.Dead
-		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateDead, Reason: out.reason, Error: out.message})
+		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateDead, Reason: out.reason, Error: out.message}, d.env.KeyID)
 	case actRelease:
 		s.Kind = redisq.Release
 	case actRefuse:
 		s.Kind, s.Consumer = redisq.Refuse, w.cfg.consumer
 		s.ClaimedID = claimedID(r.msg.Envelope, r.msg.Queue)
 		if s.ClaimedID != "" {
-			s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.ClaimedID, State: redisq.StateDead, Reason: out.reason, Error: out.message})
+			s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.ClaimedID, State: redisq.StateDead, Reason: out.reason, Error: out.message}, "")
 		}
 	}
 	w.settler.submit(&settleRequest{s: s, run: r, done: func(err error) { w.logOutcome(out, d, args, err) }})
