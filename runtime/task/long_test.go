@@ -374,3 +374,36 @@ func TestResultRefusesAnOutcomeNoWorkerWrote(t *testing.T) {
 		}
 	})
 }
+
+// A running task whose stream entry is trimmed away (XTRIM by an operator, or MAXLEN on
+// another writer) still records its outcome once, and nobody takes it over: the outcome is
+// fenced by the task's state, not by the entry.
+func TestARunningTaskWhoseEntryIsTrimmedStillFinishes(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		logs := &countingHandler{counts: map[string]int{}}
+		var s sleeper
+		w := h.worker(t, task.WithLease(300*time.Millisecond), task.WithLogger(slog.New(logs)))
+		task.Register(w, sleepDef, s.fn("w"))
+		run(t, w)
+		ctx := context.Background()
+		id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: "trimmed", Sleep: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the task to begin", func() bool { return s.count("trimmed") == 1 })
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		if err := h.rdb.XTrimMaxLen(ctx, stream, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := waitLong[string](t, h.client, id, time.Minute); err != nil || got != "trimmed by w" {
+			t.Fatalf("Result = %q, %v", got, err)
+		}
+		if n := s.count("trimmed"); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		if n := logs.count("lost the lease of a running task to another worker: stopping this run"); n != 0 {
+			t.Errorf("the run was stopped %d times", n)
+		}
+	})
+}
