@@ -60,20 +60,25 @@ type Sealed struct {
 // Envelope is one task on the wire. Fields are exported for the worker and for tests;
 // only Keyring.Sign produces a valid KeyID and Sig.
 type Envelope struct {
-	Version     int             `json:"v"`
-	ID          string          `json:"id"`
-	Kind        string          `json:"kind"`
-	Queue       string          `json:"queue"`
-	Schema      string          `json:"schema"`
-	Attempt     int             `json:"attempt"` // 0 for the first attempt; the worker re-signs on retry
-	MaxRetries  int             `json:"max_retries"`
-	TimeoutMS   int64           `json:"timeout_ms,omitempty"` // per attempt; 0: the worker's default
-	SubmittedAt time.Time       `json:"submitted_at"`
-	Caller      json.RawMessage `json:"caller,omitempty"` // the plain caller block, when not sealed
-	Sealed      *Sealed         `json:"sealed,omitempty"` // the sealed caller block, with WithSealKey
-	Args        json.RawMessage `json:"args"`
-	KeyID       string          `json:"kid"`
-	Sig         []byte          `json:"sig"`
+	Version     int       `json:"v"`
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Queue       string    `json:"queue"`
+	Schema      string    `json:"schema"`
+	Attempt     int       `json:"attempt"` // 0 for the first attempt; the worker re-signs on retry
+	MaxRetries  int       `json:"max_retries"`
+	TimeoutMS   int64     `json:"timeout_ms,omitempty"` // per attempt; 0: the worker's default
+	SubmittedAt time.Time `json:"submitted_at"`
+	// NotAfter is when the envelope stops being valid: its submit time plus the longest
+	// life the task can have (delay, attempts, backoff). A worker refuses it after that,
+	// so a copy written back into a stream once the task's record has expired cannot run.
+	// Zero (envelopes of older clients): no limit.
+	NotAfter time.Time       `json:"not_after,omitzero"`
+	Caller   json.RawMessage `json:"caller,omitempty"` // the plain caller block, when not sealed
+	Sealed   *Sealed         `json:"sealed,omitempty"` // the sealed caller block, with WithSealKey
+	Args     json.RawMessage `json:"args"`
+	KeyID    string          `json:"kid"`
+	Sig      []byte          `json:"sig"`
 }
 
 // PeekID returns the id an envelope claims, without verifying anything: "" when data does
@@ -162,6 +167,8 @@ func (e *Envelope) check() error {
 		return fmt.Errorf("%w: timeout_ms %d is longer than a time.Duration holds", ErrMalformed, e.TimeoutMS)
 	case e.SubmittedAt.Location() != time.UTC:
 		return fmt.Errorf("%w: submitted_at is not in UTC", ErrMalformed)
+	case !e.NotAfter.IsZero() && e.NotAfter.Location() != time.UTC:
+		return fmt.Errorf("%w: not_after is not in UTC", ErrMalformed)
 	}
 	return nil
 }
@@ -211,6 +218,9 @@ func (e *Envelope) normalize() error {
 		return err
 	}
 	e.SubmittedAt = e.SubmittedAt.Round(0).UTC()
+	if !e.NotAfter.IsZero() {
+		e.NotAfter = e.NotAfter.Round(0).UTC()
+	}
 	return nil
 }
 

@@ -30,7 +30,8 @@ func sample() *Envelope {
 	return &Envelope{
 		ID: "email/01JAAAAAAAAAAAAAAAAAAAAAAA", Kind: "email.send", Queue: "email", Schema: "v1:abc",
 		MaxRetries: 3, TimeoutMS: 1000, SubmittedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
-		Args: json.RawMessage(`{"to":"a@example.com"}`),
+		NotAfter: time.Date(2026, 1, 9, 3, 4, 5, 0, time.UTC),
+		Args:     json.RawMessage(`{"to":"a@example.com"}`),
 	}
 }
 
@@ -131,6 +132,8 @@ func TestOpenRefusesEveryTamperedField(t *testing.T) {
 		{"max_retries removed", withCaller, `"max_retries":3,`, ``},
 		{"timeout_ms removed", withCaller, `"timeout_ms":1000,`, ``},
 		{"submitted_at removed", withCaller, `"submitted_at":"2026-01-02T03:04:05.000000006Z",`, ``},
+		{"not_after", withCaller, `"not_after":"2026-01-09T03:04:05Z"`, `"not_after":"2036-01-09T03:04:05Z"`},
+		{"not_after removed", withCaller, `"not_after":"2026-01-09T03:04:05Z",`, ``},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -590,5 +593,28 @@ func TestOutcomeMACCoversEveryField(t *testing.T) {
 		if err := v(); !errors.Is(err, ErrBadSignature) {
 			t.Errorf("%s: err = %v, want ErrBadSignature", name, err)
 		}
+	}
+}
+
+// An envelope without a not-after time, as clients before it wrote them, signs and
+// opens as before: the signed form grows only when the field is set.
+func TestAnEnvelopeWithoutNotAfterOpens(t *testing.T) {
+	k := keyring(t, nil, keyA)
+	e := sample()
+	e.NotAfter = time.Time{}
+	data, err := k.Sign(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("not_after")) {
+		t.Errorf("the envelope writes a zero not_after: %s", data)
+	}
+	opened, err := k.Open(data, 0)
+	if err != nil || !opened.NotAfter.IsZero() {
+		t.Fatalf("Open = %+v, %v", opened, err)
+	}
+	withNA := sample()
+	if bytes.Equal(signedBytes("taskgen", e), signedBytes("taskgen", withNA)) {
+		t.Error("the not-after time is not signed")
 	}
 }

@@ -309,6 +309,13 @@ func signedBytes(scope string, e *Envelope) []byte {
 		str("plain")
 	}
 	field(e.Args)
+	// Appended only when set, so envelopes signed before it existed verify unchanged;
+	// args is length-prefixed, so nothing else can end with these bytes.
+	if !e.NotAfter.IsZero() {
+		str("not_after")
+		num(e.NotAfter.Unix())
+		num(int64(e.NotAfter.Nanosecond()))
+	}
 	return b
 }
 

@@ -82,10 +82,15 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		}
 		wireCaller = &envelope.Caller{UserID: caller.UserID, Token: caller.Token.Reveal(), ExpiresAt: caller.ExpiresAt, Scopes: caller.Scopes}
 	}
+	due := sc.readyAt(now)
+	if due.Sub(now) > MaxTaskLife {
+		return "", fmt.Errorf("submit %s: due at %s, more than MaxTaskLife (%s) from now: a task's envelope is valid for at most that long", d.Kind, due.Format(time.RFC3339), MaxTaskLife)
+	}
 	id := newID(queue, now)
 	e := &envelope.Envelope{
 		ID: string(id), Kind: d.Kind, Queue: queue, Schema: d.Schema,
-		MaxRetries: d.MaxRetries, TimeoutMS: d.Timeout.Milliseconds(), SubmittedAt: now.UTC(), Args: args,
+		MaxRetries: d.MaxRetries, TimeoutMS: d.Timeout.Milliseconds(), SubmittedAt: now.UTC(),
+		NotAfter: notAfter(now, due, d), Args: args,
 	}
 	if err := c.keys.SetCaller(e, wireCaller); err != nil {
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
@@ -100,7 +105,7 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 	}
 	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
 		return c.broker.Enqueue(ctx, redisq.Task{
-			ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: sc.readyAt(now).Sub(now),
+			ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
 			UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
 		})
 	})
@@ -108,4 +113,27 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
 	}
 	return ID(got), nil
+}
+
+// MaxTaskLife caps how long after its submit a task's envelope stays valid: its
+// not-after time, past which a worker refuses it (ErrStale). A task may be due at most
+// that far ahead.
+const MaxTaskLife = 30 * 24 * time.Hour
+
+// notAfter is the end of the longest life a task of d due at due can have: every attempt
+// taking its whole timeout (DefaultTimeout when d has none), every retry waiting the
+// longest default backoff (DefaultBackoffMax), and an hour more for queues and leases;
+// at most MaxTaskLife after now. A worker whose timeouts or backoff are longer than the
+// defaults shortens what its tasks may take before their envelopes go stale.
+func notAfter(now, due time.Time, d Def) time.Time {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	life := MaxTaskLife
+	if d.MaxRetries < 10_000 { // beyond that the product overflows, and the cap holds anyway
+		runs := time.Duration(d.MaxRetries + 1)
+		life = min(life, due.Sub(now)+runs*timeout+time.Duration(d.MaxRetries)*DefaultBackoffMax+time.Hour)
+	}
+	return now.Add(life).UTC()
 }

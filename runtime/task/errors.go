@@ -24,6 +24,9 @@ var (
 	ErrUnknownKind = errors.New("unknown task kind")
 	// ErrMalformed: the envelope or its arguments could not be decoded.
 	ErrMalformed = envelope.ErrMalformed
+	// ErrStale: the task's envelope was past its not-after time when a worker got it: a
+	// replay, or a task that waited longer than its longest life (MaxTaskLife).
+	ErrStale = errors.New("task envelope past its not-after time")
 	// ErrNilLifespan: RegisterTasks was given a nil lifespan value.
 	ErrNilLifespan = errors.New("nil lifespan value")
 	// ErrDuplicateKind: a kind was registered twice on one worker.

@@ -63,6 +63,11 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	}
 	d.env, d.maxRetries = e, e.MaxRetries
 	d.log = append(d.log, "id", e.ID, "kind", e.Kind)
+	if !e.NotAfter.IsZero() && time.Now().After(e.NotAfter.Add(w.cfg.clockSkew)) {
+		// Refused by entry: the task's record may have expired long ago, and a copy must
+		// not end a task that is still running.
+		return untrusted(fmt.Errorf("%w: not after %s", ErrStale, e.NotAfter.Format(time.RFC3339)))
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	st, err := w.store.StartDelivery(ctx, redisq.StartRequest{
@@ -165,6 +170,9 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 	if d.env != nil {
 		s.TaskID = d.env.ID
 		s.Lease = r.lease().Token
+		// A finished task's record outlives its envelope's not-after time, so that any
+		// copy of the envelope is recognised as a duplicate while it could still run.
+		s.TTL = max(s.TTL, time.Until(d.env.NotAfter)+time.Minute)
 	}
 	switch out.action {
 	case actComplete:

@@ -407,3 +407,48 @@ func TestARunningTaskWhoseEntryIsTrimmedStillFinishes(t *testing.T) {
 		}
 	})
 }
+
+// Replay windows: a finished task's record lives at least until its envelope's not-after
+// time, so a copy of the envelope written back meanwhile is dropped as a duplicate; once
+// the not-after time has passed, a copy is refused as stale, unrun, even though the record
+// is gone. Submit refuses a task due further ahead than MaxTaskLife.
+func TestAReplayedEnvelopeNeverRunsAgain(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		var s sleeper
+		w := h.worker(t, task.WithResultTTL(100*time.Millisecond))
+		task.Register(w, sleepDef, s.fn("w"))
+		run(t, w)
+		ctx := context.Background()
+		keys := redisq.QueueKeys(h.prefix, "q1")
+		notAfter := time.Now().Add(3 * time.Second)
+		id, env := h.enqueueRaw(t, sleepDef, alice, sleepArgs{Name: "once"}, 0, notAfter)
+		if _, err := wait[string](t, h.client, id); err != nil {
+			t.Fatal(err)
+		}
+		if ttl, _ := h.rdb.PTTL(ctx, keys.State(string(id))).Result(); ttl < time.Until(notAfter) {
+			t.Errorf("the record expires in %s, before the envelope's not-after time in %s", ttl, time.Until(notAfter))
+		}
+		replay := func() {
+			t.Helper()
+			if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(), Values: []any{redisq.EnvelopeField, env}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		replay()
+		waitFor(t, "the duplicate to be dropped", func() bool { n, _ := h.rdb.XLen(ctx, keys.Stream()).Result(); return n == 0 })
+		time.Sleep(time.Until(notAfter) + 100*time.Millisecond)
+		h.rdb.Del(ctx, keys.State(string(id))) // gone, as it would be once its TTL ran out
+		replay()
+		dead := waitDeadLetters(t, h, "q1", 1)
+		if len(dead) != 1 || dead[0]["reason"] != task.ReasonStale {
+			t.Fatalf("dead letters = %v, want the stale copy", dead)
+		}
+		if n := s.count("once"); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		if _, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{}, task.Delay(task.MaxTaskLife+time.Hour)); err == nil {
+			t.Error("Submit accepted a task due after MaxTaskLife")
+		}
+	})
+}

@@ -32,6 +32,9 @@ const (
 	// ReasonCorrupt: a key of the task holds the wrong type (something outside taskgen
 	// wrote it); nothing was changed, the entry is dead-lettered unrun.
 	ReasonCorrupt = "corrupt"
+	// ReasonStale: the envelope was past its not-after time (see MaxTaskLife): a replay of
+	// an old task, or a task that waited longer than its longest life. It did not run.
+	ReasonStale = "stale"
 )
 
 // reasonErrors maps a recorded reason back to the error it stands for, so errors.Is
@@ -48,6 +51,7 @@ var reasonErrors = []struct {
 	{ReasonNoCaller, ErrNoCaller},
 	{ReasonNoRecord, errNoRecord},
 	{ReasonCorrupt, errCorrupt},
+	{ReasonStale, ErrStale},
 }
 
 // FailedError is what Result returns for a task that failed for good. errors.Is matches

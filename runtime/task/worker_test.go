@@ -67,6 +67,14 @@ func newHarness(t *testing.T, rdb redis.UniversalClient, opts ...task.Option) *h
 // to. The envelope is signed (and sealed) with the harness's keys.
 func (h *harness) enqueueExpiring(t *testing.T, d task.Def, caller task.Caller, args any, delay time.Duration) task.ID {
 	t.Helper()
+	id, _ := h.enqueueRaw(t, d, caller, args, delay, time.Time{})
+	return id
+}
+
+// enqueueRaw puts a task of d into its queue as a client would, with the envelope's
+// not-after time set to notAfter (zero: none), and returns its id and envelope.
+func (h *harness) enqueueRaw(t *testing.T, d task.Def, caller task.Caller, args any, delay time.Duration, notAfter time.Time) (task.ID, []byte) {
+	t.Helper()
 	signing := []envelope.Key{{ID: "k1", Secret: signingKey}}
 	keys, err := envelope.NewDerivedKeyring(h.prefix, signing)
 	if h.seal != nil || h.plain {
@@ -80,7 +88,7 @@ func (h *harness) enqueueExpiring(t *testing.T, d task.Def, caller task.Caller, 
 		t.Fatal(err)
 	}
 	id := task.ID(d.Queue + "/" + strings.ToUpper(rand.Text()[:26]))
-	e := &envelope.Envelope{ID: string(id), Kind: d.Kind, Queue: d.Queue, Schema: d.Schema, MaxRetries: d.MaxRetries, SubmittedAt: time.Now(), Args: raw}
+	e := &envelope.Envelope{ID: string(id), Kind: d.Kind, Queue: d.Queue, Schema: d.Schema, MaxRetries: d.MaxRetries, SubmittedAt: time.Now(), NotAfter: notAfter, Args: raw}
 	wire := &envelope.Caller{UserID: caller.UserID, Token: caller.Token.Reveal(), ExpiresAt: caller.ExpiresAt, Scopes: caller.Scopes}
 	if err := keys.SetCaller(e, wire); err != nil {
 		t.Fatal(err)
@@ -93,7 +101,7 @@ func (h *harness) enqueueExpiring(t *testing.T, d task.Def, caller task.Caller, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	return id, data
 }
 
 // worker returns a worker of the harness's queue q1 with short retry delays, configured
