@@ -45,7 +45,7 @@ type Task struct {
 // Enqueue adds t and returns its id, or the id of the task already holding t.UniqueKey.
 func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
 	k := b.Keys(t.Queue)
-	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID)}
+	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID), k.Notify()}
 	ttl := int64(0)
 	if t.UniqueKey != "" {
 		keys = append(keys, k.Unique(t.Kind, t.UniqueKey))
@@ -79,7 +79,12 @@ func (b *Broker) EnsureGroup(ctx context.Context, queue string) error {
 type Message struct {
 	Queue    string
 	EntryID  string
-	Envelope []byte // nil when the entry has no envelope field
+	Envelope []byte // nil when the entry has no envelope field, or was not read
+	// Oversized marks an entry larger than the fetch's limit: it was not read. Size is
+	// its size and Claimed the task id its envelope claims, if any.
+	Oversized bool
+	Size      int
+	Claimed   string
 }
 
 // ErrNoGroup reports that the stream or its consumer group is gone (for example after a
@@ -98,27 +103,67 @@ func classify(err error) error {
 	return err
 }
 
-// Fetch reads up to count new entries of queue for consumer, blocking up to block.
-func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]Message, error) {
+// Fetch reads up to count new entries of queue for consumer. An entry whose fields
+// exceed maxSize bytes is not read: it comes back Oversized, for the caller to
+// dead-letter with a Refuse settlement, and no more of it than its id crosses the
+// network. When there is nothing to read, Fetch blocks up to block for a new entry, on
+// the queue's notify stream, and returns nothing: call it again.
+func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int) ([]Message, error) {
 	k := b.Keys(queue)
-	streams, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: Group, Consumer: consumer, Streams: []string{k.Stream(), ">"},
-		Count: int64(count), Block: block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+	res, err := fetchScript.Run(ctx, b.rdb, []string{k.Stream(), k.Notify()}, Group, consumer, count, maxSize+len(EnvelopeField)).Slice()
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "NOGROUP") {
+		if strings.Contains(err.Error(), "NOGROUP") {
 			return nil, fmt.Errorf("read %s: %w", k.Stream(), ErrNoGroup)
 		}
-		return nil, fmt.Errorf("read %s: %w", k.Stream(), err)
+		return nil, fmt.Errorf("read %s: %w", k.Stream(), classify(err))
 	}
-	var out []Message
-	for _, s := range streams {
-		out = append(out, messages(queue, s.Messages)...)
+	if len(res) != 3 {
+		return nil, fmt.Errorf("read %s: unexpected reply %v", k.Stream(), res)
 	}
-	return out, nil
+	mark, _ := res[0].(string)
+	out := entries(queue, res[1])
+	big, _ := res[2].([]any)
+	for _, x := range big {
+		e, _ := x.([]any)
+		if len(e) != 3 {
+			continue
+		}
+		id, _ := e[0].(string)
+		size, _ := e[1].(int64)
+		claimed, _ := e[2].(string)
+		out = append(out, Message{Queue: queue, EntryID: id, Oversized: true, Size: int(size), Claimed: claimed})
+	}
+	if len(out) > 0 || block <= 0 {
+		return out, nil
+	}
+	err = b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{k.Notify(), mark}, Count: 1, Block: block}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("wait on %s: %w", k.Notify(), err)
+	}
+	return nil, nil
+}
+
+// entries turns entries as XREADGROUP or XCLAIM return them from a script into messages.
+func entries(queue string, reply any) []Message {
+	xs, _ := reply.([]any)
+	out := make([]Message, 0, len(xs))
+	for _, e := range xs {
+		x, ok := e.([]any)
+		if !ok || len(x) != 2 {
+			continue
+		}
+		id, _ := x[0].(string)
+		m := Message{Queue: queue, EntryID: id}
+		fields, _ := x[1].([]any)
+		for i := 0; i+1 < len(fields); i += 2 {
+			if f, _ := fields[i].(string); f == EnvelopeField {
+				v, _ := fields[i+1].(string)
+				m.Envelope = []byte(v)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // ReclaimStart is the cursor of a reclaim scan's first call.
@@ -151,25 +196,7 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 		return nil, cursor, fmt.Errorf("reclaim on %s: unexpected reply %v", k.Stream(), res)
 	}
 	next, _ := res[0].(string)
-	entries, _ := res[1].([]any)
-	out := make([]Message, 0, len(entries))
-	for _, e := range entries {
-		x, ok := e.([]any)
-		if !ok || len(x) != 2 {
-			continue
-		}
-		id, _ := x[0].(string)
-		m := Message{Queue: queue, EntryID: id}
-		fields, _ := x[1].([]any)
-		for i := 0; i+1 < len(fields); i += 2 {
-			if f, _ := fields[i].(string); f == EnvelopeField {
-				v, _ := fields[i+1].(string)
-				m.Envelope = []byte(v)
-			}
-		}
-		out = append(out, m)
-	}
-	return out, next, nil
+	return entries(queue, res[1]), next, nil
 }
 
 // PruneConsumers removes from queue's group the consumers other than self that hold no
@@ -249,24 +276,13 @@ func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, lease ti
 	return out, nil
 }
 
-func messages(queue string, xs []redis.XMessage) []Message {
-	out := make([]Message, 0, len(xs))
-	for _, x := range xs {
-		m := Message{Queue: queue, EntryID: x.ID}
-		if v, ok := x.Values[EnvelopeField].(string); ok {
-			m.Envelope = []byte(v)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // Promote moves up to limit tasks of queue whose time has come, by Redis's clock, from
 // the delayed set to the stream. It returns how many it moved and how long until the next
 // delayed task is due, negative when none waits.
 func (b *Broker) Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error) {
 	k := b.Keys(queue)
-	res, err := promoteScript.Run(ctx, b.rdb, []string{k.Delayed(), k.Stream()}, limit).Int64Slice()
+	res, err := promoteScript.Run(ctx, b.rdb, []string{k.Delayed(), k.Stream(), k.Notify()}, limit).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("promote %s: %w", k.Delayed(), classify(err))
 	}
@@ -412,13 +428,17 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID)},
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC}
 	case Release:
-		return releaseScript, []string{k.Stream(), k.State(s.TaskID)}, []any{Group, m.EntryID, s.Lease, m.Envelope}
+		return releaseScript, []string{k.Stream(), k.State(s.TaskID), k.Notify()}, []any{Group, m.EntryID, s.Lease, m.Envelope}
 	case Refuse:
 		keys := []string{k.Stream(), k.Dead()}
 		if s.ClaimedID != "" {
 			keys = append(keys, k.State(s.ClaimedID), k.Done(s.ClaimedID))
 		}
-		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID, s.MAC}
+		unread := ""
+		if m.Oversized {
+			unread = "1"
+		}
+		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID, s.MAC, unread, MaxDigestSize}
 	}
 	panic(fmt.Sprintf("redisq: settlement of unknown kind %d", s.Kind))
 }

@@ -65,7 +65,7 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 	if err != nil || id != "q/1" {
 		t.Fatalf("Enqueue = %q, %v", id, err)
 	}
-	msgs, err := b.Fetch(ctx, "q", "c1", 10, time.Second)
+	msgs, err := b.Fetch(ctx, "q", "c1", 10, time.Second, 1<<20)
 	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "env-1" {
 		t.Fatalf("Fetch = %+v, %v", msgs, err)
 	}
@@ -122,7 +122,7 @@ func testConcurrentPromoters(t *testing.T, e env) {
 	wg.Wait()
 	seen := map[string]int{}
 	for {
-		msgs, err := b.Fetch(ctx, "q", "c", 100, 10*time.Millisecond)
+		msgs, err := b.Fetch(ctx, "q", "c", 100, 10*time.Millisecond, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,7 @@ func testPrune(t *testing.T, e env) {
 
 func fetchOne(t *testing.T, b *redisq.Broker, consumer string) redisq.Message {
 	t.Helper()
-	msgs, err := b.Fetch(context.Background(), "q", consumer, 1, time.Second)
+	msgs, err := b.Fetch(context.Background(), "q", consumer, 1, time.Second, 1<<20)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("Fetch = %+v, %v", msgs, err)
 	}
@@ -632,11 +632,12 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 	for _, v := range redisq.ProtocolNames() {
 		allowed[v] = true
 	}
-	allowed[""], allowed["0"] = true, true // empty ids and kinds; the lease token of a delivery not begun
+	// Empty ids and kinds, the lease token of a delivery not begun, a flag, a stream id.
+	allowed[""], allowed["0"], allowed["1"], allowed["0-0"] = true, true, true, true
 	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET ZRANGEBYSCORE ZREM ZRANGE
 		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET XRANGE PERSIST XGROUP DELCONSUMER
 		NX PX * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
-		WRONGTYPE`) {
+		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE`) {
 		allowed[w] = true
 	}
 	quoted := regexp.MustCompile(`'([^'\n]*)'`)

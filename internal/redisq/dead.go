@@ -79,7 +79,7 @@ var ErrNoDeadLetter = errors.New("no such dead letter")
 // envelope env, and resets the task's state to pending with no attempt spent.
 func (b *Broker) Requeue(ctx context.Context, queue, entryID, id, kind string, env []byte) error {
 	k := b.Keys(queue)
-	n, err := requeueScript.Run(ctx, b.rdb, []string{k.Dead(), k.Stream(), k.State(id), k.Done(id)}, entryID, env, kind).Int()
+	n, err := requeueScript.Run(ctx, b.rdb, []string{k.Dead(), k.Stream(), k.State(id), k.Done(id), k.Notify()}, entryID, env, kind).Int()
 	if err != nil {
 		return fmt.Errorf("requeue %s: %w", entryID, classify(err))
 	}

@@ -31,6 +31,11 @@ func (k Keys) Delayed() string { return k.base + "delayed" }
 // of a worker (see TickSeen).
 func (k Keys) Tick() string { return k.base + "tick" }
 
+// Notify is a short stream that gets an element whenever an entry is added to Stream:
+// a worker blocks on it, not on Stream, so that it never reads an entry before its
+// size is checked (see Broker.Fetch).
+func (k Keys) Notify() string { return k.base + "notify" }
+
 // Dead is the dead-letter stream.
 func (k Keys) Dead() string { return k.base + "dead" }
 

@@ -37,7 +37,12 @@ const (
 	DeadFieldID     = "id"        // the task id; empty when the envelope did not verify
 	DeadFieldEntry  = "entry"     // the stream entry that was dead-lettered
 	DeadFieldFailed = "failed_ms" // Redis time of the failure
+	DeadFieldSize   = "size"      // for an entry too large to read: its size in bytes
 )
+
+// MaxDigestSize is the largest entry whose digest a script computes, and that a dead
+// letter keeps whole: hashing or copying more would block Redis for too long.
+const MaxDigestSize = 16 << 20
 
 // Task states, as stored in FieldState.
 const (
@@ -56,18 +61,23 @@ const (
 	TickGrace = "grace" // Redis time before which no lease is taken over
 )
 
+// claimPattern is a Lua pattern that captures the task id an envelope claims, from its
+// first bytes: envelope.Sign writes the version first and the id second.
+const claimPattern = `^{"v":%d+,"id":"([^"\\]+)"`
+
 // DoneMarker is the element pushed on a task's done list when it finishes.
 const DoneMarker = "done"
 
 // protocolNames maps each placeholder the scripts may use to its value.
 var protocolNames = map[string]string{
-	"group": Group, "env": EnvelopeField, "done": DoneMarker,
+	"group": Group, "env": EnvelopeField, "done": DoneMarker, "id_pattern": claimPattern,
 	"f_state": FieldState, "f_kind": FieldKind, "f_attempts": FieldAttempts,
 	"f_lease": FieldLease, "f_owner": FieldOwner, "f_entry": FieldEntry,
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
 	"f_finished": FieldFinished, "f_mac": FieldMAC,
-	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
+	"d_size": DeadFieldSize,
+	"d_id":   DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,

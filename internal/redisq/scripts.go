@@ -35,6 +35,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- ready adds env to stream, and an element to notify, which the workers block on.
+local function ready(stream, notify, env)
+  redis.call('XADD', stream, '*', $env, env)
+  redis.call('XADD', notify, 'MAXLEN', '~', 100, '*', $env, '')
+end
 local function signal_done(done, ttl)
   redis.call('DEL', done)
   redis.call('RPUSH', done, $done)
@@ -75,19 +80,20 @@ func script(src string) *redis.Script {
 // enqueueScript adds a task, now or after a delay, and records its state with the digest
 // of its envelope (see deadEntryScript).
 //
-//	KEYS[1] stream   KEYS[2] delayed   KEYS[3] state   KEYS[4] unique (optional)
+//	KEYS[1] stream   KEYS[2] delayed   KEYS[3] state   KEYS[4] notify
+//	KEYS[5] unique (optional)
 //	ARGV[1] envelope ARGV[2] task id   ARGV[3] kind    ARGV[4] delay ms (0: now)
 //	ARGV[5] unique ttl ms
 //
 // Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
 var enqueueScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'stream', 'none'}})
 if bad then return bad end
-if #KEYS == 4 then
-  bad = check({{KEYS[4], 'string', 'none'}})
+if #KEYS == 5 then
+  bad = check({{KEYS[5], 'string', 'none'}})
   if bad then return bad end
-  if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[5]) then
-    return {0, redis.call('GET', KEYS[4])}
+  if not redis.call('SET', KEYS[5], ARGV[2], 'NX', 'PX', ARGV[5]) then
+    return {0, redis.call('GET', KEYS[5])}
   end
 end
 local now = now_ms()
@@ -96,7 +102,7 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
   state = $s_scheduled
 else
-  redis.call('XADD', KEYS[1], '*', $env, ARGV[1])
+  ready(KEYS[1], KEYS[4], ARGV[1])
 end
 redis.call('HSET', KEYS[3], $f_state, state, $f_kind, ARGV[3], $f_attempts, 0,
   $f_submitted, now, $f_digest, redis.sha1hex(ARGV[1]))
@@ -106,17 +112,17 @@ return {1, ARGV[2]}
 // promoteScript moves due tasks from the delayed set to the stream. ZREM and XADD happen
 // in one script, so two workers promoting at once never deliver a task twice.
 //
-//	KEYS[1] delayed   KEYS[2] stream
+//	KEYS[1] delayed   KEYS[2] stream   KEYS[3] notify
 //	ARGV[1] max tasks to move
 //
 // Returns {moved, ms until the next task is due or -1 when none waits}.
 var promoteScript = script(`
-local bad = check({{KEYS[1], 'zset', 'none'}, {KEYS[2], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'zset', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'stream', 'none'}})
 if bad then return bad end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
 for _, env in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', $env, env)
+  ready(KEYS[2], KEYS[3], env)
   redis.call('ZREM', KEYS[1], env)
 end
 local wait = -1
@@ -157,6 +163,43 @@ end
 local nxt = '-'
 if #p == tonumber(ARGV[4]) then nxt = '(' .. p[#p][1] end
 return {nxt, out}
+`)
+
+// fetchScript reads up to count new entries for a consumer, as XREADGROUP does, but
+// inside Redis, so that an entry larger than the worker's limit never reaches the
+// worker: such an entry comes back as its id, its size and the task id it claims, for
+// the worker to dead-letter (deadEntryScript reads it where it lies). It also returns the
+// newest id of the notify stream, from which the worker blocks when nothing was read.
+//
+//	KEYS[1] stream   KEYS[2] notify
+//	ARGV[1] group    ARGV[2] consumer   ARGV[3] count   ARGV[4] max entry bytes
+//
+// Returns {notify id, {entries as XREADGROUP gives them}, {{id, size, claimed id}...}}.
+var fetchScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}})
+if bad then return bad end
+local mark = '0-0'
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last == 1 then mark = last[1][1] end
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+local small, big = {}, {}
+if r then
+  for _, e in ipairs(r[1][2]) do
+    local size, claimed = 0, ''
+    for i = 1, #e[2], 2 do
+      size = size + #e[2][i] + #e[2][i + 1]
+      if e[2][i] == $env then
+        claimed = string.match(string.sub(e[2][i + 1], 1, 256), $id_pattern) or ''
+      end
+    end
+    if size > tonumber(ARGV[4]) then
+      table.insert(big, {e[1], size, claimed})
+    else
+      table.insert(small, e)
+    end
+  end
+end
+return {mark, small, big}
 `)
 
 // startScript begins a delivery of a task: it raises the task's lease token (the fence
@@ -302,18 +345,18 @@ return 1
 // the stream at once, with the same envelope, so another worker takes it without
 // waiting for the lease to run out and without spending an attempt.
 //
-//	KEYS[1] stream   KEYS[2] state
+//	KEYS[1] stream   KEYS[2] state   KEYS[3] notify
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] lease   ARGV[4] envelope
 //
 // Returns 1 when handed back, 0 when fenced off, -1 when the task has no record.
 var releaseScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'stream', 'none'}})
 if bad then return bad end
 local f = fence(KEYS[2], ARGV[3])
 if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[1], '*', $env, ARGV[4])
+ready(KEYS[1], KEYS[3], ARGV[4])
 redis.call('HINCRBY', KEYS[2], $f_attempts, -1)
 redis.call('HSET', KEYS[2], $f_state, $s_pending)
 return 1
@@ -327,10 +370,15 @@ return 1
 // ends so Result returns, and the dead letter names it. A forged or altered copy never
 // ends the genuine task.
 //
+// An entry too large for the worker to read is given without its envelope (ARGV[10] set):
+// the script reads it from the stream itself, compares its digest only up to
+// MaxDigestSize, and keeps it in the dead letter only up to that size, with its size.
+//
 //	KEYS[1] stream   KEYS[2] dead   KEYS[3] state (optional)   KEYS[4] done (optional)
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] envelope
 //	ARGV[5] reason   ARGV[6] error text ARGV[7] ttl ms     ARGV[8] claimed task id
 //	ARGV[9] outcome MAC of the claimed task, written only when the entry is its envelope
+//	ARGV[10] '1' when the envelope is to be read from the stream   ARGV[11] MaxDigestSize
 //
 // Returns 1 when dead-lettered, 0 when another consumer holds the entry.
 var deadEntryScript = script(`
@@ -339,11 +387,23 @@ if bad then return bad end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
 local now = now_ms()
+local env, size = ARGV[4], #ARGV[4]
+if ARGV[10] == '1' then
+  env = ''
+  local x = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+  if #x == 1 then
+    for i = 1, #x[1][2], 2 do
+      if x[1][2][i] == $env then env = x[1][2][i + 1] end
+    end
+  end
+  size = #env
+  if size > tonumber(ARGV[11]) then env = '' end
+end
 local genuine, kind, attempts = false, '', 0
 local dt = #KEYS == 4 and redis.call('TYPE', KEYS[4])['ok']
 if #KEYS == 4 and redis.call('TYPE', KEYS[3])['ok'] == 'hash' and (dt == 'list' or dt == 'none') then
   local v = redis.call('HMGET', KEYS[3], $f_state, $f_digest, $f_kind, $f_attempts)
-  genuine = v[1] and v[1] ~= $s_succeeded and v[1] ~= $s_dead and v[2] == redis.sha1hex(ARGV[4])
+  genuine = v[1] and v[1] ~= $s_succeeded and v[1] ~= $s_dead and env ~= '' and v[2] == redis.sha1hex(env)
   if genuine then kind, attempts = v[3] or '', v[4] or 0 end
 end
 local id = ''
@@ -351,7 +411,7 @@ if genuine then id = ARGV[8] end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', $d_id, id, $f_kind, kind, $d_entry, ARGV[2], $f_reason, ARGV[5],
-  $f_error, ARGV[6], $f_attempts, attempts, $d_failed, now, $env, ARGV[4])
+  $f_error, ARGV[6], $f_attempts, attempts, $d_failed, now, $d_size, size, $env, env)
 if genuine then
   redis.call('HDEL', KEYS[3], $f_result)
   redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
@@ -366,16 +426,16 @@ return 1
 // lease token is kept: it only ever grows, so a worker that held an older delivery stays
 // fenced off.
 //
-//	KEYS[1] dead     KEYS[2] stream   KEYS[3] state   KEYS[4] done
+//	KEYS[1] dead     KEYS[2] stream   KEYS[3] state   KEYS[4] done   KEYS[5] notify
 //	ARGV[1] dead-letter entry id      ARGV[2] envelope to enqueue   ARGV[3] kind
 var requeueScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'list', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'list', 'none'}, {KEYS[5], 'stream', 'none'}})
 if bad then return bad end
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
   return 0
 end
 redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('XADD', KEYS[2], '*', $env, ARGV[2])
+ready(KEYS[2], KEYS[5], ARGV[2])
 redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished, $f_mac)
 redis.call('HSET', KEYS[3], $f_state, $s_pending, $f_attempts, 0, $f_kind, ARGV[3], $f_digest, redis.sha1hex(ARGV[2]))
 redis.call('PERSIST', KEYS[3])
@@ -401,7 +461,7 @@ return 1
 
 // scripts lists every script, for the test that checks their names.
 var scripts = map[string]*redis.Script{
-	"enqueue": enqueueScript, "promote": promoteScript, "reclaim": reclaimScript,
+	"enqueue": enqueueScript, "fetch": fetchScript, "promote": promoteScript, "reclaim": reclaimScript,
 	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
 	"retry": retryScript, "dead": deadScript, "release": releaseScript,
 	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,

@@ -51,6 +51,9 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 		d.refusal, d.untrusted = err, true
 		return d
 	}
+	if m.Oversized {
+		return untrusted(fmt.Errorf("%w: stream entry of %d bytes, over this worker's limit of %d (WithMaxEnvelopeSize); it was not read", ErrMalformed, m.Size, w.cfg.maxEnvelope))
+	}
 	if m.Envelope == nil {
 		return untrusted(fmt.Errorf("%w: stream entry has no %q field", ErrMalformed, redisq.EnvelopeField))
 	}
@@ -187,7 +190,7 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 		s.Kind = redisq.Release
 	case actRefuse:
 		s.Kind, s.Consumer = redisq.Refuse, w.cfg.consumer
-		s.ClaimedID = claimedID(r.msg.Envelope, r.msg.Queue)
+		s.ClaimedID = claimedID(r.msg, r.msg.Queue)
 		if s.ClaimedID != "" {
 			s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.ClaimedID, State: redisq.StateDead, Reason: out.reason, Error: out.message}, "")
 		}
@@ -221,8 +224,11 @@ func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
 // claimedID returns the task id that an envelope the worker could not verify claims, when
 // it is an id of queue: that task ends with the refusal only if the entry is byte for byte
 // its envelope (see redisq.Refuse).
-func claimedID(raw []byte, queue string) string {
-	id := envelope.PeekID(raw)
+func claimedID(m redisq.Message, queue string) string {
+	id := m.Claimed
+	if !m.Oversized {
+		id = envelope.PeekID(m.Envelope)
+	}
 	if q, err := ID(id).parse(); err != nil || q != queue {
 		return ""
 	}

@@ -66,7 +66,7 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 		}
 		if err == nil && len(msgs) == 0 {
-			msgs, err = w.store.Fetch(rctx, f.queue, w.cfg.consumer, n, f.block())
+			msgs, err = w.store.Fetch(rctx, f.queue, w.cfg.consumer, n, f.block(), w.cfg.maxEnvelope)
 		}
 		cancel()
 		release(f.slots, n-len(msgs))

@@ -49,7 +49,7 @@ func (f *fakeStore) signal() {
 
 func (f *fakeStore) EnsureGroup(context.Context, string) error { return nil }
 
-func (f *fakeStore) Fetch(ctx context.Context, queue, _ string, count int, block time.Duration) ([]redisq.Message, error) {
+func (f *fakeStore) Fetch(ctx context.Context, queue, _ string, count int, block time.Duration, _ int) ([]redisq.Message, error) {
 	f.mu.Lock()
 	n := min(count, len(f.pending))
 	msgs := append([]redisq.Message(nil), f.pending[:n]...)

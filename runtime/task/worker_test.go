@@ -622,7 +622,7 @@ func TestTaskOfACrashedWorkerIsTakenOverAfterItsLease(t *testing.T) {
 		if err := b.EnsureGroup(ctx, "q1"); err != nil {
 			t.Fatal(err)
 		}
-		if msgs, err := b.Fetch(ctx, "q1", "crashed-worker", 1, time.Second); err != nil || len(msgs) != 1 {
+		if msgs, err := b.Fetch(ctx, "q1", "crashed-worker", 1, time.Second, 1<<20); err != nil || len(msgs) != 1 {
 			t.Fatalf("fetch = %v, %v", msgs, err)
 		}
 		crashed := time.Now()
@@ -1312,7 +1312,7 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Two workers began the task and died: the first delivery, then one takeover.
-		msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second)
+		msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second, 1<<20)
 		if err != nil || len(msgs) != 1 {
 			t.Fatalf("fetch = %v, %v", msgs, err)
 		}
