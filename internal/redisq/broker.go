@@ -276,7 +276,6 @@ func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, lease ti
 	return out, nil
 }
 
-
 // Promote moves up to limit tasks of queue whose time has come, by Redis's clock, from
 // the delayed set to the stream. It returns how many it moved and how long until the next
 // delayed task is due, negative when none waits.
