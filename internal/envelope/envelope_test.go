@@ -618,3 +618,70 @@ func TestAnEnvelopeWithoutNotAfterOpens(t *testing.T) {
 		t.Error("the not-after time is not signed")
 	}
 }
+
+// A retired key verifies until its time and not after; it never signs. A vouch verifies
+// for exactly its envelope and id, and lets a keyring that lacks the signing key re-sign.
+func TestRetiredKeysAndVouches(t *testing.T) {
+	data := signed(t, keyring(t, nil, keyA), &Caller{UserID: "u1"})
+	for _, tt := range []struct {
+		name    string
+		retired time.Time
+		want    error
+	}{
+		{"retiring later", time.Now().Add(time.Hour), nil},
+		{"retired", time.Now().Add(-time.Second), ErrBadSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old := keyA
+			old.Retired = tt.retired
+			_, err := keyring(t, nil, keyB, old).Open(data, 0)
+			if !errors.Is(err, tt.want) && (err != nil || tt.want != nil) {
+				t.Errorf("Open = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	retired := keyA
+	retired.Retired = time.Now().Add(time.Hour)
+	if _, err := NewKeyring("taskgen", []Key{retired, keyB}, nil); err == nil {
+		t.Error("NewKeyring accepted a retired key first, to sign with")
+	}
+
+	vouch := keyring(t, nil, keyB, keyA).Vouch(data, "q/1")
+	now := keyring(t, nil, keyB) // keyA is gone
+	if err := now.CheckVouch(data, "q/1", vouch); err != nil {
+		t.Fatalf("CheckVouch: %v", err)
+	}
+	for name, check := range map[string]error{
+		"another id":       now.CheckVouch(data, "q/2", vouch),
+		"another envelope": now.CheckVouch(append([]byte(nil), data[:len(data)-1]...), "q/1", vouch),
+		"no vouch":         now.CheckVouch(data, "q/1", ""),
+		"another keyring":  keyring(t, nil, keyA).CheckVouch(data, "q/1", vouch),
+	} {
+		if !errors.Is(check, ErrBadSignature) {
+			t.Errorf("%s: err = %v, want ErrBadSignature", name, check)
+		}
+	}
+	if _, err := now.Open(data, 0); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Open without the old key = %v", err)
+	}
+	resigned, e, err := now.Resign(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := now.Open(resigned, 0); err != nil || got.ID != e.ID || got.KeyID != keyB.ID {
+		t.Errorf("the re-signed envelope opens as %+v, %v", got, err)
+	}
+	sealed := signed(t, mustDerived(t, keyA), &Caller{UserID: "u1", Token: "t"})
+	if _, _, err := now.Resign(sealed, nil); err == nil {
+		t.Error("re-signed an envelope whose caller is sealed with a key derived from a key that is gone")
+	}
+}
+
+func mustDerived(t *testing.T, keys ...Key) *Keyring {
+	t.Helper()
+	k, err := NewDerivedKeyring("taskgen", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -26,6 +27,10 @@ const MinKeySize = 32
 type Key struct {
 	ID     string
 	Secret []byte
+	// Retired, when set, makes the key verify only, and only until then: a key being
+	// rotated out stops being accepted at a time the operator chose. A retired key never
+	// signs.
+	Retired time.Time
 }
 
 // Keyring signs and verifies envelopes and seals and opens caller blocks. The first
@@ -86,6 +91,9 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 		if len(k.Secret) < MinKeySize {
 			return nil, fmt.Errorf("signing key %q is %d bytes; use at least %d random bytes", k.ID, len(k.Secret), MinKeySize)
 		}
+	}
+	if !signing[0].Retired.IsZero() {
+		return nil, fmt.Errorf("signing key %q is retired, and the first key signs: give a key that is not retired first", signing[0].ID)
 	}
 	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}}
 	for _, k := range signing {
@@ -249,6 +257,9 @@ func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	}
 	for _, key := range k.signing {
 		if key.ID == e.KeyID {
+			if !key.Retired.IsZero() && time.Now().After(key.Retired) {
+				return nil, fmt.Errorf("%w: signed with key %q, retired since %s", ErrBadSignature, e.KeyID, key.Retired.UTC().Format(time.RFC3339))
+			}
 			if !hmac.Equal(k.mac(key.Secret, e), e.Sig) {
 				return nil, fmt.Errorf("%w: signature does not match (key %q)", ErrBadSignature, e.KeyID)
 			}
@@ -342,7 +353,7 @@ const outcomeForm = "taskgen.outcome.v1"
 func (k *Keyring) SignOutcome(o Outcome, keyID string) string {
 	key := k.signing[0]
 	for _, s := range k.signing {
-		if s.ID == keyID {
+		if s.ID == keyID && s.Retired.IsZero() {
 			key = s
 		}
 	}
@@ -380,4 +391,66 @@ func (k *Keyring) outcomeMAC(secret []byte, o Outcome) []byte {
 	}
 	h.Write(b)
 	return h.Sum(nil)
+}
+
+// vouchForm names the byte form a vouch covers.
+const vouchForm = "taskgen.vouch.v1"
+
+// Vouch returns a worker's word, under its first signing key, that data was verified as
+// the envelope of task id when it was dead-lettered: with it, an operator may have the
+// envelope re-signed after the key that signed it is gone (see CheckVouch).
+func (k *Keyring) Vouch(data []byte, id string) string {
+	key := k.signing[0]
+	return key.ID + ":" + base64.StdEncoding.EncodeToString(k.vouchMAC(key.Secret, data, id))
+}
+
+// CheckVouch reports whether vouch, as Vouch writes it, is a worker's word under one of
+// the keyring's keys that data was the verified envelope of task id; an error wrapping
+// ErrBadSignature says why not.
+func (k *Keyring) CheckVouch(data []byte, id, vouch string) error {
+	kid, sum, ok := strings.Cut(vouch, ":")
+	want, err := base64.StdEncoding.DecodeString(sum)
+	if !ok || err != nil {
+		return fmt.Errorf("%w: no worker vouched for the envelope of %s when it was dead-lettered", ErrBadSignature, id)
+	}
+	for _, key := range k.signing {
+		if key.ID == kid && hmac.Equal(k.vouchMAC(key.Secret, data, id), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the vouch for the envelope of %s does not verify with this keyring's keys", ErrBadSignature, id)
+}
+
+func (k *Keyring) vouchMAC(secret, data []byte, id string) []byte {
+	digest := sha256.Sum256(data)
+	h := hmac.New(sha256.New, secret)
+	var b []byte
+	for _, f := range [][]byte{[]byte(vouchForm), []byte(k.scope), []byte(id), digest[:]} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	h.Write(b)
+	return h.Sum(nil)
+}
+
+// Resign signs, with the keyring's first key, the envelope data without verifying its
+// signature. Call it only for an envelope whose integrity is vouched for otherwise
+// (CheckVouch). The caller block is kept as it is: it must still open with this keyring,
+// or the re-signed envelope is refused with ErrBadSignature as the original would be.
+func (k *Keyring) Resign(data []byte, change func(*Envelope)) ([]byte, *Envelope, error) {
+	e, err := decode(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := canonical(data, e); err != nil {
+		return nil, nil, err
+	}
+	if _, err := k.Caller(e); err != nil {
+		return nil, nil, fmt.Errorf("re-sign %s: its caller block does not open with this keyring (%w); the task cannot run as its caller again: submit it anew", e.ID, err)
+	}
+	if change != nil {
+		change(e)
+	}
+	out, err := k.Sign(e)
+	return out, e, err
 }

@@ -410,6 +410,9 @@ type Settlement struct {
 	// MAC authenticates the final outcome Complete, Dead and Refuse write (see
 	// envelope.Outcome); Result refuses an outcome whose MAC does not verify.
 	MAC string
+	// Vouch, for Dead, is the worker's word that it verified the envelope
+	// (envelope.Keyring.Vouch), kept with the dead letter.
+	Vouch string
 }
 
 // run returns the script and its keys and arguments.
@@ -425,7 +428,7 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
 	case Dead:
 		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID)},
-			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC}
+			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC, s.Vouch}
 	case Release:
 		return releaseScript, []string{k.Stream(), k.State(s.TaskID), k.Notify()}, []any{Group, m.EntryID, s.Lease, m.Envelope}
 	case Refuse:

@@ -18,6 +18,8 @@ type Failure struct {
 	Error    string
 	Attempts int
 	Entry    string // the stream entry that was dead-lettered
+	Size     int    // for an entry too large to read, its size
+	Vouch    string // the worker's word that it verified the envelope, if it did
 }
 
 // DeadEntry is one entry of a dead-letter stream.
@@ -61,10 +63,11 @@ func (b *Broker) deadRange(ctx context.Context, queue, start, end string, count 
 		str := func(f string) string { s, _ := x.Values[f].(string); return s }
 		attempts, _ := strconv.Atoi(str(FieldAttempts))
 		ms, _ := strconv.ParseInt(str(DeadFieldFailed), 10, 64)
+		size, _ := strconv.Atoi(str(DeadFieldSize))
 		out = append(out, DeadEntry{
 			EntryID: x.ID,
 			Failure: Failure{ID: str(DeadFieldID), Kind: str(FieldKind), Reason: str(FieldReason), Error: str(FieldError),
-				Attempts: attempts, Entry: str(DeadFieldEntry)},
+				Attempts: attempts, Entry: str(DeadFieldEntry), Size: size, Vouch: str(DeadFieldVouch)},
 			FailedAt: time.UnixMilli(ms),
 			Envelope: []byte(str(EnvelopeField)),
 		})

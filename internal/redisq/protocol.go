@@ -38,6 +38,7 @@ const (
 	DeadFieldEntry  = "entry"     // the stream entry that was dead-lettered
 	DeadFieldFailed = "failed_ms" // Redis time of the failure
 	DeadFieldSize   = "size"      // for an entry too large to read: its size in bytes
+	DeadFieldVouch  = "vouch"     // a worker's word that it verified the envelope (envelope.Keyring.Vouch)
 )
 
 // MaxDigestSize is the largest entry whose digest a script computes, and that a dead
@@ -76,7 +77,7 @@ var protocolNames = map[string]string{
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
 	"f_finished": FieldFinished, "f_mac": FieldMAC,
-	"d_size": DeadFieldSize,
+	"d_size": DeadFieldSize, "d_vouch": DeadFieldVouch,
 	"d_id":   DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace,

@@ -320,7 +320,7 @@ return 1
 //	KEYS[1] stream   KEYS[2] dead     KEYS[3] state   KEYS[4] done
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] envelope (as received)
 //	ARGV[5] reason   ARGV[6] error text  ARGV[7] ttl ms   ARGV[8] task id
-//	ARGV[9] outcome MAC
+//	ARGV[9] outcome MAC   ARGV[10] the worker's vouch for the envelope
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
 var deadScript = script(`
@@ -333,7 +333,7 @@ local v = redis.call('HMGET', KEYS[3], $f_kind, $f_attempts)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', $d_id, ARGV[8], $f_kind, v[1] or '', $d_entry, ARGV[2],
-  $f_reason, ARGV[5], $f_error, ARGV[6], $f_attempts, v[2] or 0, $d_failed, now, $env, ARGV[4])
+  $f_reason, ARGV[5], $f_error, ARGV[6], $f_attempts, v[2] or 0, $d_failed, now, $d_vouch, ARGV[10], $env, ARGV[4])
 redis.call('HDEL', KEYS[3], $f_result)
 redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
 redis.call('PEXPIRE', KEYS[3], ARGV[7])

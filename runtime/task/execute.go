@@ -185,6 +185,7 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 		s.Kind, s.Delay = redisq.Retry, out.delay
 	case actDead:
 		s.Kind = redisq.Dead
+		s.Vouch = w.keys.Vouch(r.msg.Envelope, s.TaskID)
 		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateDead, Reason: out.reason, Error: out.message}, d.env.KeyID)
 	case actRelease:
 		s.Kind = redisq.Release

@@ -510,3 +510,74 @@ func TestAHugeEntryIsNeverReadIntoTheWorker(t *testing.T) {
 		}
 	})
 }
+
+// Key lifetimes: a task signed with a key that is gone since it was dead-lettered is
+// refused by Requeue, and run again by RequeueResigned, because the worker that
+// dead-lettered it vouched for its envelope with a key the client still holds. A dead
+// letter whose envelope was changed is refused either way.
+func TestRequeueResignedRunsADeadLetterWhoseKeyIsGone(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb, task.WithPlainCallers())
+		ctx := context.Background()
+		oldKey, newKey := task.WithSigningKey("k1", signingKey), task.WithSigningKey("k2", []byte("the-new-signing-key-0123456789abc"))
+		common := []task.WorkerOption{task.WithPrefix(h.prefix), task.WithQueues("q1"), task.WithPlainCallers()}
+		var fail atomic.Bool
+		fail.Store(true)
+		fn := func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			if fail.Load() {
+				return "", task.Permanent(errors.New("not yet"))
+			}
+			return a.Msg, nil
+		}
+		rotating, err := task.NewWorker(h.rdb, append(common, newKey, oldKey)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task.Register(rotating, echoDef, fn)
+		stop := run(t, rotating)
+		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "again"}) // signed with k1
+		if _, err := wait[string](t, h.client, id); err == nil {
+			t.Fatalf("first run = %v, want a failure", err)
+		}
+		stop()
+
+		// k1 is gone everywhere.
+		c, err := task.NewClient(h.rdb, task.WithPrefix(h.prefix), newKey, task.WithPlainCallers())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead, err := c.DeadLetters(ctx, "q1", "", 10)
+		if err != nil || len(dead) != 1 || !dead[0].Verified {
+			t.Fatalf("dead letters = %+v, %v; want one, vouched for", dead, err)
+		}
+		if err := c.Requeue(ctx, dead[0]); !errors.Is(err, task.ErrBadSignature) {
+			t.Fatalf("Requeue with the key gone = %v, want ErrBadSignature", err)
+		}
+		// A copy of the dead letter with its envelope changed keeps the vouch, which no
+		// longer matches.
+		deadKey := redisq.QueueKeys(h.prefix, "q1").Dead()
+		xs, _ := h.rdb.XRange(ctx, deadKey, "-", "+").Result()
+		forged := map[string]any{}
+		for k, v := range xs[0].Values {
+			forged[k] = v
+		}
+		forged[redisq.EnvelopeField] = strings.Replace(forged[redisq.EnvelopeField].(string), `"again"`, `"evil!"`, 1)
+		forgedID, _ := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: deadKey, Values: forged}).Result()
+		if err := c.RequeueResigned(ctx, task.DeadLetter{EntryID: forgedID, Queue: "q1", ID: id}); !errors.Is(err, task.ErrBadSignature) {
+			t.Errorf("RequeueResigned of a changed envelope = %v, want ErrBadSignature", err)
+		}
+		if err := c.RequeueResigned(ctx, dead[0]); err != nil {
+			t.Fatalf("RequeueResigned = %v", err)
+		}
+		fail.Store(false)
+		renewed, err := task.NewWorker(h.rdb, append(common, newKey)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task.Register(renewed, echoDef, fn)
+		run(t, renewed)
+		if got, err := wait[string](t, c, id); err != nil || got != "again" {
+			t.Errorf("Result after RequeueResigned = %q, %v", got, err)
+		}
+	})
+}

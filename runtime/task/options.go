@@ -190,6 +190,16 @@ func (c *commonConfig) check(rdb redis.UniversalClient) (*envelope.Keyring, erro
 	if c.maxEnvelope <= 0 {
 		return nil, fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", c.maxEnvelope)
 	}
+	// The first key that is not retired signs, wherever the retired ones were given.
+	keys := make([]envelope.Key, 0, len(c.signing))
+	for _, retired := range []bool{false, true} {
+		for _, k := range c.signing {
+			if !k.Retired.IsZero() == retired {
+				keys = append(keys, k)
+			}
+		}
+	}
+	c.signing = keys
 	switch {
 	case c.plain && c.sealKey != nil:
 		return nil, errors.New("WithSealKey and WithPlainCallers exclude each other: give one")
@@ -220,6 +230,16 @@ func WithSigningKey(id string, key []byte) Option {
 // need the same key. Either way tokens never rest in Redis in clear.
 func WithSealKey(key []byte) Option {
 	return Option{func(c *commonConfig) { c.sealKey = append([]byte(nil), key...) }}
+}
+
+// WithRetiredKey adds an HMAC-SHA256 key that verifies envelopes signed with it until
+// retired and never signs: the last step of a key rotation, with a date after which the
+// old key is refused (ErrBadSignature) even if its configuration stays. To run a dead
+// letter signed with a key that has gone since, see RequeueResigned.
+func WithRetiredKey(id string, key []byte, retired time.Time) Option {
+	return Option{func(c *commonConfig) {
+		c.signing = append(c.signing, envelope.Key{ID: id, Secret: append([]byte(nil), key...), Retired: retired})
+	}}
 }
 
 // WithPlainCallers opts out of sealing: a client sends caller blocks signed but in

@@ -36,6 +36,7 @@ func TestEachOptionIsTakenByTheSidesItConcerns(t *testing.T) {
 		{"WithSigningKey", task.WithSigningKey, true, true},
 		{"WithSealKey", task.WithSealKey, true, true},
 		{"WithPlainCallers", task.WithPlainCallers, true, true},
+		{"WithRetiredKey", task.WithRetiredKey, true, true},
 		{"WithLogger", task.WithLogger, true, true},
 		{"WithMaxEnvelopeSize", task.WithMaxEnvelopeSize, true, true},
 		{"WithQueues", task.WithQueues, false, true},
