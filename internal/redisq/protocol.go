@@ -78,7 +78,7 @@ var protocolNames = map[string]string{
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
 	"f_finished": FieldFinished, "f_mac": FieldMAC,
 	"d_size": DeadFieldSize, "d_vouch": DeadFieldVouch,
-	"d_id":   DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
+	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
