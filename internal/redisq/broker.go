@@ -95,6 +95,22 @@ var ErrNoGroup = errors.New("consumer group missing")
 // script that met it changed nothing.
 var ErrCorrupt = errors.New("a key holds the wrong type")
 
+// Resharding reports whether err is Redis Cluster refusing a command while slots move
+// (TRYAGAIN, MOVED, ASK, CLUSTERDOWN) beyond what the client's own redirects and retries
+// absorbed. A script refused that way did not run: trying it again is safe.
+func Resharding(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	for _, p := range []string{"TRYAGAIN", "MOVED ", "ASK ", "CLUSTERDOWN"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, ": "+p) {
+			return true
+		}
+	}
+	return false
+}
+
 // classify marks the errors the scripts raise on a key of the wrong type.
 func classify(err error) error {
 	if err != nil && strings.Contains(err.Error(), "WRONGTYPE taskgen:") {

@@ -103,17 +103,36 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: envelope is %d bytes, over the %d byte limit (WithMaxEnvelopeSize); pass large data by reference: %w",
 			d.Kind, len(data), c.cfg.maxEnvelope, ErrMalformed)
 	}
+	t := redisq.Task{
+		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
+		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
+	}
 	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
-		return c.broker.Enqueue(ctx, redisq.Task{
-			ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
-			UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
-		})
+		// While Cluster slots move, the enqueue may be refused (it then did nothing) for
+		// longer than go-redis's own redirects and retries last: try until ctx ends, or
+		// for about reshardPatience when it never does.
+		var waited time.Duration
+		for pause := 20 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+			id, err := c.broker.Enqueue(ctx, t)
+			if !redisq.Resharding(err) || ctx.Done() == nil && waited >= reshardPatience {
+				return id, err
+			}
+			sleep(ctx, pause)
+			waited += pause
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("%w (the cluster was resharding: %v)", ctx.Err(), err)
+			}
+		}
 	})
 	if err != nil {
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
 	}
 	return ID(got), nil
 }
+
+// reshardPatience is how long Submit tries again while Cluster slots move, when its
+// context has no end.
+const reshardPatience = 30 * time.Second
 
 // MaxTaskLife caps how long after its submit a task's envelope stays valid: its
 // not-after time, past which a worker refuses it (ErrStale). A task may be due at most

@@ -581,3 +581,67 @@ func TestRequeueResignedRunsADeadLetterWhoseKeyIsGone(t *testing.T) {
 		}
 	})
 }
+
+// Resharding: while the queue's slot is being migrated, Redis refuses the enqueue script
+// with TRYAGAIN for longer than go-redis retries; Submit tries again within its context
+// and succeeds once the slot is settled. It needs a cluster of its own, to move slots.
+func TestSubmitWaitsOutAReshard(t *testing.T) {
+	cluster, err := redistest.StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Stop()
+	rdb := cluster.NewClient()
+	defer rdb.Close()
+	h := newHarness(t, rdb)
+	ctx := context.Background()
+	if _, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}); err != nil { // the stream exists
+		t.Fatal(err)
+	}
+	slot, err := rdb.ClusterKeySlot(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner, target *redis.Client
+	var ownerID, targetID string
+	for _, n := range cluster.Nodes {
+		c := n.NewClient()
+		defer c.Close()
+		id, _ := c.ClusterMyID(ctx).Result()
+		if n, _ := c.ClusterCountKeysInSlot(ctx, int(slot)).Result(); n > 0 && owner == nil {
+			owner, ownerID = c, id
+		} else if target == nil {
+			target, targetID = c, id
+		}
+	}
+	if owner == nil || target == nil {
+		t.Fatal("cannot find the slot's owner and another node")
+	}
+	if err := target.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ownerID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", targetID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := task.Submit(sctx, h.client, echoDef, alice, echoArgs{Msg: "during the reshard"})
+		done <- err
+	}()
+	time.Sleep(3 * time.Second) // longer than go-redis's own retries
+	select {
+	case err := <-done:
+		t.Fatalf("Submit returned during the reshard: %v", err)
+	default:
+	}
+	for _, c := range []*redis.Client{owner, target} {
+		if err := c.Do(ctx, "CLUSTER", "SETSLOT", slot, "STABLE").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Submit after the reshard = %v", err)
+	}
+}
