@@ -645,3 +645,38 @@ func TestSubmitWaitsOutAReshard(t *testing.T) {
 		t.Errorf("Submit after the reshard = %v", err)
 	}
 }
+
+// Deaths are crashes: a delivery lost before it began (the reply of the read that handed
+// it over was lost, or Redis stalled) costs a task with no retries nothing: it is taken
+// over and runs, instead of being dead-lettered worker_lost unrun.
+func TestADeliveryLostBeforeItBeganCostsNoAttempt(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		def := echoDef
+		def.MaxRetries = 0
+		id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{Msg: "ran"})
+		b := redisq.New(h.rdb, h.prefix)
+		if err := b.EnsureGroup(ctx, "q1"); err != nil {
+			t.Fatal(err)
+		}
+		if msgs, err := b.Fetch(ctx, "q1", "lost-reply-1", 1, time.Second, 1<<20); err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch = %v, %v", msgs, err)
+		}
+		// A second consumer takes it over once the lease ran out, and loses it the same way.
+		waitFor(t, "the takeover", func() bool {
+			msgs, _, err := b.Reclaim(ctx, "q1", "lost-reply-2", 200*time.Millisecond, 1, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			return len(msgs) == 1
+		})
+		w := h.worker(t, task.WithLease(200*time.Millisecond))
+		task.Register(w, def, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, w)
+		if got, err := wait[string](t, h.client, id); err != nil || got != "ran" {
+			t.Fatalf("Result = %q, %v; want it run", got, err)
+		}
+	})
+}
