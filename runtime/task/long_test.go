@@ -656,10 +656,7 @@ func TestADeliveryLostBeforeItBeganCostsNoAttempt(t *testing.T) {
 		def := echoDef
 		def.MaxRetries = 0
 		id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{Msg: "ran"})
-		b := redisq.New(h.rdb, h.prefix)
-		if err := b.EnsureGroup(ctx, "q1"); err != nil {
-			t.Fatal(err)
-		}
+		b := h.broker(t)
 		if msgs, err := b.Fetch(ctx, "q1", "lost-reply-1", 1, time.Second, 1<<20); err != nil || len(msgs) != 1 {
 			t.Fatalf("fetch = %v, %v", msgs, err)
 		}

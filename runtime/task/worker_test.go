@@ -1307,10 +1307,7 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 		def := echoDef
 		def.MaxRetries = 1
 		id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{})
-		b := redisq.New(h.rdb, h.prefix)
-		if err := b.EnsureGroup(ctx, "q1"); err != nil {
-			t.Fatal(err)
-		}
+		b := h.broker(t)
 		// Two workers began the task and died: the first delivery, then one takeover.
 		msgs, err := b.Fetch(ctx, "q1", "dead-1", 1, time.Second, 1<<20)
 		if err != nil || len(msgs) != 1 {
@@ -1335,6 +1332,17 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 			t.Error("the task ran again after its workers died as often as it may run")
 		}
 	})
+}
+
+// broker returns a broker on the harness's prefix, with queue q1's consumer group made:
+// for tests that play a worker that vanished.
+func (h *harness) broker(t *testing.T) *redisq.Broker {
+	t.Helper()
+	b := redisq.New(h.rdb, h.prefix)
+	if err := b.EnsureGroup(context.Background(), "q1"); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // begin begins delivery m of task id as consumer would, allowing runs deliveries.
