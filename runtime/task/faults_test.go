@@ -1,0 +1,495 @@
+package task_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/runtime/redistest"
+	"github.com/taskgen/taskgen/runtime/task"
+)
+
+// Faults users meet: stalls, replays, forgeries, huge entries, trims, reshards, keys
+// that went away, tokens that expire between attempts.
+
+// A task due after its caller's token expires is refused at Submit, in the request
+// handler, with both times in the message, and nothing reaches Redis.
+func TestSubmitRefusesATaskDueAfterItsCallerExpires(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		expiresAt := time.Now().Add(time.Hour).Truncate(time.Second)
+		caller := task.Caller{UserID: "dave", ExpiresAt: expiresAt}
+		dueAt := expiresAt.Add(time.Minute)
+		for _, opt := range []struct {
+			name string
+			opt  task.SubmitOption
+		}{{"Delay", task.Delay(time.Until(dueAt))}, {"At", task.At(dueAt)}} {
+			t.Run(opt.name, func(t *testing.T) {
+				_, err := task.Submit(context.Background(), h.client, echoDef, caller, echoArgs{}, opt.opt)
+				if !errors.Is(err, task.ErrCallerExpired) {
+					t.Fatalf("err = %v, want ErrCallerExpired", err)
+				}
+				if !strings.Contains(err.Error(), expiresAt.UTC().Format(time.RFC3339)) || !strings.Contains(err.Error(), "before the task is due at") {
+					t.Errorf("err = %q, want it to give the expiry and the due time", err)
+				}
+			})
+		}
+		id, err := task.Submit(context.Background(), h.client, echoDef, caller, echoArgs{}, task.Delay(time.Minute))
+		if err != nil {
+			t.Fatalf("a task due before the expiry was refused: %v", err)
+		}
+		if keys := prefixKeys(t, h); len(keys) != 2 || !strings.HasSuffix(keys[0], ":delayed") || !strings.HasSuffix(keys[1], ":task:"+string(id)) {
+			t.Errorf("keys = %v, want only the delayed set and the state of the one task accepted", keys)
+		}
+	})
+}
+
+// A token that expires between two attempts: the retry is not made, and the result keeps
+// the error that caused it, says the token expired before the retry, and counts the
+// attempts as the state and the log do.
+func TestATokenExpiringBeforeTheRetryKeepsTheRealError(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		logs := &countingHandler{counts: map[string]int{}}
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithBackoff(2*time.Second, 2*time.Second), task.WithLogger(slog.New(logs)))
+		var runs atomic.Int32
+		task.Register(w, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) {
+			runs.Add(1)
+			return "", errors.New("upstream said 503")
+		})
+		run(t, w)
+		soon := task.Caller{UserID: "erin", ExpiresAt: time.Now().Add(time.Second)}
+		id, err := task.Submit(context.Background(), h.client, echoDef, soon, echoArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = wait[string](t, h.client, id)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || !errors.Is(err, task.ErrCallerExpired) {
+			t.Fatalf("Result = %v, want a FailedError matching ErrCallerExpired", err)
+		}
+		if failed.Attempts != 1 || !strings.Contains(failed.Message, "upstream said 503") || !strings.Contains(failed.Message, "before the next attempt") {
+			t.Errorf("failure = %+v, want 1 attempt, the upstream error and why it was not retried", failed)
+		}
+		if n := runs.Load(); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		const logged = "task failed for good: failed, and the caller's token expires before the retry"
+		waitFor(t, "the failure to be logged", func() bool { return logs.count(logged) > 0 })
+		if n := logs.count(logged); n != 1 {
+			t.Errorf("the failure was logged %d times, want once", n)
+		}
+		if a := logs.attr(logged, "attempt"); a != "1" {
+			t.Errorf("the log gives attempt %q, want 1 as the state does", a)
+		}
+	})
+}
+
+// A Redis stall (SIGSTOP) two and a half leases long, while tasks run on two workers: no
+// task is taken over, none runs twice, and tasks with no retries are not dead-lettered
+// as lost. It needs a server of its own, to stop.
+func TestARedisStallLongerThanTheLeaseMakesNoDuplicate(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.NewClient()
+	defer rdb.Close()
+	logs := &countingHandler{counts: map[string]int{}}
+	h := newHarness(t, rdb)
+	var s sleeper
+	const lease = time.Second
+	for _, name := range []string{"w1", "w2"} {
+		w := h.worker(t, task.WithLease(lease), task.WithConsumerName(name), task.WithLogger(slog.New(logs)))
+		def := sleepDef
+		def.MaxRetries = 0
+		if err := task.Register(w, def, s.fn(name)); err != nil {
+			t.Fatal(err)
+		}
+		run(t, w)
+	}
+	def := sleepDef
+	def.MaxRetries = 0
+	var ids []task.ID
+	for i := range 6 {
+		id, err := task.Submit(context.Background(), h.client, def, alice, sleepArgs{Name: fmt.Sprint("t", i), Sleep: 4 * lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waitFor(t, "every task to begin", func() bool {
+		for i := range ids {
+			if s.count(fmt.Sprint("t", i)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * lease / 2)
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if _, err := waitLong[string](t, h.client, id, time.Minute); err != nil {
+			t.Errorf("task t%d: %v", i, err)
+		}
+		if n := s.count(fmt.Sprint("t", i)); n != 1 {
+			t.Errorf("task t%d ran %d times, want once", i, n)
+		}
+	}
+	if n := logs.count("took over a task whose worker stopped renewing its lease"); n != 0 {
+		t.Errorf("%d takeovers of tasks whose workers were alive", n)
+	}
+	if n, _ := rdb.XLen(context.Background(), redisq.QueueKeys(h.prefix, "q1").Dead()).Result(); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+}
+
+// A result or failure in Redis that no worker holding the deployment's signing keys wrote
+// (someone who can write Redis edited it, or made it up) is refused by Result.
+func TestResultRefusesAnOutcomeNoWorkerWrote(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t)
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, w)
+		ctx := context.Background()
+		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "genuine"})
+		if got, err := wait[string](t, h.client, id); err != nil || got != "genuine" {
+			t.Fatalf("Result = %q, %v", got, err)
+		}
+		state := redisq.QueueKeys(h.prefix, "q1").State(string(id))
+		for name, forge := range map[string][]any{
+			"result edited":         {redisq.FieldResult, `"forged"`},
+			"turned into a failure": {redisq.FieldState, redisq.StateDead, redisq.FieldReason, task.ReasonPermanent},
+			"MAC removed":           {redisq.FieldMAC, ""},
+		} {
+			t.Run(name, func(t *testing.T) {
+				saved, _ := h.rdb.HGetAll(ctx, state).Result()
+				ttl, _ := h.rdb.PTTL(ctx, state).Result()
+				defer func() { h.rdb.Del(ctx, state); h.rdb.HSet(ctx, state, saved); h.rdb.PExpire(ctx, state, ttl) }()
+				if err := h.rdb.HSet(ctx, state, forge...).Err(); err != nil {
+					t.Fatal(err)
+				}
+				got, err := wait[string](t, h.client, id)
+				if !errors.Is(err, task.ErrBadSignature) {
+					t.Errorf("Result of a forged outcome = %q, %v; want ErrBadSignature", got, err)
+				}
+			})
+		}
+		if got, err := wait[string](t, h.client, id); err != nil || got != "genuine" {
+			t.Errorf("Result once restored = %q, %v", got, err)
+		}
+	})
+}
+
+// A running task whose stream entry is trimmed away (XTRIM by an operator, or MAXLEN on
+// another writer) still records its outcome once, and nobody takes it over: the outcome is
+// fenced by the task's state, not by the entry.
+func TestARunningTaskWhoseEntryIsTrimmedStillFinishes(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		logs := &countingHandler{counts: map[string]int{}}
+		var s sleeper
+		w := h.worker(t, task.WithLease(300*time.Millisecond), task.WithLogger(slog.New(logs)))
+		task.Register(w, sleepDef, s.fn("w"))
+		run(t, w)
+		ctx := context.Background()
+		id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: "trimmed", Sleep: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the task to begin", func() bool { return s.count("trimmed") == 1 })
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		if err := h.rdb.XTrimMaxLen(ctx, stream, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := waitLong[string](t, h.client, id, time.Minute); err != nil || got != "trimmed by w" {
+			t.Fatalf("Result = %q, %v", got, err)
+		}
+		if n := s.count("trimmed"); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		if n := logs.count("lost the lease of a running task to another worker: stopping this run"); n != 0 {
+			t.Errorf("the run was stopped %d times", n)
+		}
+	})
+}
+
+// Replay windows: a finished task's record lives at least until its envelope's not-after
+// time, so a copy of the envelope written back meanwhile is dropped as a duplicate; once
+// the not-after time has passed, a copy is refused as stale, unrun, even though the record
+// is gone. Submit refuses a task due further ahead than MaxTaskLife.
+func TestAReplayedEnvelopeNeverRunsAgain(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		var s sleeper
+		w := h.worker(t, task.WithResultTTL(100*time.Millisecond))
+		task.Register(w, sleepDef, s.fn("w"))
+		run(t, w)
+		ctx := context.Background()
+		keys := redisq.QueueKeys(h.prefix, "q1")
+		notAfter := time.Now().Add(3 * time.Second)
+		id, env := h.enqueueRaw(t, sleepDef, alice, sleepArgs{Name: "once"}, 0, notAfter)
+		if _, err := wait[string](t, h.client, id); err != nil {
+			t.Fatal(err)
+		}
+		if ttl, _ := h.rdb.PTTL(ctx, keys.State(string(id))).Result(); ttl < time.Until(notAfter) {
+			t.Errorf("the record expires in %s, before the envelope's not-after time in %s", ttl, time.Until(notAfter))
+		}
+		replay := func() {
+			t.Helper()
+			if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(), Values: []any{redisq.EnvelopeField, env}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		replay()
+		waitFor(t, "the duplicate to be dropped", func() bool { n, _ := h.rdb.XLen(ctx, keys.Stream()).Result(); return n == 0 })
+		time.Sleep(time.Until(notAfter) + 100*time.Millisecond)
+		h.rdb.Del(ctx, keys.State(string(id))) // gone, as it would be once its TTL ran out
+		replay()
+		dead := waitDeadLetters(t, h, "q1", 1)
+		if len(dead) != 1 || dead[0]["reason"] != task.ReasonStale {
+			t.Fatalf("dead letters = %v, want the stale copy", dead)
+		}
+		if n := s.count("once"); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		if _, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{}, task.Delay(task.MaxTaskLife+time.Hour)); err == nil {
+			t.Error("Submit accepted a task due after MaxTaskLife")
+		}
+	})
+}
+
+// A 256 MiB stream entry is never read into the worker: it is dead-lettered by its id and
+// size from inside Redis, while the worker's heap stays small, and the ordinary tasks
+// around it all run.
+func TestAHugeEntryIsNeverReadIntoTheWorker(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
+		before, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "before"})
+		huge := strings.Repeat("x", 256<<20)
+		if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{redisq.EnvelopeField, huge}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		huge = ""
+		after, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "after"})
+		runtime.GC()
+		var base runtime.MemStats
+		runtime.ReadMemStats(&base)
+		var peak atomic.Uint64
+		stopSampling := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			var m runtime.MemStats
+			for {
+				select {
+				case <-stopSampling:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				runtime.ReadMemStats(&m)
+				if m.HeapAlloc > peak.Load() {
+					peak.Store(m.HeapAlloc)
+				}
+			}
+		}()
+		w := h.worker(t)
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, w)
+		for _, id := range []task.ID{before, after} {
+			if _, err := wait[string](t, h.client, id); err != nil {
+				t.Errorf("task %s next to the huge entry: %v", id, err)
+			}
+		}
+		dead := waitDeadLetters(t, h, "q1", 1)
+		close(stopSampling)
+		<-sampled
+		if grew := int64(peak.Load()) - int64(base.HeapAlloc); grew > 64<<20 {
+			t.Errorf("the worker's heap grew by %d MiB while the huge entry was refused", grew>>20)
+		}
+		if len(dead) != 1 || dead[0]["reason"] != task.ReasonMalformed || dead[0]["size"] != fmt.Sprint(256<<20) || dead[0]["env"] != "" {
+			delete(dead[0], "env")
+			t.Errorf("dead letter = %v, want malformed, its size and no envelope", dead)
+		}
+	})
+}
+
+// Key lifetimes: a task signed with a key that is gone since it was dead-lettered is
+// refused by Requeue, and run again by RequeueResigned, because the worker that
+// dead-lettered it vouched for its envelope with a key the client still holds. A dead
+// letter whose envelope was changed is refused either way.
+func TestRequeueResignedRunsADeadLetterWhoseKeyIsGone(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb, task.WithPlainCallers())
+		ctx := context.Background()
+		oldKey, newKey := task.WithSigningKey("k1", signingKey), task.WithSigningKey("k2", []byte("the-new-signing-key-0123456789abc"))
+		common := []task.WorkerOption{task.WithPrefix(h.prefix), task.WithQueues("q1"), task.WithPlainCallers()}
+		var fail atomic.Bool
+		fail.Store(true)
+		fn := func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			if fail.Load() {
+				return "", task.Permanent(errors.New("not yet"))
+			}
+			return a.Msg, nil
+		}
+		rotating, err := task.NewWorker(h.rdb, append(common, newKey, oldKey)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task.Register(rotating, echoDef, fn)
+		stop := run(t, rotating)
+		id, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "again"}) // signed with k1
+		if _, err := wait[string](t, h.client, id); err == nil {
+			t.Fatalf("first run = %v, want a failure", err)
+		}
+		stop()
+
+		// k1 is gone everywhere.
+		c, err := task.NewClient(h.rdb, task.WithPrefix(h.prefix), newKey, task.WithPlainCallers())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead, err := c.DeadLetters(ctx, "q1", "", 10)
+		if err != nil || len(dead) != 1 || !dead[0].Verified {
+			t.Fatalf("dead letters = %+v, %v; want one, vouched for", dead, err)
+		}
+		if err := c.Requeue(ctx, dead[0]); !errors.Is(err, task.ErrBadSignature) {
+			t.Fatalf("Requeue with the key gone = %v, want ErrBadSignature", err)
+		}
+		// A copy of the dead letter with its envelope changed keeps the vouch, which no
+		// longer matches.
+		deadKey := redisq.QueueKeys(h.prefix, "q1").Dead()
+		xs, _ := h.rdb.XRange(ctx, deadKey, "-", "+").Result()
+		forged := map[string]any{}
+		for k, v := range xs[0].Values {
+			forged[k] = v
+		}
+		forged[redisq.EnvelopeField] = strings.Replace(forged[redisq.EnvelopeField].(string), `"again"`, `"evil!"`, 1)
+		forgedID, _ := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: deadKey, Values: forged}).Result()
+		if err := c.RequeueResigned(ctx, task.DeadLetter{EntryID: forgedID, Queue: "q1", ID: id}); !errors.Is(err, task.ErrBadSignature) {
+			t.Errorf("RequeueResigned of a changed envelope = %v, want ErrBadSignature", err)
+		}
+		if err := c.RequeueResigned(ctx, dead[0]); err != nil {
+			t.Fatalf("RequeueResigned = %v", err)
+		}
+		fail.Store(false)
+		renewed, err := task.NewWorker(h.rdb, append(common, newKey)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task.Register(renewed, echoDef, fn)
+		run(t, renewed)
+		if got, err := wait[string](t, c, id); err != nil || got != "again" {
+			t.Errorf("Result after RequeueResigned = %q, %v", got, err)
+		}
+	})
+}
+
+// Resharding: while the queue's slot is being migrated, Redis refuses the enqueue script
+// with TRYAGAIN for longer than go-redis retries; Submit tries again within its context
+// and succeeds once the slot is settled. It needs a cluster of its own, to move slots.
+func TestSubmitWaitsOutAReshard(t *testing.T) {
+	cluster, err := redistest.StartCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Stop()
+	rdb := cluster.NewClient()
+	defer rdb.Close()
+	h := newHarness(t, rdb)
+	ctx := context.Background()
+	if _, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}); err != nil { // the stream exists
+		t.Fatal(err)
+	}
+	slot, err := rdb.ClusterKeySlot(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner, target *redis.Client
+	var ownerID, targetID string
+	for _, n := range cluster.Nodes {
+		c := n.NewClient()
+		defer c.Close()
+		id, _ := c.ClusterMyID(ctx).Result()
+		if n, _ := c.ClusterCountKeysInSlot(ctx, int(slot)).Result(); n > 0 && owner == nil {
+			owner, ownerID = c, id
+		} else if target == nil {
+			target, targetID = c, id
+		}
+	}
+	if owner == nil || target == nil {
+		t.Fatal("cannot find the slot's owner and another node")
+	}
+	if err := target.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ownerID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", targetID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := task.Submit(sctx, h.client, echoDef, alice, echoArgs{Msg: "during the reshard"})
+		done <- err
+	}()
+	time.Sleep(3 * time.Second) // longer than go-redis's own retries
+	select {
+	case err := <-done:
+		t.Fatalf("Submit returned during the reshard: %v", err)
+	default:
+	}
+	for _, c := range []*redis.Client{owner, target} {
+		if err := c.Do(ctx, "CLUSTER", "SETSLOT", slot, "STABLE").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Submit after the reshard = %v", err)
+	}
+}
+
+// Deaths are crashes: a delivery lost before it began (the reply of the read that handed
+// it over was lost, or Redis stalled) costs a task with no retries nothing: it is taken
+// over and runs, instead of being dead-lettered worker_lost unrun.
+func TestADeliveryLostBeforeItBeganCostsNoAttempt(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		ctx := context.Background()
+		def := echoDef
+		def.MaxRetries = 0
+		id, _ := task.Submit(ctx, h.client, def, alice, echoArgs{Msg: "ran"})
+		b := h.broker(t)
+		if msgs, err := b.Fetch(ctx, "q1", "lost-reply-1", 1, time.Second, 1<<20); err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch = %v, %v", msgs, err)
+		}
+		// A second consumer takes it over once the lease ran out, and loses it the same way.
+		waitFor(t, "the takeover", func() bool {
+			msgs, _, err := b.Reclaim(ctx, "q1", "lost-reply-2", 200*time.Millisecond, 1, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			return len(msgs) == 1
+		})
+		w := h.worker(t, task.WithLease(200*time.Millisecond))
+		task.Register(w, def, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
+		run(t, w)
+		if got, err := wait[string](t, h.client, id); err != nil || got != "ran" {
+			t.Fatalf("Result = %q, %v; want it run", got, err)
+		}
+	})
+}
