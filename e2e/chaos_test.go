@@ -31,8 +31,9 @@ var (
 	chaosTaken = flag.Int("chaos.taken", 8, "long tasks whose worker is killed while it runs them")
 	// A long task outlasts the worker's longest internal timeout (a read: 1 s block and
 	// 5 s slack) by more than a takeover takes (a lease, and a read's block until the next
-	// reclaim): heartbeats that stopped with such a timeout are caught in every run.
-	chaosLongFor = flag.Duration("chaos.longfor", 9*time.Second, "how long a long task runs: past the lease and every internal timeout")
+	// reclaim): heartbeats that stopped with such a timeout are caught in every run. It
+	// also outlasts every disturbance of disturbLong, which all hit it while it runs.
+	chaosLongFor = flag.Duration("chaos.longfor", 14*time.Second, "how long a long task runs: past the lease, every internal timeout and every disturbance")
 )
 
 // The environment of a chaos worker process: when chaosWorkerEnv is set to a Redis
@@ -47,6 +48,10 @@ const (
 // chaosLease is every chaos worker's lease: short next to the long tasks' run, which
 // must therefore live on heartbeats.
 const chaosLease = time.Second
+
+// shortConcurrency is how many tasks a worker of the short tasks runs at once: the most
+// executions a kill of it can duplicate.
+const shortConcurrency = 8
 
 // chaosPrefix is the key prefix of the chaos tasks.
 const chaosPrefix = "chaos"
@@ -90,7 +95,7 @@ func chaosShared() []task.Option {
 
 func chaosWorkerOptions() []task.WorkerOption {
 	opts := []task.WorkerOption{
-		task.WithQueues(chaosQueues...), task.WithLease(chaosLease), task.WithConcurrency(8),
+		task.WithQueues(chaosQueues...), task.WithLease(chaosLease), task.WithConcurrency(shortConcurrency),
 		task.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
 	}
 	for _, o := range chaosShared() {
@@ -113,7 +118,7 @@ func chaosWorker(addr string) int {
 	if q := os.Getenv(chaosQueuesEnv); q != "" {
 		queues = strings.Split(q, ",")
 	}
-	concurrency := 8
+	concurrency := shortConcurrency
 	if c := os.Getenv(chaosConcurrencyEnv); c != "" {
 		concurrency, _ = strconv.Atoi(c)
 	}
@@ -265,12 +270,20 @@ func (p *chaosProc) pause(d time.Duration) {
 // dedicated worker processes. The long tasks' worker is never killed, but is stopped
 // (SIGSTOP) for longer than the lease while it alone consumes their queue, then for a
 // third of the lease while another worker stands by to take over what it stops renewing,
-// and redis-server (appendonly, fsync always) is killed and restarted while they run:
-// each must run exactly once. The worker of a few more long tasks is killed while it runs
-// them: another worker must take them over and finish them.
+// redis-server hangs for less than the lease, then stalls (SIGSTOP) for longer than it,
+// and is killed and restarted (appendonly, fsync always) while they run: each must run
+// exactly once. The worker of a few more long tasks is killed while it runs them: another
+// worker must take them over and finish them.
 //
-// Every task must finish, as seen by Result, and none may be dead-lettered. Executions
-// of short tasks beyond one per task are counted and printed, not failed on.
+// Into the load the test writes, past the client, poison entries (garbage, no envelope
+// field, a truncated envelope, entries of 4 and 64 MiB over the workers' 1 MiB limit) and
+// forgeries of genuine envelopes (one digit of the args changed): each must be
+// dead-lettered naming no task, malformed or bad_signature, and the task it claims must
+// still run. Byte-identical replays of finished tasks must not run again.
+//
+// Every task must finish, as seen by Result, and no genuine one may be dead-lettered.
+// Executions of short tasks beyond one per task are counted and printed, and fail only
+// past what the kills can cause: every kill duplicates at most what its worker ran.
 func TestChaosNoTaskIsLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test: runs in make test and make chaos, skipped with -short")
@@ -290,7 +303,7 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 
 	workers := make([]*chaosProc, 4)
 	for i := range workers {
-		workers[i] = &chaosProc{addr: srv.Addr, queues: chaosQueues, concurrency: 8}
+		workers[i] = &chaosProc{addr: srv.Addr, queues: chaosQueues, concurrency: shortConcurrency}
 	}
 	longConcurrency := max(*chaosLong+*chaosTaken, 1)
 	steady := &chaosProc{addr: srv.Addr, queues: []string{longQueue}, concurrency: longConcurrency}
@@ -375,9 +388,37 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 		takenIDs[n] = submit(longDef(takenQueue), "taken"+strconv.Itoa(n), longArgs{N: n, For: *chaosLongFor})
 	}
 
+	// Into the load go forgeries of genuine envelopes, read from the streams right after
+	// their submit, and poison entries made of them; the long tasks' queue gets forgeries
+	// of two, whose tasks then run on while the test holds their envelopes for a replay.
+	in := &injector{t: t, rdb: rdb}
+	longQueued, err := queued(context.Background(), rdb, longQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var longReplays []genuine
+	for _, g := range longQueued[:min(2, len(longQueued))] {
+		in.forge(g)
+		longReplays = append(longReplays, g)
+	}
+	var plan []func(genuine)
+	for i := range 3 * len(poisonKinds) {
+		kind := poisonKinds[i%len(poisonKinds)]
+		plan = append(plan, in.forge, func(g genuine) { in.poison(kind, g) })
+	}
+	step := max(*chaosTasks/(len(plan)+1), 1)
+	var seen []genuine // the envelopes the injections were made of
 	ids := make([]task.ID, *chaosTasks)
 	for n := range ids {
-		ids[n] = submit(chaosDef(chaosQueues[n%len(chaosQueues)]), "n"+strconv.Itoa(n), chaosArgs{N: n})
+		queue := chaosQueues[n%len(chaosQueues)]
+		ids[n] = submit(chaosDef(queue), "n"+strconv.Itoa(n), chaosArgs{N: n})
+		if n%step != step-1 || len(seen) == len(plan) {
+			continue
+		}
+		if g, ok := newest(context.Background(), rdb, queue); ok {
+			plan[len(seen)](g)
+			seen = append(seen, g)
+		}
 	}
 
 	// finished reports whether task n returned n; it shows the first few that did not.
@@ -400,11 +441,39 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 	for n, id := range takenIDs {
 		takenOK[n] = finished("taken-over", n, id)
 	}
+	// Replays of finished tasks, byte for byte: the long ledger shows a second run of a
+	// long one; the short ledger must still hold the count it held before the replay.
+	// With them goes the one huge entry.
+	for _, g := range longReplays {
+		in.replay(g)
+	}
+	type shortReplay struct {
+		g     genuine
+		count string
+	}
+	var shortReplays []shortReplay
+	for _, g := range seen[:min(3, len(seen))] {
+		if !finished("replayed short", g.n, g.id) {
+			continue
+		}
+		c, err := rdb.HGet(context.Background(), chaosLedger, strconv.Itoa(g.n)).Result()
+		if err != nil {
+			t.Fatalf("read the ledger of task %d: %v", g.n, err)
+		}
+		in.replay(g)
+		shortReplays = append(shortReplays, shortReplay{g, c})
+	}
+	if len(seen) > 0 {
+		in.poison("huge", seen[len(seen)-1])
+	}
 	lost := 0
 	for n, id := range ids {
 		if !finished("short", n, id) {
 			lost++
 		}
+	}
+	for _, x := range in.waitGone(context.Background(), 20*time.Second) {
+		t.Errorf("injected entry %s (%s) still in the stream of %s at the end", x.entry, x.what, x.queue)
 	}
 	stopAll()
 	for _, p := range procs {
@@ -461,25 +530,63 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 		}
 	}
 
-	dead := 0
-	for _, q := range chaosAllQueues {
-		dls, err := client.DeadLetters(ctx, q, "", 100)
-		if err != nil {
-			t.Fatal(err)
+	replaysRan := 0
+	for _, r := range shortReplays {
+		if c := ledger[strconv.Itoa(r.g.n)]; c != r.count {
+			replaysRan++
+			t.Errorf("short task %d (%s) ran again after a replay of its envelope: %s executions before, %s after", r.g.n, r.g.id, r.count, c)
 		}
-		for _, d := range dls {
-			if dead++; dead <= 10 {
-				t.Errorf("dead letter on %s: task %s (%s) after %d attempts: %s: %s", q, d.ID, d.Kind, d.Attempts, d.Reason, d.Error)
-			}
+	}
+	for _, g := range longReplays {
+		if b := longBeganRuns[g.n]; b > 1 {
+			replaysRan++
+			t.Errorf("long task %d (%s) ran again after a replay of its envelope: %d runs began", g.n, g.id, b)
 		}
 	}
 
-	summary := fmt.Sprintf("chaos: submitted %d, lost %d, unrecorded %d, duplicate executions %d, worker kills %d; "+
+	// The dead letters the injections must leave: poison entries malformed, forgeries
+	// bad_signature, each naming no task. One that names a task ended a genuine one.
+	deadPoison, deadForged, wronglyDead, otherDead := 0, 0, 0, 0
+	for _, q := range chaosAllQueues {
+		for after := ""; ; {
+			dls, err := client.DeadLetters(ctx, q, after, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dls) == 0 {
+				break
+			}
+			after = dls[len(dls)-1].EntryID
+			for _, d := range dls {
+				switch {
+				case d.ID != "":
+					if wronglyDead++; wronglyDead <= 10 {
+						t.Errorf("genuine task dead-lettered on %s: task %s (%s) after %d attempts: %s: %s", q, d.ID, d.Kind, d.Attempts, d.Reason, d.Error)
+					}
+					continue
+				case d.Reason == task.ReasonMalformed:
+					deadPoison++
+					continue
+				case d.Reason == task.ReasonBadSignature:
+					deadForged++
+					continue
+				}
+				if otherDead++; otherDead <= 10 {
+					t.Errorf("dead letter on %s of no task: %s: %s", q, d.Reason, d.Error)
+				}
+			}
+		}
+	}
+	bound := kills * shortConcurrency
+
+	summary := fmt.Sprintf("chaos: submitted %d, lost %d, unrecorded %d, duplicate executions %d (bound %d), worker kills %d; "+
 		"long: submitted %d, lost %d, run twice %d; taken over: submitted %d, lost %d, runs %d, ended %d; "+
-		"dead letters %d; redis hung %v, restarted %v (down %s, %s into the long runs); wall %s",
-		len(ids), lost, unrecorded, duplicates, kills,
+		"injected: poison %d, forged %d, replayed %d (ran again %d); dead letters: poison %d, forged %d, wrongly dead-lettered %d, other %d; "+
+		"redis hung %v, stalled %v, restarted %v (down %s, %s into the long runs); wall %s",
+		len(ids), lost, unrecorded, duplicates, bound, kills,
 		len(longIDs), longLost, ranTwice, len(takenIDs), takenLost, takenRuns, takenEnds,
-		dead, lc.hung, lc.restarted, lc.outage.Round(time.Millisecond), lc.restartAt.Round(100*time.Millisecond), time.Since(began).Round(time.Millisecond))
+		in.poisoned, in.forged, in.replayed, replaysRan, deadPoison, deadForged, wronglyDead, otherDead,
+		lc.hung, lc.stalled, lc.restarted, lc.outage.Round(time.Millisecond), lc.restartAt.Round(100*time.Millisecond), time.Since(began).Round(time.Millisecond))
 	fmt.Println(summary)
 	t.Log(summary)
 	if lost > 0 || unrecorded > 0 || longLost > 0 || takenLost > 0 {
@@ -489,8 +596,16 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 		t.Errorf("redis-server was down %s, longer than the %s a lease of %s leaves after a heartbeat: "+
 			"a takeover of a long task is then by design; this run proves nothing about the runs that doubled", lc.outage, outageBudget, chaosLease)
 	}
-	if ranTwice > 0 || dead > 0 {
-		t.Fatalf("long tasks ran twice without a kill, or tasks were dead-lettered: %s", summary)
+	if ranTwice > 0 || wronglyDead > 0 || otherDead > 0 || replaysRan > 0 {
+		t.Fatalf("long tasks ran twice without a kill, genuine tasks were dead-lettered, or replays ran: %s", summary)
+	}
+	if deadPoison != in.poisoned || deadForged != in.forged {
+		t.Errorf("injected %d poison entries and %d forgeries, dead-lettered %d malformed and %d bad_signature: %s",
+			in.poisoned, in.forged, deadPoison, deadForged, summary)
+	}
+	if duplicates > bound {
+		t.Errorf("%d duplicate executions of short tasks, more than the %d that %d kills of workers running %d tasks each can make: %s",
+			duplicates, bound, kills, shortConcurrency, summary)
 	}
 	switch {
 	case !lc.restarted:
@@ -505,6 +620,7 @@ func TestChaosNoTaskIsLost(t *testing.T) {
 // longChaos is what disturbLong did.
 type longChaos struct {
 	hung      bool // redis-server hung for redisHang
+	stalled   bool // redis-server stalled for redisStall, and raised the grace
 	restarted bool
 	// outage is how long redis-server was down, from its kill until it answered again;
 	// restartAt is when it was killed, counted from the moment every long task had begun.
@@ -526,6 +642,11 @@ const (
 	// past the deadline of the next heartbeat (a third of the lease after it began), which
 	// fails, while the one after, sent meanwhile, is answered as Redis resumes.
 	redisHang = 2*chaosLease/3 + 50*time.Millisecond
+	// redisStall is how long redis-server stalls (SIGSTOP) later: past the lease, so every
+	// lease runs out by Redis's clock while no worker can renew it. Redis takes the silence
+	// for a stall of its own and holds takeovers back for a lease, in which the heartbeats
+	// renew them: no live run may be taken over.
+	redisStall = 5 * chaosLease / 2
 	// killAfter is how long after a heartbeat redis-server is killed: shortly before the
 	// next heartbeat, which finds it down. outageBudget is how long it may then stay down:
 	// the heartbeat after that one must reach it.
@@ -537,7 +658,8 @@ const (
 // worker and stops the steady one for longer than the lease while it alone consumes its
 // queue; starts the standby worker, which takes over the doomed worker's tasks; stops the
 // steady worker again for a third of the lease; makes redis-server hang until one
-// heartbeat of the steady worker has failed; and kills and restarts redis-server.
+// heartbeat of the steady worker has failed; stops redis-server for longer than the lease;
+// and kills and restarts redis-server.
 func disturbLong(t *testing.T, stop <-chan struct{}, srv *redistest.Server, rdb *redis.Client, steady, doomed, standby *chaosProc) longChaos {
 	var lc longChaos
 	ctx := context.Background()
@@ -604,6 +726,36 @@ func disturbLong(t *testing.T, stop <-chan struct{}, srv *redistest.Server, rdb 
 	}
 	lc.hung = true
 	time.Sleep(chaosLease / 2)
+
+	if !justRenewed() {
+		t.Error("the steady worker renewed no lease within two leases")
+		return lc
+	}
+	before, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Errorf("read redis time: %v", err)
+		return lc
+	}
+	if err := srv.Pause(); err != nil {
+		t.Errorf("pause redis: %v", err)
+		return lc
+	}
+	time.Sleep(redisStall)
+	if err := srv.Resume(); err != nil {
+		t.Errorf("resume redis: %v", err)
+		return lc
+	}
+	time.Sleep(chaosLease + chaosLease/2) // the grace runs out: takeovers resume
+	grace, err := rdb.HGet(ctx, redisq.QueueKeys(chaosPrefix, longQueue).Tick(), redisq.TickGrace).Int64()
+	if err != nil {
+		t.Errorf("read the tick of %s: %v", longQueue, err)
+		return lc
+	}
+	if min := before.Add(redisStall).UnixMilli(); grace < min {
+		t.Errorf("redis-server stalled %s, and its grace ends at %d ms, before %d ms: the stall did not hold takeovers back", redisStall, grace, min)
+		return lc
+	}
+	lc.stalled = true
 
 	ended, err := rdb.SCard(ctx, longEnded+longQueue).Result()
 	if err != nil {
