@@ -187,7 +187,10 @@ const ReclaimStart = "-"
 
 // Reclaim takes over up to count entries of queue that other consumers have held without
 // a heartbeat for longer than lease, by Redis's idle clock: their workers died or stalled.
-// It never takes the entries consumer is running, listed in running. It scans the
+// After Redis heard from no worker of the queue (through Reclaim or Heartbeat) for longer
+// than half a lease, it stalled: then it takes nothing for one lease, so that live workers
+// renew first. Call it more often than every half lease. It never takes the entries
+// consumer is running, listed in running. It scans the
 // pending entries from cursor (ReclaimStart for the start) and returns the cursor to go
 // on from, ReclaimStart once the scan went round, so entries held by live workers do not
 // hide orphans behind them.

@@ -47,13 +47,17 @@ local function signal_done(done, ttl)
 end
 -- observe records in the queue's tick hash that a worker reached Redis now, and returns
 -- the time before which no takeover may happen: one lease after Redis had heard from no
--- worker for longer than a lease. Redis itself stalled then (or no worker could reach
--- it), and the leases it shows as run out ran out while their workers could not renew
--- them: they get a lease to renew before anyone takes them over.
+-- worker for longer than half a lease, and at least a second. Redis itself stalled then
+-- (or no worker could reach it), and the leases it shows as run out ran out while their
+-- workers could not renew them: they get a lease to renew before anyone takes them over.
+-- Half a lease: a lease renewed a third of a lease ago runs out in a stall of two thirds,
+-- and the workers of a queue reach Redis at least every three eighths of a lease
+-- (fetch.go). At least a second, so that with very short leases a worker slowed down for
+-- a moment does not hold takeovers back again and again.
 local function observe(tick, lease_ms, now)
   local v = redis.call('HMGET', tick, $t_seen, $t_grace)
   local seen, grace = tonumber(v[1]), tonumber(v[2]) or 0
-  if seen and now - seen > lease_ms then grace = now + lease_ms end
+  if seen and now - seen > math.max(lease_ms / 2, 1000) then grace = now + lease_ms end
   redis.call('HSET', tick, $t_seen, now, $t_grace, grace)
   return grace
 end
@@ -133,8 +137,8 @@ return {#due, wait}
 
 // reclaimScript takes over entries other consumers have held without a heartbeat for
 // longer than the lease, by Redis's own idle clock, unless Redis has just come back from
-// a silence longer than a lease (see observe): then it takes nothing for one lease. It never takes an entry the calling
-// consumer is running: a worker whose heartbeat was late must not start a second run of a
+// a silence longer than half a lease (see observe): then it takes nothing for one lease.
+// It never takes an entry the calling consumer is running: a worker whose heartbeat was late must not start a second run of a
 // task it still runs. An entry of its own that it does not hold any more (its start
 // failed, or the reply of the read that handed it over was lost) it takes back like any.
 // It scans from cursor and returns where to go on.

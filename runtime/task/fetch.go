@@ -12,7 +12,7 @@ import (
 const (
 	// fetchBatch is the most entries one read takes.
 	fetchBatch = 16
-	// fetchBlock is how long a read waits for new entries, at most a quarter of the
+	// fetchBlock is how long a read waits for new entries, at most an eighth of the
 	// lease (see fetcher.block).
 	fetchBlock = time.Second
 	// fetchSlack is how long past fetchBlock a read may take before it is given up.
@@ -55,7 +55,7 @@ func (f *fetcher) run(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.block()+fetchSlack)
 		var msgs []redisq.Message
 		var err error
-		if time.Since(lastReclaim) >= w.cfg.lease/2 {
+		if time.Since(lastReclaim) >= w.cfg.lease/4 {
 			lastReclaim = time.Now()
 			if reclaims++; reclaims%20 == 1 {
 				f.prune(rctx)
@@ -84,11 +84,11 @@ func (f *fetcher) run(ctx context.Context) {
 }
 
 // block is how long a read waits for new entries. The reclaims between reads tell Redis
-// that workers of the queue are alive: they must come more often than once a lease, or
-// Redis takes the silence for a stall of its own and holds takeovers back (see
-// redisq.Broker.Reclaim). A reclaim every half lease, after a read of at most a quarter,
-// leaves a quarter of a lease to spare.
-func (f *fetcher) block() time.Duration { return min(fetchBlock, f.w.cfg.lease/4) }
+// that workers of the queue are alive: they must come more often than every half lease,
+// or Redis takes the silence for a stall of its own and holds takeovers back (see
+// redisq.Broker.Reclaim). A reclaim every quarter lease, after a read of at most an
+// eighth, leaves an eighth of a lease to spare.
+func (f *fetcher) block() time.Duration { return min(fetchBlock, f.w.cfg.lease/8) }
 
 // prune removes the consumers of departed workers from the queue's group.
 func (f *fetcher) prune(ctx context.Context) {
