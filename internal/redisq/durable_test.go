@@ -56,7 +56,8 @@ func TestAPinnedEnqueueIsConfirmedByTheReplicasThatReceivedIt(t *testing.T) {
 // writes nothing of its own, so on a fresh connection WAIT would confirm at once a first
 // task that no replica has: the script rewrites the key unchanged to prevent that. (From
 // Redis 7.2 on, only a command that writes moves the offset WAIT waits for; Redis 7.0
-// moves it after every command, so there the test passes without the rewrite too.)
+// moves it after every command, so there the test passes without the rewrite too; on
+// 7.2.6 it fails without it.)
 func TestAUniqueRetryIsNotConfirmedBeforeTheFirstTaskIsReplicated(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
