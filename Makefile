@@ -3,7 +3,7 @@ GO ?= go
 # Commands that need root to install packages use sudo when not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo generate check lint bench bench-gen fuzz chaos redis-server
+.PHONY: test demo generate check lint bench bench-gen fuzz chaos durability redis-server
 
 ## test: install redis-server if missing, then vet and run every test once (the tests
 ## start their own redis-server processes on free loopback ports): the runtime and
@@ -48,6 +48,12 @@ bench-gen:
 ## task whose worker was not killed runs twice.
 chaos: redis-server
 	$(GO) test -run '^TestChaosNoTaskIsLost$$' -v -count=1 ./e2e
+
+## durability: the figures of README.md's "Durability": 100 + 100 tasks across a
+## failover, with and without WithDurability, and 50,000 tasks across a SIGKILL of
+## redis-server per persistence mode (REDIS_SERVER=<a 7.2+ redis-server> adds WAITAOF).
+durability: redis-server
+	$(GO) test -run '^TestDurabilityOfSubmits' -v -count=1 ./e2e -durability.tasks=100 -durability.persist=50000
 
 ## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
 FUZZTIME ?= 30s

@@ -44,6 +44,12 @@ type Task struct {
 
 // Enqueue adds t and returns its id, or the id of the task already holding t.UniqueKey.
 func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
+	return b.enqueue(ctx, b.rdb, t, false)
+}
+
+// enqueue runs the enqueue script on s; durable says a WAIT or WAITAOF follows on its
+// connection (see enqueueScript).
+func (b *Broker) enqueue(ctx context.Context, s redis.Scripter, t Task, durable bool) (id string, err error) {
 	k := b.Keys(t.Queue)
 	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID), k.Notify()}
 	ttl := int64(0)
@@ -55,7 +61,11 @@ func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
 	if t.Delay > 0 {
 		delay = max(t.Delay.Milliseconds(), 1)
 	}
-	res, err := enqueueScript.Run(ctx, b.rdb, keys, t.Envelope, t.ID, t.Kind, delay, ttl).Slice()
+	mark := "0"
+	if durable {
+		mark = "1"
+	}
+	res, err := enqueueScript.Run(ctx, s, keys, t.Envelope, t.ID, t.Kind, delay, ttl, mark).Slice()
 	if err != nil {
 		return "", fmt.Errorf("enqueue on %s: %w", k.Stream(), classify(err))
 	}

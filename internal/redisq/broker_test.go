@@ -636,7 +636,7 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 	allowed[""], allowed["0"], allowed["1"], allowed["0-0"] = true, true, true, true
 	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET ZRANGEBYSCORE ZREM ZRANGE
 		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET XRANGE PERSIST XGROUP DELCONSUMER
-		NX PX * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
+		NX PX KEEPTTL * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
 		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE`) {
 		allowed[w] = true
 	}

@@ -17,3 +17,6 @@ func ScriptSources() map[string]string {
 	}
 	return out
 }
+
+// VersionAtLeast is versionAtLeast, for its test.
+var VersionAtLeast = versionAtLeast

@@ -88,8 +88,15 @@ func script(src string) *redis.Script {
 //	KEYS[5] unique (optional)
 //	ARGV[1] envelope ARGV[2] task id   ARGV[3] kind    ARGV[4] delay ms (0: now)
 //	ARGV[5] unique ttl ms
+//	ARGV[6] '1' when a WAIT or WAITAOF follows on the connection (a durable enqueue)
 //
 // Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
+//
+// A durable enqueue that finds the unique key held rewrites it unchanged (same id, same
+// TTL): WAIT and WAITAOF wait for the connection's last write (from Redis 7.2 on, the
+// last command that wrote), and without one a fresh connection would count a replica
+// that never received the first task as confirming it. The rewrite moves the
+// connection's write past the first task's, which was replicated before it.
 var enqueueScript = script(`
 local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'stream', 'none'}})
 if bad then return bad end
@@ -97,7 +104,9 @@ if #KEYS == 5 then
   bad = check({{KEYS[5], 'string', 'none'}})
   if bad then return bad end
   if not redis.call('SET', KEYS[5], ARGV[2], 'NX', 'PX', ARGV[5]) then
-    return {0, redis.call('GET', KEYS[5])}
+    local first = redis.call('GET', KEYS[5])
+    if ARGV[6] == '1' then redis.call('SET', KEYS[5], first, 'KEEPTTL') end
+    return {0, first}
   end
 end
 local now = now_ms()

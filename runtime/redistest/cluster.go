@@ -3,7 +3,9 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Cluster is a local Redis Cluster of three masters (no replicas) on loopback ports.
+// Cluster is a local Redis Cluster of three masters on loopback ports, with no replicas
+// (StartCluster) or one replica each (StartReplicatedCluster).
 type Cluster struct {
 	Nodes []*Server
 }
@@ -39,14 +42,42 @@ func (c *Cluster) Stop() {
 
 // StartCluster starts three cluster-enabled redis-servers, joins them with
 // `redis-cli --cluster create` and waits until the cluster reports ok on every node.
-func StartCluster() (*Cluster, error) {
+func StartCluster() (*Cluster, error) { return startCluster(0) }
+
+// StartReplicatedCluster starts a cluster like StartCluster whose three masters have one
+// replica each (six servers), and waits until every replica is in sync. Replica finds
+// a master's replica.
+func StartReplicatedCluster() (*Cluster, error) { return startCluster(1) }
+
+// Replica returns the replica of the master at addr.
+func (c *Cluster) Replica(addr string) (*Server, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range c.Nodes {
+		rdb := n.NewClient()
+		info, err := rdb.Info(context.Background(), "replication").Result()
+		rdb.Close()
+		if err != nil {
+			return nil, err
+		}
+		if strings.Contains(info, "role:slave") && strings.Contains(info, "master_port:"+port+"\r\n") {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no replica of %s in the cluster", addr)
+}
+
+func startCluster(replicas int) (*Cluster, error) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return nil, fmt.Errorf("redis-cli not found (%w): install redis-server, which brings it", err)
 	}
 	c := &Cluster{}
-	for range 3 {
-		n, err := StartServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+	for range 3 * (1 + replicas) {
+		n, err := StartServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+			"--repl-diskless-sync-delay", "0")
 		if err != nil {
 			c.Stop()
 			return nil, err
@@ -54,17 +85,18 @@ func StartCluster() (*Cluster, error) {
 		c.Nodes = append(c.Nodes, n)
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("redis-cli --cluster create: %w\n%s", err, out)
 	}
+	known := "cluster_known_nodes:" + strconv.Itoa(len(c.Nodes))
 	deadline := time.Now().Add(20 * time.Second)
 	for _, n := range c.Nodes {
 		rdb := n.NewClient()
 		for {
 			info, err := rdb.ClusterInfo(context.Background()).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") {
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, known) && replicating(rdb, replicas) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -93,4 +125,17 @@ func ClusterClient(tb testing.TB) *redis.ClusterClient {
 	rdb := SharedCluster(tb).NewClient()
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// replicating reports whether the node is a master that counts replicas of its own
+// online, or a replica whose link to its master is up.
+func replicating(rdb *redis.Client, replicas int) bool {
+	info, err := rdb.Info(context.Background(), "replication").Result()
+	switch {
+	case err != nil:
+		return false
+	case strings.Contains(info, "role:master"):
+		return strings.Count(info, ",state=online,") >= replicas
+	}
+	return strings.Contains(info, "master_link_status:up")
 }

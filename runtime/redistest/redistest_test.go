@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/runtime/redistest"
@@ -69,5 +70,26 @@ func TestForEachBackendRunsOnTheSharedServerAndCluster(t *testing.T) {
 	})
 	if want := []string{t.Name() + "/server", t.Name() + "/cluster"}; !slices.Equal(ran, want) {
 		t.Errorf("ran %v, want %v", ran, want)
+	}
+}
+
+func TestAReplicaIsInSyncWhenStartReplicaReturns(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	ctx := context.Background()
+	p, r := primary.NewClient(), replica.NewClient()
+	defer p.Close()
+	defer r.Close()
+	if err := p.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 = %d, %v: the primary does not count its replica", n, err)
+	}
+	if v, err := r.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Errorf("on the replica: %q, %v", v, err)
+	}
+	if err := r.Set(ctx, "k", "w", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "READONLY") {
+		t.Errorf("a write on the replica: %v, want READONLY", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,11 @@ func NewClient(rdb redis.UniversalClient, opts ...ClientOption) (*Client, error)
 // Submit returns when ctx ends even if Redis does not answer. An error then does not
 // prove that nothing was enqueued: the command may still reach Redis. Submit with
 // Unique to make a repeated submit safe.
+//
+// With WithDurability, Submit returns once the write is also confirmed on the replicas
+// or append-only files asked for. When it is enqueued but not confirmed, Submit returns
+// its ID, not "", with an error wrapping ErrNotDurable; a submit with Unique can then be
+// repeated safely: it returns the same ID and waits for the confirmations again.
 func Submit[A any](ctx context.Context, c *Client, d Def, caller Caller, args A, opts ...SubmitOption) (ID, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
@@ -107,6 +113,9 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
 		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
 	}
+	if c.cfg.durability.on() {
+		return c.submitDurable(ctx, t)
+	}
 	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
 		// While Cluster slots move, the enqueue may be refused (it then did nothing) for
 		// longer than go-redis's own redirects and retries last: try until ctx ends, or
@@ -155,4 +164,40 @@ func notAfter(now, due time.Time, d Def) time.Time {
 		life = min(life, due.Sub(now)+runs*timeout+time.Duration(d.MaxRetries)*DefaultBackoffMax+time.Hour)
 	}
 	return now.Add(life).UTC()
+}
+
+// submitDurable enqueues t and waits, on the same connection, for the confirmations of
+// WithDurability. Once the write succeeded, every failure returns the task's ID with
+// ErrNotDurable; so does a ctx that ends while Submit waits.
+func (c *Client) submitDurable(ctx context.Context, t redisq.Task) (ID, error) {
+	w := c.cfg.durability.wait()
+	var enqueued atomic.Pointer[string] // the task's id, once its write succeeded
+	acks, err := bounded(ctx, func(ctx context.Context) (redisq.Acks, error) {
+		p, err := c.broker.Pin(ctx, t.Queue)
+		if err != nil {
+			return redisq.Acks{}, err
+		}
+		defer p.Close()
+		id, err := p.Enqueue(ctx, t)
+		if err != nil {
+			return redisq.Acks{}, err
+		}
+		enqueued.Store(&id)
+		return p.Wait(ctx, w)
+	})
+	id := enqueued.Load()
+	if id == nil {
+		return "", fmt.Errorf("submit %s: %w", t.Kind, err)
+	}
+	const advice = "it is on the primary and will run, but a failover or a crash of the primary now can lose it; " +
+		"keep its ID to track it, or submit again with the same Unique key, which returns this ID and waits again"
+	if err != nil {
+		return ID(*id), fmt.Errorf("submit %s: task %s is enqueued, but waiting for its confirmation failed (%w); %s: %w",
+			t.Kind, *id, err, advice, ErrNotDurable)
+	}
+	if short := acks.Short(w); short != "" {
+		return ID(*id), fmt.Errorf("submit %s: task %s is enqueued, but %s within %s; %s: %w",
+			t.Kind, *id, short, w.Timeout, advice, ErrNotDurable)
+	}
+	return ID(*id), nil
 }

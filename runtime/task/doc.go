@@ -43,6 +43,10 @@
 //     forged copy of a task's envelope is dead-lettered without touching the task.
 //   - Attempts count alike everywhere: the state, [FailedError.Attempts] and the log give
 //     the number of deliveries of the task that began.
+//   - Durable submits, when asked. By default Submit returns once the primary holds the
+//     task in memory; with [WithDurability] it returns once replicas (WAIT) or append-only
+//     files (WAITAOF, Redis 7.2+) confirm it, and otherwise returns the task's ID with
+//     [ErrNotDurable]. README.md's "Durability" measures what each setup loses.
 //
 // # Defaults
 //

@@ -37,6 +37,14 @@ var (
 	ErrNoDeadLetter = redisq.ErrNoDeadLetter
 )
 
+// ErrNotDurable: a Submit of a client with WithDurability enqueued the task on the
+// primary, but the confirmations asked for (replicas, append-only file) did not all come
+// within the timeout, or waiting for them failed. Submit returns the task's ID with it:
+// the task exists and will run unless the primary fails before replicating or fsyncing
+// it. Keep the ID to track it, or submit again with the same Unique key, which returns
+// the same ID and waits again. It is not an outcome of a task.
+var ErrNotDurable = errors.New("task enqueued but not confirmed durable")
+
 // Refusals of the worker that are not the submitter's doing; their reasons are
 // ReasonNoRecord and ReasonCorrupt.
 var (

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -44,7 +45,14 @@ const (
 	// DefaultClockSkew is how far past its expiry a worker accepts a caller token without
 	// WithClockSkew: not at all.
 	DefaultClockSkew time.Duration = 0
+	// DefaultDurabilityTimeout is how long a durable submit waits for each confirmation
+	// (WAIT, WAITAOF) when its Durability has no Timeout: 1 second.
+	DefaultDurabilityTimeout = time.Second
 )
+
+// durabilityCheckTimeout bounds NewClient's check of the Redis version (INFO) when a
+// Durability asks for the append-only file.
+const durabilityCheckTimeout = 5 * time.Second
 
 // minLease is the shortest lease a worker accepts (WithLease): its heartbeat runs every
 // third of it.
@@ -71,6 +79,11 @@ func (o Option) apply(c *commonConfig) {
 	}
 }
 
+// clientOption is a ClientOption that only a client takes.
+type clientOption func(*clientConfig)
+
+func (o clientOption) applyClient(c *clientConfig) { o(c) }
+
 // workerOption is a WorkerOption that only a worker takes.
 type workerOption func(*workerConfig)
 
@@ -88,6 +101,7 @@ type commonConfig struct {
 
 type clientConfig struct {
 	commonConfig
+	durability Durability
 }
 
 type workerConfig struct {
@@ -134,7 +148,45 @@ func newClientConfig(rdb redis.UniversalClient, opts []ClientOption) (clientConf
 		o.applyClient(&cfg)
 	}
 	keys, err := cfg.check(rdb)
-	return cfg, keys, err
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.checkDurability(rdb); err != nil {
+		return cfg, nil, fmt.Errorf("WithDurability: %w", err)
+	}
+	return cfg, keys, nil
+}
+
+// checkDurability checks the Durability and that rdb can give it, asking Redis for its
+// version when it asks for the append-only file.
+func (c *clientConfig) checkDurability(rdb redis.UniversalClient) error {
+	d := &c.durability
+	switch {
+	case d.Replicas < 0 || d.ReplicasAOF < 0:
+		return fmt.Errorf("replicas %d and replicas with AOF %d: want 0 or more", d.Replicas, d.ReplicasAOF)
+	case d.Timeout < 0:
+		return fmt.Errorf("timeout %s: want 0 (DefaultDurabilityTimeout) or more", d.Timeout)
+	case !d.on():
+		return nil
+	}
+	if d.Timeout == 0 {
+		d.Timeout = DefaultDurabilityTimeout
+	}
+	if err := redisq.CanPin(rdb); err != nil {
+		return fmt.Errorf("%w: WAIT must run on the connection of the write; use one of those, or submit without WithDurability", err)
+	}
+	if !d.LocalAOF && d.ReplicasAOF == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), durabilityCheckTimeout)
+	defer cancel()
+	_, err := bounded(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, redisq.New(rdb, c.prefix).CheckWaitAOF(ctx, d.LocalAOF)
+	})
+	if err != nil {
+		return fmt.Errorf("append-only file confirmation (LocalAOF, ReplicasAOF): %w", err)
+	}
+	return nil
 }
 
 // newWorkerConfig applies opts over the defaults, checks the result and names the
@@ -263,6 +315,52 @@ func WithLogger(l *slog.Logger) Option {
 // dead-lettered at the worker.
 func WithMaxEnvelopeSize(n int) Option {
 	return Option{func(c *commonConfig) { c.maxEnvelope = n }}
+}
+
+// Durability is what a durable Submit waits for after Redis acknowledged its write
+// (WithDurability). The zero Durability waits for nothing: Submit returns once the
+// primary has the task in memory, which a failover before replication or a power loss
+// before the next fsync loses (README.md, "Durability").
+type Durability struct {
+	// Replicas is how many replicas must have received the write (WAIT); default 0.
+	// Works on every Redis version.
+	Replicas int
+	// LocalAOF makes Submit wait until the primary has fsynced the write to its
+	// append-only file (WAITAOF); default false. Needs Redis 7.2 or later with
+	// appendonly yes, which NewClient checks.
+	LocalAOF bool
+	// ReplicasAOF is how many replicas must have fsynced the write to their append-only
+	// file (WAITAOF); default 0. Needs Redis 7.2 or later, which NewClient checks on the
+	// masters.
+	ReplicasAOF int
+	// Timeout bounds each wait, WAIT and WAITAOF: a Durability that asks for both may
+	// wait twice as long. Default DefaultDurabilityTimeout.
+	Timeout time.Duration
+}
+
+func (d Durability) on() bool { return d.Replicas > 0 || d.LocalAOF || d.ReplicasAOF > 0 }
+
+func (d Durability) wait() redisq.Wait {
+	return redisq.Wait{Replicas: d.Replicas, LocalAOF: d.LocalAOF, ReplicasAOF: d.ReplicasAOF, Timeout: d.Timeout}
+}
+
+// WithDurability makes Submit return only once its write is confirmed as d asks: on
+// d.Replicas replicas (WAIT) and, on Redis 7.2 or later, in the append-only file of the
+// primary (d.LocalAOF) and of d.ReplicasAOF replicas (WAITAOF). Default: no
+// confirmation, Durability{}. Each confirmation runs on the connection of the write, as
+// WAIT and WAITAOF require, so it needs a *redis.Client (one server, or Sentinel through
+// redis.NewFailoverClient) or a *redis.ClusterClient, whose master of the queue's slot
+// confirms it; NewClient refuses any other client, and refuses the append-only file on a
+// Redis older than 7.2, having asked every master (INFO, for up to 5s).
+//
+// A write that is not confirmed in time makes Submit return the task's ID with an error
+// wrapping ErrNotDurable: the task is enqueued on the primary, but may be lost if the
+// primary fails before it is replicated or fsynced.
+//
+// Confirmation is not consensus: a failover may still promote a replica that had not
+// received the write, unless it is configured to promote only a confirming one.
+func WithDurability(d Durability) ClientOption {
+	return clientOption(func(c *clientConfig) { c.durability = d })
 }
 
 // WithQueues sets the queues a worker consumes; default DefaultQueue alone.

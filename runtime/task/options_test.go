@@ -17,6 +17,7 @@ var (
 	_ task.ClientOption = task.WithPrefix("x")
 	_ task.WorkerOption = task.WithPrefix("x")
 	_ task.WorkerOption = task.WithConcurrency(1)
+	_ task.ClientOption = task.WithDurability(task.Durability{})
 )
 
 // NewClient refuses, at compile time, an option that only a worker uses: the option
@@ -39,6 +40,7 @@ func TestEachOptionIsTakenByTheSidesItConcerns(t *testing.T) {
 		{"WithRetiredKey", task.WithRetiredKey, true, true},
 		{"WithLogger", task.WithLogger, true, true},
 		{"WithMaxEnvelopeSize", task.WithMaxEnvelopeSize, true, true},
+		{"WithDurability", task.WithDurability, true, false},
 		{"WithQueues", task.WithQueues, false, true},
 		{"WithConcurrency", task.WithConcurrency, false, true},
 		{"WithBackoff", task.WithBackoff, false, true},
