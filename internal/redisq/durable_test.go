@@ -179,7 +179,7 @@ func TestVersionAtLeast(t *testing.T) {
 func TestCheckWaitAOFNamesTheVersionItNeedsAndTheOneItFound(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
-	version := infoVersion(t, rdb)
+	version := redistest.Version(t, rdb)
 	err := redisq.New(rdb, "p").CheckWaitAOF(ctx, false)
 	if redisq.VersionAtLeast(version, redisq.WaitAOFVersion) {
 		if err != nil {
@@ -190,19 +190,4 @@ func TestCheckWaitAOFNamesTheVersionItNeedsAndTheOneItFound(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Redis "+redisq.WaitAOFVersion+" or later") || !strings.Contains(err.Error(), version) {
 		t.Errorf("Redis %s: CheckWaitAOF = %v, want the versions needed and found", version, err)
 	}
-}
-
-func infoVersion(t *testing.T, rdb redis.UniversalClient) string {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-			return v
-		}
-	}
-	t.Fatalf("no redis_version in INFO server")
-	return ""
 }

@@ -93,3 +93,10 @@ func TestAReplicaIsInSyncWhenStartReplicaReturns(t *testing.T) {
 		t.Errorf("a write on the replica: %v, want READONLY", err)
 	}
 }
+
+func TestVersionIsTheServersRedisVersion(t *testing.T) {
+	v := redistest.Version(t, redistest.Client(t))
+	if parts := strings.Split(v, "."); len(parts) != 3 || parts[0] == "" {
+		t.Errorf("Version = %q, want major.minor.patch", v)
+	}
+}

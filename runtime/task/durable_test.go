@@ -166,22 +166,6 @@ func TestNewClientRefusesADurabilityItCannotGive(t *testing.T) {
 	}
 }
 
-// serverVersion returns the redis_version of rdb.
-func serverVersion(t *testing.T, rdb redis.UniversalClient) string {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-			return v
-		}
-	}
-	t.Fatal("no redis_version in INFO server")
-	return ""
-}
-
 // atLeast72 reports whether version is Redis 7.2 or later, which has WAITAOF.
 func atLeast72(version string) bool {
 	var major, minor int
@@ -191,7 +175,7 @@ func atLeast72(version string) bool {
 
 func TestNewClientRefusesAOFConfirmationOnRedisBefore72(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
-		version := serverVersion(t, rdb)
+		version := redistest.Version(t, rdb)
 		if atLeast72(version) {
 			t.Skipf("Redis %s has WAITAOF; TestAOFConfirmationOnRedis72 tests it", version)
 		}
@@ -209,7 +193,7 @@ func TestAOFConfirmationOnRedis72(t *testing.T) {
 	withAOF := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "everysec")
 	rdb := withAOF.NewClient()
 	defer rdb.Close()
-	if version := serverVersion(t, rdb); !atLeast72(version) {
+	if version := redistest.Version(t, rdb); !atLeast72(version) {
 		t.Skipf("Redis %s has no WAITAOF; set REDIS_SERVER to a redis-server 7.2 or later to run this test", version)
 	}
 	replica := redistest.StartReplica(t, withAOF, "--appendonly", "yes", "--appendfsync", "everysec")
