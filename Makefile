@@ -55,7 +55,9 @@ chaos: redis-server
 durability: redis-server
 	$(GO) test -run '^TestDurabilityOfSubmits' -v -count=1 ./e2e -durability.tasks=100 -durability.persist=50000
 
-## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
+## fuzz: run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz): a
+## duration, or a count of executions such as 150000x, which CI uses because go1.26's
+## coordinator can fail a duration-bounded run at its end (golang/go#75804).
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzOpen:./internal/envelope FuzzSignOpen:./internal/envelope FuzzParseDirective:./gen
 fuzz:
