@@ -128,9 +128,6 @@ func NewDerivedKeyring(scope string, signing []Key) (*Keyring, error) {
 	return kr, nil
 }
 
-// Sealing reports whether caller blocks are sealed.
-func (k *Keyring) Sealing() bool { return k.seal != nil }
-
 // SetCaller stores c in e: sealed when the keyring has a seal key, plain otherwise. A nil
 // c leaves the envelope without a caller block. Call it after e.ID is set: the seal is
 // bound to the id. The expiry is stored in UTC; a user id, token or scope that is not

@@ -7,18 +7,13 @@ import "strings"
 // script may touch several of them. Every key starts with the prefix, so an ACL user
 // limited to "~<prefix>:*" reaches all of them.
 type Keys struct {
-	prefix string
-	queue  string
-	base   string // "<prefix>:{<queue>}:"
+	base string // "<prefix>:{<queue>}:"
 }
 
 // QueueKeys returns the keys of queue under prefix.
 func QueueKeys(prefix, queue string) Keys {
-	return Keys{prefix: prefix, queue: queue, base: prefix + ":{" + queue + "}:"}
+	return Keys{base: prefix + ":{" + queue + "}:"}
 }
-
-// Queue returns the queue name.
-func (k Keys) Queue() string { return k.queue }
 
 // Stream is the stream of ready tasks, read through the consumer group.
 func (k Keys) Stream() string { return k.base + "stream" }

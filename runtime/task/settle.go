@@ -135,6 +135,12 @@ func (s *settler) write(batch []*settleRequest) {
 		q := req.s.Message.Queue
 		byQueue[q] = append(byQueue[q], req)
 	}
+	if len(byQueue) == 1 { // the usual case: no goroutine for it
+		for _, reqs := range byQueue {
+			s.writeQueue(reqs)
+		}
+		return
+	}
 	var wg sync.WaitGroup
 	for _, reqs := range byQueue {
 		wg.Add(1)
