@@ -38,7 +38,9 @@ func TestAPinnedEnqueueIsConfirmedByTheReplicasThatReceivedIt(t *testing.T) {
 	rdb := primary.NewClient()
 	defer rdb.Close()
 	b := redisq.New(rdb, redistest.Prefix(t))
-	w := redisq.Wait{Replicas: 1, Timeout: 100 * time.Millisecond}
+	// A live replica gets two seconds, so that a loaded machine (the race suite beside
+	// it) cannot fail the test; a paused one is given a tenth of a second to fail.
+	w := redisq.Wait{Replicas: 1, Timeout: 2 * time.Second}
 
 	if _, acks := durable(t, b, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e1")}, w); acks.Short(w) != "" {
 		t.Fatalf("with the replica live: %+v, short: %s", acks, acks.Short(w))
@@ -47,6 +49,7 @@ func TestAPinnedEnqueueIsConfirmedByTheReplicasThatReceivedIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer replica.Resume()
+	w.Timeout = 100 * time.Millisecond
 	if _, acks := durable(t, b, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")}, w); acks.Replicas != 0 {
 		t.Errorf("with the replica paused: %+v, want no replica", acks)
 	}
