@@ -3,7 +3,6 @@ package gen
 import (
 	"bytes"
 	"fmt"
-	"go/format"
 	"go/types"
 	"sort"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dave/jennifer/jen"
 )
 
 // Header is the first line of every generated file. A file whose first line is not
@@ -26,96 +27,56 @@ const (
 	defaultRetries = 3
 )
 
-// emitter writes the generated file of one package.
-//
-// It writes the source directly in the layout gofmt and goimports print, instead of
-// building a syntax tree and formatting the file: go/format parses and prints the whole
-// file again, which for a package of many tasks costs as much as loading the package
-// (BENCHMARKS.md). The generated code has a fixed shape, so its layout is too: tab
-// indentation, single spaces, the FArgs fields and the task.Def keys in aligned columns,
-// imports grouped as goimports groups them. The one thing whose layout depends on the
-// user's code is a type literal that spans lines (a struct or interface type with fields
-// or methods, written out where a parameter or result has such a type); a declaration
-// that contains one is formatted with go/format, on its own. Golden tests hold every
-// generated file to gofmt and goimports.
+// emitter renders the generated file of one package.
 type emitter struct {
 	m *pkgModel
+	f *jen.File
 
-	// imports maps the path of every imported package to its name in the file, and
-	// pkgNames to the name it declares; an import whose two names differ needs an alias.
-	imports, pkgNames map[string]string
+	// imports maps the path of every imported package to its name in the file.
+	imports map[string]string
 	// fixed are names the generated code must never shadow: the imported package
 	// names and context, task and time.
 	fixed map[string]bool
-
-	out bytes.Buffer
-	err error // the first failure: a package missing from imports, a bad format
 }
 
 // emit renders the generated file of m: deterministic, gofmt'd source.
 func emit(m *pkgModel) ([]byte, error) {
-	e := &emitter{m: m}
-	e.out.Grow(1024 * (len(m.tasks) + 1)) // about what a task takes
+	e := &emitter{m: m, f: jen.NewFilePathName(m.path, m.name)}
+	e.f.HeaderComment(Header + "\n\n" + buildConstraint)
 	e.chooseImports()
-	e.header()
+
 	for _, t := range m.tasks {
 		e.args(t)
 		e.def(t)
 		e.submit(t)
 	}
 	e.register()
-	if e.err != nil {
-		return nil, fmt.Errorf("render the generated code of %s: %w", m.path, e.err)
+
+	var buf bytes.Buffer
+	if err := e.f.Render(&buf); err != nil {
+		return nil, fmt.Errorf("render the generated code of %s: %w", m.path, err)
 	}
-	return e.out.Bytes(), nil
+	return groupImports(buf.Bytes()), nil
 }
 
-// decl is one top-level declaration being written.
-type decl struct {
-	strings.Builder
-	e *emitter
-	// reformat is set when the declaration writes a type literal that spans lines: its
-	// layout is then left to go/format.
-	reformat bool
-}
-
-func (e *emitter) decl() *decl { return &decl{e: e} }
-
-// typ returns the type expression for t.
-func (d *decl) typ(t types.Type) string {
-	var b strings.Builder
-	d.e.writeType(&b, t, &d.reformat)
-	return b.String()
-}
-
-// end appends the declaration to the file, after a blank line.
-func (d *decl) end() {
-	d.e.out.WriteByte('\n')
-	if !d.reformat {
-		d.e.out.WriteString(d.String())
-		return
+// groupImports splits the import block jennifer writes (one block, sorted by path) into
+// the groups goimports makes — paths without a dot in their first element (the standard
+// library), then the others, then appengine ones — so that the generated file is also
+// what goimports would print and editors that run it on save leave it untouched.
+func groupImports(src []byte) []byte {
+	const open, closing = "\nimport (\n", "\n)\n"
+	start := bytes.Index(src, []byte(open))
+	if start < 0 {
+		return src // no import block, or a single import: nothing to group
 	}
-	src, err := format.Source([]byte(d.String()))
-	if err != nil {
-		if d.e.err == nil {
-			d.e.err = fmt.Errorf("format %w; the declaration was:\n%s", err, d.String())
-		}
-		return
+	body := start + len(open)
+	end := bytes.Index(src[body:], []byte(closing))
+	if end < 0 {
+		return src
 	}
-	d.e.out.Write(src)
-}
-
-// header writes everything before the first declaration: the header comment, the build
-// constraint, the package clause and the imports, grouped as goimports groups them:
-// packages without a dot in the first element of their path (the standard library), then
-// the others, then appengine ones, each group sorted by path.
-func (e *emitter) header() {
-	fmt.Fprintf(&e.out, "%s\n\n%s\n\npackage %s\n\nimport (\n", Header, buildConstraint, e.m.name)
-	paths := make([]string, 0, len(e.imports))
-	for path := range e.imports {
-		paths = append(paths, path)
-	}
-	group := func(path string) int {
+	lines := strings.Split(string(src[body:body+end]), "\n")
+	group := func(line string) int {
+		path := line[strings.IndexByte(line, '"')+1:]
 		switch first, _, _ := strings.Cut(path, "/"); {
 		case strings.HasPrefix(path, "appengine"):
 			return 2
@@ -124,21 +85,18 @@ func (e *emitter) header() {
 		}
 		return 0
 	}
-	sort.Slice(paths, func(i, j int) bool {
-		gi, gj := group(paths[i]), group(paths[j])
-		return gi < gj || gi == gj && paths[i] < paths[j]
-	})
-	for i, path := range paths {
-		if i > 0 && group(path) != group(paths[i-1]) {
-			e.out.WriteByte('\n')
+	sort.SliceStable(lines, func(i, j int) bool { return group(lines[i]) < group(lines[j]) })
+	var out bytes.Buffer
+	out.Write(src[:body])
+	for i, line := range lines {
+		if i > 0 && group(line) != group(lines[i-1]) {
+			out.WriteByte('\n')
 		}
-		e.out.WriteByte('\t')
-		if name := e.imports[path]; name != e.pkgNames[path] {
-			e.out.WriteString(name + " ")
-		}
-		e.out.WriteString(strconv.Quote(path) + "\n")
+		out.WriteString(line)
+		out.WriteByte('\n')
 	}
-	e.out.WriteString(")\n")
+	out.Write(src[body+end+1:])
+	return out.Bytes()
 }
 
 // chooseImports names every package the generated code refers to: its real name, unless
@@ -184,7 +142,7 @@ func (e *emitter) chooseImports() {
 	}
 	taken[registerName] = true
 
-	e.imports, e.pkgNames = map[string]string{}, paths
+	e.imports = map[string]string{}
 	e.fixed = map[string]bool{"context": true, "task": true, "time": true}
 	for _, path := range order {
 		want, ok := paths[path]
@@ -198,6 +156,11 @@ func (e *emitter) chooseImports() {
 		taken[name] = true
 		e.imports[path] = name
 		e.fixed[name] = true
+		if name == want {
+			e.f.ImportName(path, name)
+		} else {
+			e.f.ImportAlias(path, name)
+		}
 	}
 }
 
@@ -280,165 +243,114 @@ func walkType(t types.Type, visit func(*types.TypeName)) {
 	walk(t)
 }
 
-// qual returns name qualified with the file's name for the package at path.
-func (e *emitter) qual(path, name string) string {
-	pkg, ok := e.imports[path]
-	if !ok {
-		if e.err == nil {
-			e.err = fmt.Errorf("package %s is used but was not imported", path)
-		}
-		pkg = path
-	}
-	return pkg + "." + name
-}
-
-// task returns name qualified with the runtime package.
-func (e *emitter) task(name string) string { return e.qual(taskPkgPath, name) }
-
-// writeType writes the type expression for t, in the form gofmt prints. A struct or
-// interface type with fields or methods is written over several lines, one line each,
-// and sets *multiline: gofmt lays such a literal out by its content.
-func (e *emitter) writeType(b *strings.Builder, t types.Type, multiline *bool) {
+// typ writes a type expression for t.
+func (e *emitter) typ(t types.Type) *jen.Statement {
 	switch t := t.(type) {
 	case *types.Alias:
-		e.writeTypeName(b, t.Obj(), t.TypeArgs(), multiline)
+		return e.typeName(t.Obj(), t.TypeArgs())
 	case *types.Named:
-		e.writeTypeName(b, t.Obj(), t.TypeArgs(), multiline)
+		return e.typeName(t.Obj(), t.TypeArgs())
 	case *types.Basic:
 		if t.Kind() == types.UnsafePointer {
-			b.WriteString(e.qual("unsafe", "Pointer"))
-			return
+			return jen.Qual("unsafe", "Pointer")
 		}
-		b.WriteString(t.Name())
+		return jen.Id(t.Name())
 	case *types.Pointer:
-		b.WriteByte('*')
-		e.writeType(b, t.Elem(), multiline)
+		return jen.Op("*").Add(e.typ(t.Elem()))
 	case *types.Slice:
-		b.WriteString("[]")
-		e.writeType(b, t.Elem(), multiline)
+		return jen.Index().Add(e.typ(t.Elem()))
 	case *types.Array:
-		b.WriteString("[" + strconv.FormatInt(t.Len(), 10) + "]")
-		e.writeType(b, t.Elem(), multiline)
+		return jen.Index(jen.Lit(int(t.Len()))).Add(e.typ(t.Elem()))
 	case *types.Map:
-		b.WriteString("map[")
-		e.writeType(b, t.Key(), multiline)
-		b.WriteByte(']')
-		e.writeType(b, t.Elem(), multiline)
+		return jen.Map(e.typ(t.Key())).Add(e.typ(t.Elem()))
 	case *types.Chan:
+		elem := e.typ(t.Elem())
 		switch t.Dir() {
 		case types.RecvOnly:
-			b.WriteString("<-chan ")
+			return jen.Op("<-").Chan().Add(elem)
 		case types.SendOnly:
-			b.WriteString("chan<- ")
-		default:
-			// chan <-chan T would read as chan<- chan T.
-			if c, ok := t.Elem().(*types.Chan); ok && c.Dir() == types.RecvOnly {
-				b.WriteString("chan (")
-				e.writeType(b, t.Elem(), multiline)
-				b.WriteByte(')')
-				return
-			}
-			b.WriteString("chan ")
+			return jen.Chan().Op("<-").Add(elem)
 		}
-		e.writeType(b, t.Elem(), multiline)
+		if c, ok := t.Elem().(*types.Chan); ok && c.Dir() == types.RecvOnly {
+			return jen.Chan().Parens(elem)
+		}
+		return jen.Chan().Add(elem)
 	case *types.Signature:
-		b.WriteString("func")
-		e.writeSignature(b, t, multiline)
+		return jen.Func().Add(e.signature(t))
 	case *types.Struct:
-		if t.NumFields() == 0 {
-			b.WriteString("struct{}")
-			return
-		}
-		*multiline = true
-		b.WriteString("struct {\n")
+		var fields []jen.Code
 		for i := 0; i < t.NumFields(); i++ {
 			f := t.Field(i)
-			if !f.Embedded() {
-				b.WriteString(f.Name() + " ")
+			var field *jen.Statement
+			if f.Embedded() {
+				field = e.typ(f.Type())
+			} else {
+				field = jen.Id(f.Name()).Add(e.typ(f.Type()))
 			}
-			e.writeType(b, f.Type(), multiline)
 			if tag := t.Tag(i); tag != "" {
-				b.WriteString(" " + quoteTag(tag))
+				field.Op(quoteTag(tag))
 			}
-			b.WriteByte('\n')
+			fields = append(fields, field)
 		}
-		b.WriteByte('}')
+		return jen.Struct(fields...)
 	case *types.Interface:
-		if t.NumEmbeddeds() == 0 && t.NumExplicitMethods() == 0 {
-			b.WriteString("interface{}")
-			return
-		}
-		*multiline = true
-		b.WriteString("interface {\n")
+		var items []jen.Code
 		for i := 0; i < t.NumEmbeddeds(); i++ {
-			e.writeType(b, t.EmbeddedType(i), multiline)
-			b.WriteByte('\n')
+			items = append(items, e.typ(t.EmbeddedType(i)))
 		}
 		for i := 0; i < t.NumExplicitMethods(); i++ {
 			m := t.ExplicitMethod(i)
-			b.WriteString(m.Name())
-			e.writeSignature(b, m.Type().(*types.Signature), multiline)
-			b.WriteByte('\n')
+			items = append(items, jen.Id(m.Name()).Add(e.signature(m.Type().(*types.Signature))))
 		}
-		b.WriteByte('}')
+		return jen.Interface(items...)
 	case *types.TypeParam:
-		b.WriteString(t.Obj().Name())
-	default:
-		b.WriteString(types.TypeString(t, nil))
+		return jen.Id(t.Obj().Name())
 	}
+	return jen.Id(types.TypeString(t, nil))
 }
 
-// writeTypeName writes a possibly qualified, possibly instantiated type name.
-func (e *emitter) writeTypeName(b *strings.Builder, obj *types.TypeName, args *types.TypeList, multiline *bool) {
+// typeName writes a possibly qualified, possibly instantiated type name.
+func (e *emitter) typeName(obj *types.TypeName, args *types.TypeList) *jen.Statement {
+	var s *jen.Statement
 	if obj.Pkg() == nil || obj.Pkg().Path() == e.m.path {
-		b.WriteString(obj.Name())
+		s = jen.Id(obj.Name())
 	} else {
-		b.WriteString(e.qual(obj.Pkg().Path(), obj.Name()))
+		s = jen.Qual(obj.Pkg().Path(), obj.Name())
 	}
-	if args == nil || args.Len() == 0 {
-		return
-	}
-	b.WriteByte('[')
-	for i := 0; i < args.Len(); i++ {
-		if i > 0 {
-			b.WriteString(", ")
+	if args != nil && args.Len() > 0 {
+		var list []jen.Code
+		for i := 0; i < args.Len(); i++ {
+			list = append(list, e.typ(args.At(i)))
 		}
-		e.writeType(b, args.At(i), multiline)
+		s = s.Types(list...)
 	}
-	b.WriteByte(']')
+	return s
 }
 
-// writeSignature writes the parameter and result lists of a func type, without names.
-func (e *emitter) writeSignature(b *strings.Builder, sig *types.Signature, multiline *bool) {
-	b.WriteByte('(')
-	params := sig.Params()
-	for i := 0; i < params.Len(); i++ {
-		if i > 0 {
-			b.WriteString(", ")
+// signature writes the parameter and result lists of a func type, without names.
+func (e *emitter) signature(sig *types.Signature) *jen.Statement {
+	var params []jen.Code
+	for i := 0; i < sig.Params().Len(); i++ {
+		t := sig.Params().At(i).Type()
+		if sig.Variadic() && i == sig.Params().Len()-1 {
+			params = append(params, jen.Op("...").Add(e.typ(t.(*types.Slice).Elem())))
+			continue
 		}
-		t := params.At(i).Type()
-		if sig.Variadic() && i == params.Len()-1 {
-			b.WriteString("...")
-			t = t.(*types.Slice).Elem()
-		}
-		e.writeType(b, t, multiline)
+		params = append(params, e.typ(t))
 	}
-	b.WriteByte(')')
+	s := jen.Params(params...)
 	switch res := sig.Results(); res.Len() {
 	case 0:
 	case 1:
-		b.WriteByte(' ')
-		e.writeType(b, res.At(0).Type(), multiline)
+		s.Add(e.typ(res.At(0).Type()))
 	default:
-		b.WriteString(" (")
+		var list []jen.Code
 		for i := 0; i < res.Len(); i++ {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			e.writeType(b, res.At(i).Type(), multiline)
+			list = append(list, e.typ(res.At(i).Type()))
 		}
-		b.WriteByte(')')
+		s.Params(list...)
 	}
+	return s
 }
 
 // quoteTag writes a struct tag as a raw string literal when it can.
@@ -449,42 +361,18 @@ func quoteTag(tag string) string {
 	return "`" + tag + "`"
 }
 
-// pad returns the spaces that follow a cell of width w in a column of width col: gofmt
-// aligns columns with spaces, one more than the widest cell, counting runes.
-func pad(w, col int) string { return strings.Repeat(" ", col-w+1) }
-
-// args writes the FArgs struct: one field per argument, in columns.
+// args emits the FArgs struct.
 func (e *emitter) args(t *taskModel) {
-	d := e.decl()
-	fmt.Fprintf(d, "// %s are the serialized arguments of %s.\n", t.argsName, t.display)
-	args := t.args()
-	if len(args) == 0 {
-		fmt.Fprintf(d, "type %s struct{}\n", t.argsName)
-		d.end()
-		return
+	e.f.Commentf("%s are the serialized arguments of %s.", t.argsName, t.display)
+	var fields []jen.Code
+	for _, p := range t.args() {
+		fields = append(fields, jen.Id(p.field).Add(e.typ(p.typ)).Tag(map[string]string{"json": p.wire}))
 	}
-	typs := make([]string, len(args))
-	nameCol, typeCol := 0, 0
-	for i, p := range args {
-		typs[i] = d.typ(p.typ)
-		nameCol = max(nameCol, utf8.RuneCountInString(p.field))
-		typeCol = max(typeCol, utf8.RuneCountInString(typs[i]))
-	}
-	fmt.Fprintf(d, "type %s struct {\n", t.argsName)
-	for i, p := range args {
-		d.WriteString("\t" + p.field + pad(utf8.RuneCountInString(p.field), nameCol) +
-			typs[i] + pad(utf8.RuneCountInString(typs[i]), typeCol) +
-			"`json:" + strconv.Quote(p.wire) + "`\n")
-	}
-	d.WriteString("}\n")
-	d.end()
+	e.f.Type().Id(t.argsName).Struct(fields...)
+	e.f.Line()
 }
 
-// defKeyCol is the width of the key column of a task.Def literal: its longest key,
-// MaxRetries, is always written.
-const defKeyCol = len("MaxRetries:")
-
-// def writes the FTask description.
+// def emits the FTask description.
 func (e *emitter) def(t *taskModel) {
 	queue := t.dir.queue
 	if queue == "" {
@@ -494,29 +382,27 @@ func (e *emitter) def(t *taskModel) {
 	if t.dir.retriesSet {
 		retries = t.dir.retries
 	}
-	d := e.decl()
-	field := func(key, value string) {
-		d.WriteString("\t" + key + ":" + pad(len(key)+1, defKeyCol) + value + ",\n")
+	items := []jen.Code{
+		jen.Line().Id("Kind").Op(":").Lit(t.dir.kind),
+		jen.Line().Id("Queue").Op(":").Lit(queue),
+		jen.Line().Id("MaxRetries").Op(":").Lit(retries),
 	}
-	fmt.Fprintf(d, "// %s describes task %s (%s).\n", t.taskName, t.dir.kind, t.display)
-	fmt.Fprintf(d, "var %s = %s{\n", t.taskName, e.task("Def"))
-	field("Kind", strconv.Quote(t.dir.kind))
-	field("Queue", strconv.Quote(queue))
-	field("MaxRetries", strconv.Itoa(retries))
 	if t.dir.timeout > 0 {
-		field("Timeout", e.duration(t.dir.timeout))
+		items = append(items, jen.Line().Id("Timeout").Op(":").Add(e.duration(t.dir.timeout)))
 	}
-	field("Schema", strconv.Quote(t.schema))
+	items = append(items, jen.Line().Id("Schema").Op(":").Lit(t.schema))
 	if t.hasCaller {
-		field("Caller", "true")
+		items = append(items, jen.Line().Id("Caller").Op(":").True())
 	}
-	d.WriteString("}\n")
-	d.end()
+	items = append(items, jen.Line())
+	e.f.Commentf("%s describes task %s (%s).", t.taskName, t.dir.kind, t.display)
+	e.f.Var().Id(t.taskName).Op("=").Qual(taskPkgPath, "Def").Values(items...)
+	e.f.Line()
 }
 
 // duration writes d as n*unit with the largest unit that divides it: 30*time.Second,
 // 1500*time.Millisecond, 2*time.Minute.
-func (e *emitter) duration(d time.Duration) string {
+func (e *emitter) duration(d time.Duration) *jen.Statement {
 	units := []struct {
 		d    time.Duration
 		name string
@@ -526,10 +412,11 @@ func (e *emitter) duration(d time.Duration) string {
 	}
 	for _, u := range units {
 		if d%u.d == 0 {
-			if n := int64(d / u.d); n != 1 {
-				return strconv.FormatInt(n, 10) + " * " + e.qual("time", u.name)
+			n := int64(d / u.d)
+			if n == 1 {
+				return jen.Qual("time", u.name)
 			}
-			return e.qual("time", u.name)
+			return jen.Lit(int(n)).Op("*").Qual("time", u.name)
 		}
 	}
 	panic("unreachable: every duration is a whole number of nanoseconds")
@@ -543,7 +430,7 @@ func uniqueName(name string, taken func(string) bool) string {
 	return name
 }
 
-// submit writes SubmitF.
+// submit emits SubmitF.
 func (e *emitter) submit(t *taskModel) {
 	args := t.args()
 	reserved := map[string]bool{"ctx": true, "c": true, "opts": true, t.argsName: true, t.taskName: true}
@@ -572,38 +459,40 @@ func (e *emitter) submit(t *taskModel) {
 		used[locals[i]] = true
 	}
 
-	d := e.decl()
+	params := []jen.Code{
+		jen.Id("ctx").Qual("context", "Context"),
+		jen.Id("c").Op("*").Qual(taskPkgPath, "Client"),
+	}
+	callerArg := jen.Qual(taskPkgPath, "Caller").Values()
 	if t.hasCaller {
-		fmt.Fprintf(d, "// %s enqueues %s (task %s) on behalf of caller.\n", t.submitName, t.display, t.dir.kind)
+		params = append(params, jen.Id("caller").Qual(taskPkgPath, "Caller"))
+		callerArg = jen.Id("caller")
+	}
+	var values []jen.Code
+	for i, p := range args {
+		params = append(params, jen.Id(locals[i]).Add(e.typ(p.typ)))
+		values = append(values, jen.Id(p.field).Op(":").Id(locals[i]))
+	}
+	params = append(params, jen.Id("opts").Op("...").Qual(taskPkgPath, "SubmitOption"))
+
+	if t.hasCaller {
+		e.f.Commentf("%s enqueues %s (task %s) on behalf of caller.", t.submitName, t.display, t.dir.kind)
 	} else {
-		fmt.Fprintf(d, "// %s enqueues %s (task %s).\n", t.submitName, t.display, t.dir.kind)
+		e.f.Commentf("%s enqueues %s (task %s).", t.submitName, t.display, t.dir.kind)
 	}
-	d.WriteString("// ctx bounds only the enqueue, not the task's execution.\n")
-	fmt.Fprintf(d, "func %s(ctx %s, c *%s, ", t.submitName, e.qual("context", "Context"), e.task("Client"))
-	callerArg := e.task("Caller") + "{}"
-	if t.hasCaller {
-		fmt.Fprintf(d, "caller %s, ", e.task("Caller"))
-		callerArg = "caller"
-	}
-	for i, p := range args {
-		d.WriteString(locals[i] + " " + d.typ(p.typ) + ", ")
-	}
-	fmt.Fprintf(d, "opts ...%s) (%s, error) {\n", e.task("SubmitOption"), e.task("ID"))
-	fmt.Fprintf(d, "\treturn %s(ctx, c, %s, %s, %s{", e.task("Submit"), t.taskName, callerArg, t.argsName)
-	for i, p := range args {
-		if i > 0 {
-			d.WriteString(", ")
-		}
-		d.WriteString(p.field + ": " + locals[i])
-	}
-	d.WriteString("}, opts...)\n}\n")
-	d.end()
+	e.f.Comment("ctx bounds only the enqueue, not the task's execution.")
+	e.f.Func().Id(t.submitName).Params(params...).Params(jen.Qual(taskPkgPath, "ID"), jen.Error()).Block(
+		jen.Return(jen.Qual(taskPkgPath, "Submit").Call(
+			jen.Id("ctx"), jen.Id("c"), jen.Id(t.taskName), callerArg, jen.Id(t.argsName).Values(values...), jen.Id("opts").Op("..."),
+		)),
+	)
+	e.f.Line()
 }
 
 // closureNames are the parameter names of one task's closure in RegisterTasks.
 type closureNames struct{ ctx, caller, args string }
 
-// register writes RegisterTasks.
+// register emits RegisterTasks.
 func (e *emitter) register() {
 	m := e.m
 	// Identifiers the body refers to without a qualifier; no parameter may shadow them.
@@ -649,54 +538,58 @@ func (e *emitter) register() {
 		lifeNames[l] = name
 	}
 
-	d := e.decl()
-	fmt.Fprintf(d, "// %s registers every task of package %s on %s.\n", registerName, m.name, worker)
-	fmt.Fprintf(d, "// It fails if a lifespan value is nil or a task kind is already registered on %s.\n", worker)
-	fmt.Fprintf(d, "func %s(%s *%s", registerName, worker, e.task("Worker"))
-	for _, l := range m.lifespans {
-		d.WriteString(", " + lifeNames[l] + " " + d.typ(l.typ))
-	}
-	d.WriteString(") error {\n")
+	params := []jen.Code{jen.Id(worker).Op("*").Qual(taskPkgPath, "Worker")}
+	var body []jen.Code
 	for _, l := range m.lifespans {
 		name := lifeNames[l]
-		fmt.Fprintf(d, "\tif err := %s(%s, %s); err != nil {\n\t\treturn err\n\t}\n", e.task("CheckLifespan"), strconv.Quote(name), name)
+		params = append(params, jen.Id(name).Add(e.typ(l.typ)))
+		body = append(body, jen.If(
+			jen.Err().Op(":=").Qual(taskPkgPath, "CheckLifespan").Call(jen.Lit(name), jen.Id(name)),
+			jen.Err().Op("!=").Nil(),
+		).Block(jen.Return(jen.Err())))
 	}
 	for i, t := range m.tasks {
-		fmt.Fprintf(d, "\tif err := %s(%s, %s, ", e.task("Register"), worker, t.taskName)
-		e.closure(d, t, closures[i], lifeNames)
-		d.WriteString("); err != nil {\n\t\treturn err\n\t}\n")
+		body = append(body, jen.If(
+			jen.Err().Op(":=").Qual(taskPkgPath, "Register").Call(jen.Id(worker), jen.Id(t.taskName), e.closure(t, closures[i], lifeNames)),
+			jen.Err().Op("!=").Nil(),
+		).Block(jen.Return(jen.Err())))
 	}
-	d.WriteString("\treturn nil\n}\n")
-	d.end()
+	body = append(body, jen.Return(jen.Nil()))
+
+	e.f.Commentf("%s registers every task of package %s on %s.", registerName, m.name, worker)
+	e.f.Commentf("It fails if a lifespan value is nil or a task kind is already registered on %s.", worker)
+	e.f.Func().Id(registerName).Params(params...).Error().Block(body...)
 }
 
 // closure writes the function literal that runs task t for the worker.
-func (e *emitter) closure(d *decl, t *taskModel, names closureNames, lifeNames map[*lifespanModel]string) {
+func (e *emitter) closure(t *taskModel, names closureNames, lifeNames map[*lifespanModel]string) *jen.Statement {
 	usesCtx, usesCaller, usesArgs := false, false, false
-	var call []string
+	var call []jen.Code
 	for _, p := range t.params {
-		var arg string
+		var arg *jen.Statement
 		switch p.kind {
 		case paramContext:
 			usesCtx = true
-			arg = names.ctx
+			arg = jen.Id(names.ctx)
 		case paramCaller:
 			usesCaller = true
-			arg = names.caller
+			arg = jen.Id(names.caller)
 		case paramLifespan:
-			arg = lifeNames[p.life]
+			arg = jen.Id(lifeNames[p.life])
 		case paramArg:
 			usesArgs = true
-			arg = names.args + "." + p.field
+			arg = jen.Id(names.args).Dot(p.field)
 		}
 		if p.variadic {
-			arg += "..."
+			arg.Op("...")
 		}
 		call = append(call, arg)
 	}
-	fn := t.decl.Name.Name
+	var fn *jen.Statement
 	if t.recv != nil {
-		fn = lifeNames[t.recv.life] + "." + fn
+		fn = jen.Id(lifeNames[t.recv.life]).Dot(t.decl.Name.Name).Call(call...)
+	} else {
+		fn = jen.Id(t.decl.Name.Name).Call(call...)
 	}
 	name := func(used bool, n string) string {
 		if used {
@@ -704,19 +597,15 @@ func (e *emitter) closure(d *decl, t *taskModel, names closureNames, lifeNames m
 		}
 		return "_"
 	}
-	fmt.Fprintf(d, "func(%s %s, %s %s, %s %s) (",
-		name(usesCtx, names.ctx), e.qual("context", "Context"),
-		name(usesCaller, names.caller), e.task("Caller"),
-		name(usesArgs, names.args), t.argsName)
-	result := "struct{}"
+	params := jen.Params(
+		jen.Id(name(usesCtx, names.ctx)).Qual("context", "Context"),
+		jen.Id(name(usesCaller, names.caller)).Qual(taskPkgPath, "Caller"),
+		jen.Id(name(usesArgs, names.args)).Id(t.argsName),
+	)
 	if t.result != nil {
-		result = d.typ(t.result)
+		return jen.Func().Add(params).Params(e.typ(t.result), jen.Error()).Block(jen.Return(fn))
 	}
-	d.WriteString(result + ", error) {\n\t\treturn ")
-	if t.result == nil {
-		d.WriteString("struct{}{}, ")
-	}
-	d.WriteString(fn + "(" + strings.Join(call, ", ") + ")\n\t}")
+	return jen.Func().Add(params).Params(jen.Struct(), jen.Error()).Block(jen.Return(jen.Struct().Values(), fn))
 }
 
 // derivedName names a lifespan value that has no name of its own (an unnamed receiver):
