@@ -2,11 +2,16 @@ package gen
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"go/format"
 	"go/types"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -40,23 +45,77 @@ type emitter struct {
 }
 
 // emit renders the generated file of m: deterministic, gofmt'd source.
+//
+// jennifer builds the file, and its imports, in one pass; go/format is what costs (for a
+// package of many tasks, more than the rest of the generator, BENCHMARKS.md). So the file
+// is rendered unformatted, with a marker before each task's declarations and before
+// RegisterTasks, and the pieces are formatted in parallel: a top-level declaration's
+// layout never depends on another's.
 func emit(m *pkgModel) ([]byte, error) {
 	e := &emitter{m: m, f: jen.NewFilePathName(m.path, m.name)}
+	e.f.NoFormat = true
 	e.f.HeaderComment(Header + "\n\n" + buildConstraint)
 	e.chooseImports()
 
 	for _, t := range m.tasks {
+		e.f.Id(chunkMarker)
 		e.args(t)
 		e.def(t)
 		e.submit(t)
 	}
+	e.f.Id(chunkMarker)
 	e.register()
 
 	var buf bytes.Buffer
 	if err := e.f.Render(&buf); err != nil {
 		return nil, fmt.Errorf("render the generated code of %s: %w", m.path, err)
 	}
-	return groupImports(buf.Bytes()), nil
+	pieces := bytes.Split(buf.Bytes(), []byte(chunkMarker))
+	if len(pieces) != len(m.tasks)+2 {
+		return nil, fmt.Errorf("render the generated code of %s: %d pieces for %d tasks; the source holds a NUL byte", m.path, len(pieces), len(m.tasks))
+	}
+	formatted, err := formatPieces(pieces)
+	if err != nil {
+		return nil, fmt.Errorf("render the generated code of %s: %w", m.path, err)
+	}
+	out := groupImports(formatted[0])
+	for _, piece := range formatted[1:] {
+		out = append(out, '\n')
+		out = append(out, piece...)
+	}
+	return out, nil
+}
+
+// chunkMarker separates the pieces of the unformatted file. Go source cannot hold a NUL
+// byte, so no identifier, literal or tag written into the file can contain it.
+const chunkMarker = "\x00"
+
+// formatPieces formats each piece of a file on its own, in parallel: the first is the
+// file's header, package clause and imports, the others lists of declarations. Each
+// result ends in exactly one newline.
+func formatPieces(pieces [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(pieces))
+	errs := make([]error, len(pieces))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(pieces)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(pieces) {
+					return
+				}
+				src, err := format.Source(pieces[i])
+				if err != nil {
+					errs[i] = fmt.Errorf("format %w; the source was:\n%s", err, pieces[i])
+					continue
+				}
+				out[i] = append(bytes.TrimSpace(src), '\n')
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // groupImports splits the import block jennifer writes (one block, sorted by path) into
