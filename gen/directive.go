@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"go/ast"
 	"go/token"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // directivePrefix starts a task directive: a line of a function's doc comment written in
@@ -21,11 +22,6 @@ const validOptions = "valid options are queue=NAME, retries=N, timeout=DURATION,
 
 // mangledMessage is the error for a directive that lost its form, usually to gofmt.
 const mangledMessage = `//task must be written //task:<kind> with no space after // (gofmt turns "//task" into "// task")`
-
-var (
-	kindPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	queuePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-)
 
 // directive is a parsed //task: line.
 type directive struct {
@@ -62,8 +58,8 @@ func parseDirective(text string) (directive, []directiveError) {
 	}
 	d.kind = words[0].text
 	words = words[1:]
-	if !kindPattern.MatchString(d.kind) {
-		fail(len(directivePrefix), "invalid task kind %q: a kind must match [a-z0-9][a-z0-9._-]*", d.kind)
+	if err := taskspec.CheckKind(d.kind); err != nil {
+		fail(len(directivePrefix), "%v", err)
 	}
 	seen := map[string]bool{}
 	for _, w := range words {
@@ -85,8 +81,8 @@ func parseDirective(text string) (directive, []directiveError) {
 		seen[key] = true
 		switch key {
 		case "queue":
-			if !queuePattern.MatchString(value) {
-				fail(w.offset, "invalid queue %q: a queue name must match [A-Za-z0-9][A-Za-z0-9._-]* (it becomes part of Redis keys and task ids); %s", value, validOptions)
+			if err := taskspec.CheckQueue(value); err != nil {
+				fail(w.offset, "%v; %s", err, validOptions)
 				continue
 			}
 			d.queue = value
@@ -219,7 +215,7 @@ func isDirectiveTail(s string) bool {
 		return false
 	}
 	fields := strings.Fields(s)
-	if !kindPattern.MatchString(fields[0]) || strings.HasSuffix(fields[0], ".") {
+	if taskspec.CheckKind(fields[0]) != nil || strings.HasSuffix(fields[0], ".") {
 		return false
 	}
 	for _, f := range fields[1:] {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // formatDirective writes d back as a directive line, options in a fixed order.
@@ -68,10 +70,10 @@ func checkParse(t *testing.T, text string) {
 	if len(errs) > 0 {
 		return
 	}
-	if !kindPattern.MatchString(d.kind) {
-		t.Errorf("parseDirective(%q) accepted kind %q, which does not match %s", text, d.kind, kindPattern)
+	if err := taskspec.CheckKind(d.kind); err != nil {
+		t.Errorf("parseDirective(%q) accepted kind %q: %v", text, d.kind, err)
 	}
-	if d.retries < 0 || d.timeout < 0 || (d.queue != "" && !queuePattern.MatchString(d.queue)) {
+	if d.retries < 0 || d.timeout < 0 || (d.queue != "" && taskspec.CheckQueue(d.queue) != nil) {
 		t.Errorf("parseDirective(%q) accepted invalid options: %+v", text, d)
 	}
 	line := formatDirective(d)

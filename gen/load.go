@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/taskgen/taskgen/internal/taskspec"
 	"golang.org/x/tools/go/packages"
 )
 
@@ -395,7 +396,7 @@ func tolerated(pkg *packages.Package, te types.Error, generated map[string]map[s
 // FTask or RegisterTasks.
 func looksGenerated(name string) bool {
 	switch {
-	case name == registerName:
+	case name == taskspec.RegisterName:
 		return true
 	case strings.HasPrefix(name, "Submit") && len(name) > len("Submit"):
 		return true

@@ -11,15 +11,13 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/taskgen/taskgen/internal/taskspec"
 	"golang.org/x/tools/go/packages"
 	"golang.org/x/tools/go/types/typeutil"
 )
 
 // taskPkgPath is the import path of the runtime package generated code uses.
 const taskPkgPath = "github.com/taskgen/taskgen/runtime/task"
-
-// registerName is the per-package registration function.
-const registerName = "RegisterTasks"
 
 // pkgModel is what the generator emits for one package.
 type pkgModel struct {
@@ -80,6 +78,7 @@ type taskModel struct {
 	argsName   string // SendWelcomeArgs
 	taskName   string // SendWelcomeTask
 	submitName string // SubmitSendWelcome
+	resultName string // ResultSendWelcome
 
 	recv   *paramModel // the receiver of a method, a lifespan value; nil for functions
 	params []*paramModel
@@ -130,9 +129,7 @@ func recvTypeName(expr ast.Expr) string {
 }
 
 // generatedNames returns the package-level names generated for a task function.
-func generatedNames(base string) []string {
-	return []string{base + "Args", base + "Task", "Submit" + base}
-}
+func generatedNames(base string) []string { return taskspec.NamesOf(base).All() }
 
 // exportedName makes an identifier exported: leading underscores are dropped and the
 // first letter upper-cased; a name that cannot start with an upper-case letter (a digit,
@@ -200,13 +197,24 @@ func buildModel(pkg *packages.Package, dirs []*funcDirective, tests []*ast.File)
 				kinds[t.dir.kind] = t
 			}
 		}
+		// One error per pair of tasks, naming every name they share.
+		var clash []string
+		var prev *taskModel
 		for _, name := range generatedNames(t.base) {
-			if prev, ok := names[name]; ok {
-				b.errorf(t.decl.Name.Pos(), "%s would generate %s, which %s (%s) generates too: rename one of them",
-					t.display, name, prev.display, b.shortPos(prev.decl.Pos()))
+			if p, ok := names[name]; ok {
+				if prev == nil {
+					prev = p
+				}
+				if p == prev {
+					clash = append(clash, name)
+				}
 				continue
 			}
 			names[name] = t
+		}
+		if prev != nil {
+			b.errorf(t.decl.Name.Pos(), "%s would generate %s, which %s (%s) generates too: rename one of them",
+				t.display, joinAnd(clash), prev.display, b.shortPos(prev.decl.Pos()))
 		}
 		m.tasks = append(m.tasks, t)
 	}
@@ -232,7 +240,8 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 	}
 	sig := fn.Type().(*types.Signature)
 	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, base: taskBaseName(decl)}
-	t.argsName, t.taskName, t.submitName = t.base+"Args", t.base+"Task", "Submit"+t.base
+	names := taskspec.NamesOf(t.base)
+	t.argsName, t.taskName, t.submitName, t.resultName = names.Args, names.Task, names.Submit, names.Result
 	t.display = decl.Name.Name
 	if recv := sig.Recv(); recv != nil {
 		t.display = recvDisplay(recv.Type()) + "." + decl.Name.Name
@@ -645,15 +654,15 @@ func generatedFor(m *pkgModel) ([]string, map[string]string) {
 			}
 		}
 	}
-	names = append(names, registerName)
-	uses[registerName] = "the tasks of package " + m.name
+	names = append(names, taskspec.RegisterName)
+	uses[taskspec.RegisterName] = "the tasks of package " + m.name
 	return names, uses
 }
 
 // declaredError reports a declaration of a generated name.
 func (b *modelBuilder) declaredError(pos token.Pos, name, use string) {
 	fix := "rename one of them"
-	if name == registerName {
+	if name == taskspec.RegisterName {
 		fix = "rename it"
 	}
 	b.errorf(pos, "%s is declared here, but taskgen generates it for %s: %s", name, use, fix)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/taskgen/taskgen/internal/taskspec"
 	"golang.org/x/tools/go/packages"
 )
 
@@ -289,7 +290,7 @@ func scanPackages(pkgs []*packages.Package) ([]*scannedPackage, map[string]map[s
 			}
 		}
 		if len(s.dirs) > 0 {
-			names[registerName] = true
+			names[taskspec.RegisterName] = true
 		}
 		generated[pkg.PkgPath] = names
 	}

@@ -418,7 +418,7 @@ func TestDeclarationErrorsExitOneReportEveryErrorAndWriteNothing(t *testing.T) {
 	}
 	want := "" +
 		"other/other.go:6:11: argument r: r is an interface (io.Reader); make it a lifespan parameter (lifespan=r) if it is worker state, not data\n" +
-		"welcome/bad.go:3:8: invalid task kind \"Bad.Kind\": a kind must match [a-z0-9][a-z0-9._-]*\n" +
+		"welcome/bad.go:3:8: invalid task kind \"Bad.Kind\": a kind is lower-case letters, digits and . _ -, starting with a letter or digit, such as email.send_welcome\n" +
 		"welcome/bad.go:7:15: a task must return error or (R, error); NoError returns nothing\n"
 	if res.stderr != want {
 		t.Errorf("stderr =\n%s\nwant\n%s", res.stderr, want)

@@ -49,11 +49,6 @@ func TestKeysShareTheQueueHashTagUnderThePrefix(t *testing.T) {
 			t.Errorf("key %q is not under app:{email}:", key)
 		}
 	}
-	for _, name := range []string{"", "{x}", "a:b", "a/b", "a b", ".a", "a..b"} {
-		if redisq.ValidQueueName(name) {
-			t.Errorf("ValidQueueName(%q) = true", name)
-		}
-	}
 }
 
 func TestEnqueueFetchStartComplete(t *testing.T) { each(t, testEnqueueFetchStartComplete) }

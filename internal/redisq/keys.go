@@ -1,7 +1,5 @@
 package redisq
 
-import "strings"
-
 // Keys are the Redis keys of one queue. Every key of a queue carries the queue name as a
 // hash tag ("{email}"), so the keys of one queue live in one Redis Cluster slot and a Lua
 // script may touch several of them. Every key starts with the prefix, so an ACL user
@@ -43,20 +41,3 @@ func (k Keys) Done(id string) string { return k.base + "done:" + id }
 // Unique is the key that holds the id of the task of kind submitted with a uniqueness key.
 // The kind is part of it: two kinds of one queue using the same key do not collide.
 func (k Keys) Unique(kind, key string) string { return k.base + "unique:" + kind + ":" + key }
-
-// ValidQueueName reports whether name can be a queue: it becomes part of Redis keys (as a
-// hash tag) and of task ids, so braces, colons, slashes and spaces are not allowed.
-func ValidQueueName(name string) bool {
-	if name == "" || len(name) > 128 {
-		return false
-	}
-	for i, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case (r == '.' || r == '_' || r == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return !strings.Contains(name, "..")
-}

@@ -3,7 +3,6 @@ package task
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/internal/envelope"
 	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // Client submits tasks and reads their results. It is safe for concurrent use.
@@ -57,10 +57,14 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 	}
 	queue := d.queue()
 	switch {
-	case d.Kind == "":
-		return "", errors.New("submit: Def has no Kind")
-	case !redisq.ValidQueueName(queue):
-		return "", fmt.Errorf("submit %s: invalid queue name %q", d.Kind, queue)
+	}
+	if err := taskspec.CheckKind(d.Kind); err != nil {
+		return "", fmt.Errorf("submit: %w", err)
+	}
+	if err := taskspec.CheckQueue(queue); err != nil {
+		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
+	}
+	switch {
 	case d.MaxRetries < 0:
 		return "", fmt.Errorf("submit %s: negative MaxRetries", d.Kind)
 	}

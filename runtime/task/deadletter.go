@@ -7,6 +7,7 @@ import (
 
 	"github.com/taskgen/taskgen/internal/envelope"
 	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // DeadLetter is a task that failed for good, as kept in its queue's dead-letter stream.
@@ -30,8 +31,8 @@ type DeadLetter struct {
 // DeadLetters lists up to limit dead letters of queue after the entry id after (""
 // for the first), oldest first. Page by passing the last EntryID back as after.
 func (c *Client) DeadLetters(ctx context.Context, queue, after string, limit int) ([]DeadLetter, error) {
-	if !redisq.ValidQueueName(queue) {
-		return nil, fmt.Errorf("dead letters: invalid queue name %q", queue)
+	if err := taskspec.CheckQueue(queue); err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	if limit <= 0 {
 		limit = 100

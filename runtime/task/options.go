@@ -13,13 +13,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/internal/envelope"
 	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // The defaults of the options, each named in its option's documentation.
 const (
 	// DefaultQueue is the queue of a Def whose Queue is empty, and the one queue a worker
 	// consumes without WithQueues.
-	DefaultQueue = "default"
+	DefaultQueue = taskspec.DefaultQueue
 	// DefaultPrefix prefixes every Redis key without WithPrefix.
 	DefaultPrefix = "taskgen"
 	// DefaultMaxEnvelopeSize is the largest envelope, in bytes, without WithMaxEnvelopeSize:
@@ -215,8 +216,8 @@ func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConf
 		return cfg, nil, fmt.Errorf("clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
 	}
 	for _, q := range cfg.queues {
-		if !redisq.ValidQueueName(q) {
-			return cfg, nil, fmt.Errorf("invalid queue name %q", q)
+		if err := taskspec.CheckQueue(q); err != nil {
+			return cfg, nil, fmt.Errorf("%w (WithQueues)", err)
 		}
 	}
 	if cfg.consumer == "" {

@@ -6,13 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 
-	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/internal/taskspec"
 )
-
-// kindPattern is the form of a task kind, the stable wire name of a task.
-var kindPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // handler is a registered task with its types erased: it decodes the arguments, runs the
 // function and encodes the result.
@@ -53,11 +49,13 @@ func Register[A, R any](w *Worker, d Def, fn func(ctx context.Context, caller Ca
 
 func (w *Worker) register(h *handler) error {
 	d := h.def
+	if err := taskspec.CheckKind(d.Kind); err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	if err := taskspec.CheckQueue(d.queue()); err != nil {
+		return fmt.Errorf("register %s: %w", d.Kind, err)
+	}
 	switch {
-	case !kindPattern.MatchString(d.Kind):
-		return fmt.Errorf("register %q: kind must match %s", d.Kind, kindPattern)
-	case !redisq.ValidQueueName(d.queue()):
-		return fmt.Errorf("register %s: invalid queue name %q", d.Kind, d.queue())
 	case d.MaxRetries < 0:
 		return fmt.Errorf("register %s: negative MaxRetries", d.Kind)
 	}

@@ -906,6 +906,17 @@ func TestRegisterRefusesADuplicateKind(t *testing.T) {
 		if err := task.Register(w, bad, fn); err == nil {
 			t.Error("Register accepted an invalid kind")
 		}
+		// The generator validates directives with the same rules (internal/taskspec),
+		// so a queue that generates is a queue that registers, and one that does not,
+		// like a..b, fails at both.
+		dots := echoDef
+		dots.Kind, dots.Queue = "echo.dots", "a..b"
+		if err := task.Register(w, dots, fn); err == nil || !strings.Contains(err.Error(), `invalid queue name "a..b"`) {
+			t.Errorf("Register with queue a..b: %v, want an invalid queue name error", err)
+		}
+		if _, err := task.Submit(context.Background(), h.client, dots, alice, echoArgs{}); err == nil || !strings.Contains(err.Error(), `invalid queue name "a..b"`) {
+			t.Errorf("Submit with queue a..b: %v, want an invalid queue name error", err)
+		}
 	})
 }
 
