@@ -33,6 +33,9 @@ var (
 	ErrDuplicateKind = errors.New("task kind already registered")
 	// ErrNotFound: Result was asked for a task that does not exist or whose result expired.
 	ErrNotFound = errors.New("task not found")
+	// ErrKindMismatch: ResultOf (a generated ResultF) was given the id of a task of
+	// another kind.
+	ErrKindMismatch = errors.New("task is of another kind")
 	// ErrNoDeadLetter: a dead letter to requeue or delete is not (any more) in its stream.
 	ErrNoDeadLetter = redisq.ErrNoDeadLetter
 )

@@ -140,7 +140,8 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	}
 	runCtx, cancelRun := context.WithTimeout(r.ctx, timeout)
 	began := time.Now()
-	d.result, d.err = call(runCtx, h, caller, e.Args, w.log, d.log)
+	info := Info{ID: ID(e.ID), Kind: e.Kind, Attempt: d.attempt, MaxRetries: e.MaxRetries, SubmittedAt: e.SubmittedAt}
+	d.result, d.err = call(runCtx, h, info, caller, e.Args, w.log, d.log)
 	cancelRun()
 	freeSlot()
 	d.ran, d.took, d.cause = true, time.Since(began), context.Cause(r.ctx)
@@ -246,12 +247,12 @@ func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
 
 // call runs the task function, turning a panic into an error: a panicking task is a
 // failed attempt, not a dead worker.
-func call(ctx context.Context, h *handler, caller Caller, args []byte, log *slog.Logger, attrs []any) (out []byte, err error) {
+func call(ctx context.Context, h *handler, info Info, caller Caller, args []byte, log *slog.Logger, attrs []any) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("task panicked", append(attrs, "panic", r, "stack", string(debug.Stack()))...)
 			err = fmt.Errorf("task panicked: %v", r)
 		}
 	}()
-	return h.run(ctx, caller, args)
+	return h.run(ctx, info, caller, args)
 }

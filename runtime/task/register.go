@@ -14,27 +14,38 @@ import (
 // function and encodes the result.
 type handler struct {
 	def Def
-	run func(ctx context.Context, caller Caller, args json.RawMessage) (json.RawMessage, error)
+	run func(ctx context.Context, info Info, caller Caller, args json.RawMessage) (json.RawMessage, error)
 }
 
 // Register makes fn the function that runs tasks of d on w. Generated RegisterTasks
 // functions call it; call it directly only for tasks without generated code. It fails if
 // d.Kind is invalid or already registered on w.
 func Register[A, R any](w *Worker, d Def, fn func(ctx context.Context, caller Caller, args A) (R, error)) error {
+	if fn == nil {
+		return RegisterWithInfo[A, R](w, d, nil)
+	}
+	return RegisterWithInfo(w, d, func(ctx context.Context, _ Info, caller Caller, args A) (R, error) {
+		return fn(ctx, caller, args)
+	})
+}
+
+// RegisterWithInfo is Register for a function that also takes the task's Info: generated
+// RegisterTasks functions call it for tasks with a task.Info parameter.
+func RegisterWithInfo[A, R any](w *Worker, d Def, fn func(ctx context.Context, info Info, caller Caller, args A) (R, error)) error {
 	if w == nil {
 		return fmt.Errorf("register %s: nil *task.Worker", d.Kind)
 	}
 	if fn == nil {
 		return fmt.Errorf("register %s: nil function", d.Kind)
 	}
-	h := &handler{def: d, run: func(ctx context.Context, caller Caller, raw json.RawMessage) (json.RawMessage, error) {
+	h := &handler{def: d, run: func(ctx context.Context, info Info, caller Caller, raw json.RawMessage) (json.RawMessage, error) {
 		var args A
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&args); err != nil {
 			return nil, fmt.Errorf("%w: decode arguments of %s into %T: %v", ErrMalformed, d.Kind, args, err)
 		}
-		r, err := fn(ctx, caller, args)
+		r, err := fn(ctx, info, caller, args)
 		if err != nil {
 			return nil, err
 		}

@@ -87,7 +87,23 @@ const resultWait = 5 * time.Second
 // failed for good. A task whose function returns only an error is read with
 // Result[struct{}]. It blocks on Redis (no polling) until the task finishes or ctx ends,
 // and returns when ctx ends even if Redis does not answer.
+//
+// Result is for dynamic use, where the task is known only at run time: nothing ties R to
+// the task's result type. Generated code reads results with the typed ResultF of each
+// task, which calls ResultOf.
 func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
+	return result[R](ctx, c, "", id)
+}
+
+// ResultOf is Result for a task of d: it fails with ErrKindMismatch, without waiting,
+// when id is a task of another kind, whose result R would misread. Generated ResultF
+// functions call it with their own task's Def and result type.
+func ResultOf[R any](ctx context.Context, c *Client, d Def, id ID) (R, error) {
+	return result[R](ctx, c, d.Kind, id)
+}
+
+// result is Result, and ResultOf when kind is not empty.
+func result[R any](ctx context.Context, c *Client, kind string, id ID) (R, error) {
 	var zero R
 	queue, err := id.parse()
 	if err != nil {
@@ -103,6 +119,9 @@ func Result[R any](ctx context.Context, c *Client, id ID) (R, error) {
 		}
 		if err != nil {
 			return zero, fmt.Errorf("result of %s: %w", id, err)
+		}
+		if kind != "" && st.Kind != kind {
+			return zero, fmt.Errorf("result of %s: %w: it is a task of kind %q, not %q; read it with the Result function of its own task", id, ErrKindMismatch, st.Kind, kind)
 		}
 		if st.Finished() {
 			o := envelope.Outcome{TaskID: string(id), State: st.State, Result: st.Result, Reason: st.Reason, Error: st.Error}
