@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/dave/jennifer/jen"
 	"github.com/taskgen/taskgen/internal/taskspec"
@@ -58,6 +56,7 @@ func emit(m *pkgModel) ([]byte, error) {
 		e.args(t)
 		e.def(t)
 		e.submit(t)
+		e.result(t)
 	}
 	e.f.Id(chunkMarker)
 	e.register()
@@ -544,8 +543,47 @@ func (e *emitter) submit(t *taskModel) {
 	e.f.Line()
 }
 
+// result emits ResultF: the typed read of the task's result.
+func (e *emitter) result(t *taskModel) {
+	// The body writes the result type and package names: no parameter may shadow them.
+	taken := map[string]bool{t.taskName: true}
+	for name := range e.fixed {
+		taken[name] = true
+	}
+	if t.result != nil {
+		e.localIdents(t.result, taken)
+	}
+	isTaken := func(s string) bool { return taken[s] }
+	ctx, c, id := uniqueName("ctx", isTaken), uniqueName("c", isTaken), uniqueName("id", isTaken)
+	params := []jen.Code{
+		jen.Id(ctx).Qual("context", "Context"),
+		jen.Id(c).Op("*").Qual(taskPkgPath, "Client"),
+		jen.Id(id).Qual(taskPkgPath, "ID"),
+	}
+	read := func(r jen.Code) *jen.Statement {
+		return jen.Qual(taskPkgPath, "ResultOf").Types(r).Call(jen.Id(ctx), jen.Id(c), jen.Id(t.taskName), jen.Id(id))
+	}
+	returns := "its result"
+	if t.result == nil {
+		returns = "nil"
+	}
+	e.f.Commentf("%s waits until task %s of %s (task %s) finishes", t.resultName, id, t.display, t.dir.kind)
+	e.f.Commentf("and returns %s, or a *task.FailedError when it failed for good, or", returns)
+	e.f.Commentf("task.ErrKindMismatch when %s is a task of another kind. %s bounds the wait.", id, ctx)
+	if t.result != nil {
+		e.f.Func().Id(t.resultName).Params(params...).Params(e.typ(t.result), jen.Error()).Block(
+			jen.Return(read(e.typ(t.result))),
+		)
+		return
+	}
+	e.f.Func().Id(t.resultName).Params(params...).Error().Block(
+		jen.List(jen.Id("_"), jen.Err()).Op(":=").Add(read(jen.Struct())),
+		jen.Return(jen.Err()),
+	)
+}
+
 // closureNames are the parameter names of one task's closure in RegisterTasks.
-type closureNames struct{ ctx, caller, args string }
+type closureNames struct{ ctx, info, caller, args string }
 
 // register emits RegisterTasks.
 func (e *emitter) register() {
@@ -571,10 +609,12 @@ func (e *emitter) register() {
 		shadows := func(s string) bool { return t.recv == nil && s == t.decl.Name.Name }
 		closures[i] = closureNames{
 			ctx:    uniqueName("ctx", shadows),
+			info:   uniqueName("info", shadows),
 			caller: uniqueName("caller", shadows),
 			args:   uniqueName("args", shadows),
 		}
 		closureTaken[closures[i].ctx] = true
+		closureTaken[closures[i].info] = true
 		closureTaken[closures[i].caller] = true
 		closureTaken[closures[i].args] = true
 	}
@@ -582,11 +622,7 @@ func (e *emitter) register() {
 	lifeNames := map[*lifespanModel]string{}
 	lifeTaken := map[string]bool{worker: true, "err": true}
 	for _, l := range m.lifespans {
-		base := l.name
-		if base == "" {
-			base = derivedName(l.typ)
-		}
-		name := uniqueName(base, func(s string) bool {
+		name := uniqueName(l.name, func(s string) bool {
 			return lifeTaken[s] || closureTaken[s] || isFixed(s)
 		})
 		lifeTaken[name] = true
@@ -595,30 +631,43 @@ func (e *emitter) register() {
 
 	params := []jen.Code{jen.Id(worker).Op("*").Qual(taskPkgPath, "Worker")}
 	var body []jen.Code
+	checked := false
 	for _, l := range m.lifespans {
 		name := lifeNames[l]
 		params = append(params, jen.Id(name).Add(e.typ(l.typ)))
+		if !l.nillable {
+			continue
+		}
+		checked = true
 		body = append(body, jen.If(
 			jen.Err().Op(":=").Qual(taskPkgPath, "CheckLifespan").Call(jen.Lit(name), jen.Id(name)),
 			jen.Err().Op("!=").Nil(),
 		).Block(jen.Return(jen.Err())))
 	}
 	for i, t := range m.tasks {
+		register := "Register"
+		if t.hasInfo {
+			register = "RegisterWithInfo"
+		}
 		body = append(body, jen.If(
-			jen.Err().Op(":=").Qual(taskPkgPath, "Register").Call(jen.Id(worker), jen.Id(t.taskName), e.closure(t, closures[i], lifeNames)),
+			jen.Err().Op(":=").Qual(taskPkgPath, register).Call(jen.Id(worker), jen.Id(t.taskName), e.closure(t, closures[i], lifeNames)),
 			jen.Err().Op("!=").Nil(),
 		).Block(jen.Return(jen.Err())))
 	}
 	body = append(body, jen.Return(jen.Nil()))
 
 	e.f.Commentf("%s registers every task of package %s on %s.", taskspec.RegisterName, m.name, worker)
-	e.f.Commentf("It fails if a lifespan value is nil or a task kind is already registered on %s.", worker)
+	if checked {
+		e.f.Commentf("It fails if a lifespan value is nil or a task kind is already registered on %s.", worker)
+	} else {
+		e.f.Commentf("It fails if a task kind is already registered on %s.", worker)
+	}
 	e.f.Func().Id(taskspec.RegisterName).Params(params...).Error().Block(body...)
 }
 
 // closure writes the function literal that runs task t for the worker.
 func (e *emitter) closure(t *taskModel, names closureNames, lifeNames map[*lifespanModel]string) *jen.Statement {
-	usesCtx, usesCaller, usesArgs := false, false, false
+	usesCtx, usesInfo, usesCaller, usesArgs := false, false, false, false
 	var call []jen.Code
 	for _, p := range t.params {
 		var arg *jen.Statement
@@ -626,6 +675,9 @@ func (e *emitter) closure(t *taskModel, names closureNames, lifeNames map[*lifes
 		case paramContext:
 			usesCtx = true
 			arg = jen.Id(names.ctx)
+		case paramInfo:
+			usesInfo = true
+			arg = jen.Id(names.info)
 		case paramCaller:
 			usesCaller = true
 			arg = jen.Id(names.caller)
@@ -652,32 +704,17 @@ func (e *emitter) closure(t *taskModel, names closureNames, lifeNames map[*lifes
 		}
 		return "_"
 	}
-	params := jen.Params(
-		jen.Id(name(usesCtx, names.ctx)).Qual("context", "Context"),
+	list := []jen.Code{jen.Id(name(usesCtx, names.ctx)).Qual("context", "Context")}
+	if t.hasInfo {
+		list = append(list, jen.Id(name(usesInfo, names.info)).Qual(taskPkgPath, "Info"))
+	}
+	list = append(list,
 		jen.Id(name(usesCaller, names.caller)).Qual(taskPkgPath, "Caller"),
 		jen.Id(name(usesArgs, names.args)).Id(t.argsName),
 	)
+	params := jen.Params(list...)
 	if t.result != nil {
 		return jen.Func().Add(params).Params(e.typ(t.result), jen.Error()).Block(jen.Return(fn))
 	}
 	return jen.Func().Add(params).Params(jen.Struct(), jen.Error()).Block(jen.Return(jen.Struct().Values(), fn))
-}
-
-// derivedName names a lifespan value that has no name of its own (an unnamed receiver):
-// its type name with a lower-case first letter.
-func derivedName(t types.Type) string {
-	t = types.Unalias(t)
-	if p, ok := t.(*types.Pointer); ok {
-		t = types.Unalias(p.Elem())
-	}
-	n, ok := t.(*types.Named)
-	if !ok {
-		return "v"
-	}
-	name := strings.TrimLeft(n.Obj().Name(), "_")
-	if name == "" {
-		return "v"
-	}
-	r, size := utf8.DecodeRuneInString(name)
-	return string(unicode.ToLower(r)) + name[size:]
 }

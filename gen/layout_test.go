@@ -71,7 +71,9 @@ var layoutNames = []string{
 }
 
 // layoutTask writes task function i: a random signature under a random directive.
-func layoutTask(r *rand.Rand, i int) string {
+// lifespans holds the type of every lifespan name used so far in the package: lifespan
+// values are identified by name, so a name keeps its type across tasks.
+func layoutTask(r *rand.Rand, i int, lifespans map[string]string) string {
 	g := layoutTypes{r}
 	var params []string
 	used := map[string]bool{}
@@ -105,16 +107,18 @@ func layoutTask(r *rand.Rand, i int) string {
 	if r.IntN(2) == 0 {
 		param(name(), "task.Caller")
 	}
+	if r.IntN(3) == 0 {
+		param(name(), "task.Info")
+	}
 	var lifespan []string
-	lifeTypes := map[string]bool{}
 	if !unnamed {
 		for range r.IntN(3) {
-			t := g.any(0)
-			if lifeTypes[t] {
-				continue
-			}
-			lifeTypes[t] = true
 			n := name()
+			t, ok := lifespans[n]
+			if !ok {
+				t = g.any(0)
+				lifespans[n] = t
+			}
 			lifespan = append(lifespan, n)
 			param(n, t)
 		}
@@ -207,9 +211,10 @@ func TestRandomSignaturesGenerateFormattedCode(t *testing.T) {
 	for seed := range uint64(seeds) {
 		r := rand.New(rand.NewPCG(seed, 0x7a5c9e))
 		var b strings.Builder
+		lifespans := map[string]string{}
 		b.WriteString(strings.Replace(layoutPrelude, "package layout", fmt.Sprintf("package layout%d", seed), 1))
 		for i := range tasks {
-			b.WriteString(layoutTask(r, i))
+			b.WriteString(layoutTask(r, i, lifespans))
 		}
 		files[fmt.Sprintf("layout%d/tasks.go", seed)] = b.String()
 	}
@@ -227,7 +232,7 @@ func TestRandomSignaturesGenerateFormattedCode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Count(string(src), "\n\tif err := task.Register("); got != tasks {
+		if got := strings.Count(string(src), "\n\tif err := task.Register(") + strings.Count(string(src), "\n\tif err := task.RegisterWithInfo("); got != tasks {
 			t.Errorf("%s registers %d tasks, want %d", name, got, tasks)
 		}
 		checkFormatStable(t, name, src)

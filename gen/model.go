@@ -24,7 +24,7 @@ type pkgModel struct {
 	path, name string
 	types      *types.Package
 	tasks      []*taskModel
-	// lifespans are the distinct lifespan types, in order of first appearance.
+	// lifespans are the distinct lifespan values, by name, in order of first appearance.
 	lifespans []*lifespanModel
 }
 
@@ -36,6 +36,7 @@ const (
 	paramArg      paramKind = iota // serialized into FArgs
 	paramContext                   // the worker's fresh context
 	paramCaller                    // the task.Caller from the envelope
+	paramInfo                      // the task.Info the worker fills in
 	paramLifespan                  // lifespan state given to RegisterTasks
 )
 
@@ -58,12 +59,18 @@ type paramModel struct {
 	life *lifespanModel
 }
 
-// lifespanModel is one distinct lifespan type: one RegisterTasks parameter.
+// lifespanModel is one distinct lifespan value: one RegisterTasks parameter.
 type lifespanModel struct {
-	typ types.Type
-	// name is the name of its first parameter or receiver ("" or "_" if that was unnamed
-	// or blank); the emitter makes it unique.
+	// name identifies the value: the lifespan parameter's name, or for a receiver its
+	// type's name in lowerCamel. The emitter may suffix it where it would shadow a name
+	// the generated code uses.
 	name string
+	typ  types.Type
+	// first is where the value first appears, and place what it is there, for errors.
+	first *paramModel
+	place string
+	// nillable is set when a value of typ can be nil: RegisterTasks then checks it.
+	nillable bool
 }
 
 // taskModel is one task function or method.
@@ -85,6 +92,7 @@ type taskModel struct {
 	result types.Type // R of (R, error); nil when the function returns only error
 
 	hasCaller bool
+	hasInfo   bool
 	schema    string
 }
 
@@ -271,7 +279,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		lifespan[name] = true
 	}
 	found := map[string]bool{}
-	var caller *paramModel
+	var caller, info *paramModel
 	params := sig.Params()
 	for i := 0; i < params.Len(); i++ {
 		v := params.At(i)
@@ -299,6 +307,18 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
 					"lifespan=%s: the task.Caller parameter cannot be lifespan state; it is captured when the task is submitted", v.Name())
 			}
+		case isNamed(v.Type(), taskPkgPath, "Info"):
+			p.kind = paramInfo
+			if info != nil {
+				b.errorf(p.pos, "a task takes at most one task.Info (%s is the first)", paramLabel(info))
+			} else {
+				info = p
+			}
+			t.hasInfo = true
+			if lifespan[v.Name()] {
+				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
+					"lifespan=%s: the task.Info parameter cannot be lifespan state; the worker fills it in for every attempt", v.Name())
+			}
 		case lifespan[v.Name()]:
 			p.kind = paramLifespan
 			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok && isNamed(ptr.Elem(), taskPkgPath, "Caller") {
@@ -309,9 +329,13 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 			}
 		default:
 			p.kind = paramArg
-			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok && isNamed(ptr.Elem(), taskPkgPath, "Caller") {
-				b.errorf(p.pos, "take the task.Caller by value, not as *task.Caller")
-				p.unchecked = true
+			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok {
+				for _, name := range []string{"Caller", "Info"} {
+					if isNamed(ptr.Elem(), taskPkgPath, name) {
+						b.errorf(p.pos, "take the task.%s by value, not as *task.%s", name, name)
+						p.unchecked = true
+					}
+				}
 			}
 		}
 		if lifespan[v.Name()] {
@@ -330,7 +354,6 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 	}
 	b.nameArgs(t)
 	b.results(t, sig)
-	b.checkLifespanTypes(t)
 
 	// A type built on an undefined name (tolerated while loading because this run
 	// generates it) cannot be written into the generated code.
@@ -522,21 +545,6 @@ func (t *taskModel) lifespanParams() []*paramModel {
 	return out
 }
 
-// checkLifespanTypes rejects two lifespan values of one type in one task: RegisterTasks
-// has one parameter per type and could not tell them apart.
-func (b *modelBuilder) checkLifespanTypes(t *taskModel) {
-	var seen []*paramModel
-	for _, p := range t.lifespanParams() {
-		for _, q := range seen {
-			if types.Identical(p.typ, q.typ) {
-				b.errorf(p.pos, "lifespan values %s and %s of %s have the same type %s; RegisterTasks identifies lifespan values by type: wrap them in a struct",
-					lifespanLabel(q), lifespanLabel(p), t.display, typeString(p.typ, b.pkg.Types))
-			}
-		}
-		seen = append(seen, p)
-	}
-}
-
 func lifespanLabel(p *paramModel) string {
 	if p.index < 0 {
 		if p.name == "" {
@@ -547,27 +555,99 @@ func lifespanLabel(p *paramModel) string {
 	return paramLabel(p)
 }
 
-// lifespans collects the distinct lifespan types of the package in order of first
-// appearance: tasks in file and source order, the receiver before the parameters.
+// lifespans collects the distinct lifespan values of the package, identified by name, in
+// order of first appearance: tasks in file and source order, the receiver before the
+// parameters. A receiver is named after its type in lowerCamel, and the pointer and value
+// receivers of one type share one value, a pointer: a value method can be called on it.
+// One name with two types is an error at the second place.
 func (b *modelBuilder) lifespans(m *pkgModel) {
+	pointerRecv := map[*types.TypeName]bool{}
 	for _, t := range m.tasks {
-		for _, p := range t.lifespanParams() {
-			for _, l := range m.lifespans {
-				if types.Identical(l.typ, p.typ) {
-					p.life = l
-					break
-				}
-			}
-			if p.life == nil {
-				name := p.name
-				if name == "_" {
-					name = ""
-				}
-				p.life = &lifespanModel{typ: p.typ, name: name}
-				m.lifespans = append(m.lifespans, p.life)
-			}
+		if t.recv == nil {
+			continue
+		}
+		if obj, ptr := recvType(t.recv.typ); obj != nil && ptr {
+			pointerRecv[obj] = true
 		}
 	}
+	byName := map[string]*lifespanModel{}
+	for _, t := range m.tasks {
+		for _, p := range t.lifespanParams() {
+			name, typ := p.name, p.typ
+			if p.index < 0 {
+				obj, _ := recvType(p.typ)
+				if obj == nil {
+					continue // not a named type: a type error, already reported
+				}
+				name, typ = lowerCamel(obj.Name()), obj.Type()
+				if pointerRecv[obj] {
+					typ = types.NewPointer(typ)
+				}
+			}
+			if l, ok := byName[name]; ok {
+				if !types.Identical(l.typ, typ) {
+					b.errorf(p.pos, "lifespan value %s of %s has type %s here, but %s at %s (%s); RegisterTasks takes one value per name: rename one of them",
+						name, t.display, typeString(typ, b.pkg.Types), typeString(l.typ, b.pkg.Types), b.shortPos(l.first.pos), l.place)
+				}
+				p.life = l
+				continue
+			}
+			place := "parameter " + p.name + " of " + t.display
+			if p.index < 0 {
+				place = "the receiver of " + t.display
+			}
+			p.life = &lifespanModel{name: name, typ: typ, first: p, place: place, nillable: canBeNil(typ)}
+			byName[name] = p.life
+			m.lifespans = append(m.lifespans, p.life)
+		}
+	}
+}
+
+// recvType returns the named type of a receiver type T or *T and whether it is a pointer.
+func recvType(t types.Type) (*types.TypeName, bool) {
+	ptr := false
+	if p, ok := types.Unalias(t).(*types.Pointer); ok {
+		t, ptr = p.Elem(), true
+	}
+	if n, ok := types.Unalias(t).(*types.Named); ok {
+		return n.Obj(), ptr
+	}
+	return nil, ptr
+}
+
+// lowerCamel names a value after its type: Mailer → mailer, DB → db, HTTPClient →
+// httpClient, URLs → urls. Leading underscores are dropped; "v" stands for a name of
+// underscores.
+func lowerCamel(name string) string {
+	name = strings.TrimLeft(name, "_")
+	runes := []rune(name)
+	upper := 0
+	for upper < len(runes) && unicode.IsUpper(runes[upper]) {
+		upper++
+	}
+	switch {
+	case len(runes) == 0:
+		return "v"
+	case upper > 1 && upper < len(runes) && string(runes[upper:]) != "s":
+		upper-- // the last capital starts the next word: HTTPClient
+	case upper == 0:
+		return name
+	}
+	for i := 0; i < upper; i++ {
+		runes[i] = unicode.ToLower(runes[i])
+	}
+	return string(runes)
+}
+
+// canBeNil reports whether a value of t can be nil, so that RegisterTasks checks it.
+func canBeNil(t types.Type) bool {
+	switch u := t.Underlying().(type) {
+	case *types.Pointer, *types.Interface, *types.Map, *types.Slice, *types.Chan, *types.Signature:
+		return true
+	case *types.Basic:
+		return u.Kind() == types.UnsafePointer
+	}
+	return false
 }
 
 // checkDeclared reports names the generator would emit that the package already declares
