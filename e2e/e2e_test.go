@@ -15,7 +15,7 @@ import (
 	"golang.org/x/tools/txtar"
 )
 
-// app is the application: tasks of every shape (function and method, caller or not,
+// app is the application: tasks of every shape (function and method, caller or not, task.Info,
 // lifespan, results), and a main that runs a worker, submits through the generated
 // functions, and prints what each task saw.
 const app = `-- go.mod --
@@ -32,6 +32,8 @@ package orders
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/taskgen/taskgen/runtime/task"
@@ -77,11 +79,39 @@ func (m *Mailer) Notify(ctx context.Context, to string, attempts map[string]int)
 	fmt.Println("notify", to, "from", m.From, attempts["x"])
 	return nil
 }
+
+// Runs records what Flaky saw on each attempt: worker state, shared by the attempts.
+type Runs struct {
+	mu   sync.Mutex
+	seen []task.Info
+}
+
+// Flaky fails its first attempt; the second reports every attempt's Info.
+//
+//task:orders.flaky queue=orders retries=2 lifespan=runs
+func Flaky(ctx context.Context, info task.Info, runs *Runs, order string) (string, error) {
+	runs.mu.Lock()
+	runs.seen = append(runs.seen, info)
+	seen := append([]task.Info(nil), runs.seen...)
+	runs.mu.Unlock()
+	if info.Attempt == 1 {
+		return "", fmt.Errorf("the first attempt fails")
+	}
+	var b strings.Builder
+	for _, s := range seen {
+		fmt.Fprintf(&b, " %s#%d/%d", s.ID, s.Attempt, s.MaxRetries)
+		if s.Kind != "orders.flaky" || time.Since(s.SubmittedAt) > time.Minute {
+			fmt.Fprintf(&b, "(kind %q, submitted %s)", s.Kind, s.SubmittedAt)
+		}
+	}
+	return order + b.String(), nil
+}
 -- main.go --
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -99,9 +129,9 @@ func main() {
 		IsClusterMode: os.Getenv("REDIS_CLUSTER") == "1",
 	})
 	key, prefix := task.WithSigningKey("k", []byte("0123456789abcdef0123456789abcdef")), task.WithPrefix("shop")
-	w, err := task.NewWorker(rdb, key, prefix, task.WithQueues("orders"))
+	w, err := task.NewWorker(rdb, key, prefix, task.WithQueues("orders"), task.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
 	check(err)
-	check(orders.RegisterTasks(w, &orders.DB{Name: "main"}, &orders.Mailer{From: "shop"}))
+	check(orders.RegisterTasks(w, &orders.DB{Name: "main"}, &orders.Mailer{From: "shop"}, &orders.Runs{}))
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- w.Run(wctx) }()
@@ -111,14 +141,21 @@ func main() {
 	caller := task.Caller{UserID: "u1", Token: task.NewSecret("t1"), ExpiresAt: time.Now().Add(time.Hour)}
 	id, err := orders.SubmitCheckout(ctx, c, caller, "o-1", []orders.Line{{SKU: "a", Qty: 2}, {SKU: "b", Qty: 3}}, time.Now())
 	check(err)
-	r, err := task.Result[orders.Receipt](ctx, c, id)
+	r, err := orders.ResultCheckout(ctx, c, id)
 	check(err)
 	fmt.Printf("checkout %s total=%d by=%s\n", r.Order, r.Total, r.By)
 
 	nid, err := orders.SubmitMailerNotify(ctx, c, "ops@example.com", map[string]int{"x": 7})
 	check(err)
-	_, err = task.Result[struct{}](ctx, c, nid)
+	check(orders.ResultMailerNotify(ctx, c, nid))
+	_, err = orders.ResultCheckout(ctx, c, nid)
+	fmt.Println("result of another kind refused:", errors.Is(err, task.ErrKindMismatch))
+
+	fid, err := orders.SubmitFlaky(ctx, c, "o-3")
 	check(err)
+	seen, err := orders.ResultFlaky(ctx, c, fid)
+	check(err)
+	fmt.Println("flaky", strings.ReplaceAll(seen, string(fid), "ID"))
 
 	_, err = orders.SubmitCheckout(ctx, c, task.Caller{}, "o-2", nil, time.Now())
 	fmt.Println("empty caller refused:", err != nil)
@@ -185,6 +222,9 @@ func TestGeneratedApplicationRunsOnRedis(t *testing.T) {
 				"checkout o-1 total=5 by=u1@main/t1",
 				"notify ops@example.com from shop 7",
 				"empty caller refused: true",
+				"result of another kind refused: true",
+				// One task id across the retry, attempts counted from 1, MaxRetries 2.
+				"flaky o-3 ID#1/2 ID#2/2",
 				"schema set: true",
 			} {
 				if !bytes.Contains(out, []byte(want+"\n")) {

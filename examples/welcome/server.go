@@ -112,7 +112,7 @@ func (s *Server) Status(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such task", http.StatusNotFound)
 		return
 	}
-	receipt, err := task.Result[Receipt](ctx, s.Tasks, id)
+	receipt, err := ResultSendWelcome(ctx, s.Tasks, id)
 	var failed *task.FailedError
 	switch {
 	case err == nil:

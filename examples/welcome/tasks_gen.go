@@ -33,6 +33,13 @@ func SubmitSendWelcome(ctx context.Context, c *task.Client, caller task.Caller, 
 	return task.Submit(ctx, c, SendWelcomeTask, caller, SendWelcomeArgs{To: to, Name: name}, opts...)
 }
 
+// ResultSendWelcome waits until task id of SendWelcome (task email.send_welcome) finishes
+// and returns its result, or a *task.FailedError when it failed for good, or
+// task.ErrKindMismatch when id is a task of another kind. ctx bounds the wait.
+func ResultSendWelcome(ctx context.Context, c *task.Client, id task.ID) (Receipt, error) {
+	return task.ResultOf[Receipt](ctx, c, SendWelcomeTask, id)
+}
+
 // SendDigestArgs are the serialized arguments of SendDigest.
 type SendDigestArgs struct {
 	Week       int      `json:"week"`
@@ -52,6 +59,13 @@ var SendDigestTask = task.Def{
 // ctx bounds only the enqueue, not the task's execution.
 func SubmitSendDigest(ctx context.Context, c *task.Client, caller task.Caller, week int, recipients []string, opts ...task.SubmitOption) (task.ID, error) {
 	return task.Submit(ctx, c, SendDigestTask, caller, SendDigestArgs{Week: week, Recipients: recipients}, opts...)
+}
+
+// ResultSendDigest waits until task id of SendDigest (task email.send_digest) finishes
+// and returns its result, or a *task.FailedError when it failed for good, or
+// task.ErrKindMismatch when id is a task of another kind. ctx bounds the wait.
+func ResultSendDigest(ctx context.Context, c *task.Client, id task.ID) (int, error) {
+	return task.ResultOf[int](ctx, c, SendDigestTask, id)
 }
 
 // RegisterTasks registers every task of package welcome on w.

@@ -35,7 +35,7 @@ type Deps struct {
 	From   string
 }
 
-// Receipt is what SendWelcome returns, readable with task.Result[Receipt].
+// Receipt is what SendWelcome returns, read with the generated ResultSendWelcome.
 type Receipt struct {
 	MessageID string    `json:"message_id"`
 	SentFor   string    `json:"sent_for"`

@@ -132,7 +132,7 @@ func run() error {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	sent, err := task.Result[int](rctx, client, digest)
+	sent, err := welcome.ResultSendDigest(rctx, client, digest)
 	cancel()
 	if err != nil {
 		return err
