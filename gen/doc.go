@@ -10,14 +10,14 @@
 //     for tasks, but the in-package test files of a package with tasks are parsed (not
 //     type-checked) for declarations that would clash with the generated ones;
 //   - directive.go: find and parse the //task: directives, from CommentGroup.List;
-//   - model.go: classify parameters (context, caller, lifespan, argument), check results,
-//     kinds and names (against declarations, imports and test files), collect the
-//     lifespan types;
+//   - model.go: classify parameters (context, caller, info, lifespan, argument), check
+//     results, kinds and names (against declarations, imports and test files), collect
+//     the lifespan values by name;
 //   - check.go and wire.go: the serializability check, modelled on encoding/json;
 //   - schema.go: the fingerprint of each task's argument wire shape (its format is
 //     documented on schemaFingerprint);
-//   - emit.go: the generated file, written directly in the layout gofmt and goimports
-//     print (a declaration holding a multi-line type literal is formatted with go/format);
+//   - emit.go: the generated file, built with jennifer, each task's declarations
+//     formatted on their own and in parallel, the imports grouped as goimports does;
 //   - write.go and run.go: compare, diff (-check), write atomically or remove orphans.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
