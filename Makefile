@@ -3,15 +3,16 @@ GO ?= go
 # Commands that need root to install packages use sudo when not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo generate check lint bench bench-gen fuzz chaos durability redis-server
+.PHONY: test demo generate check lint bench bench-gen fuzz chaos durability redis-server diff-tools
 
-## test: install redis-server if missing, then vet and run every test once (the tests
-## start their own redis-server processes on free loopback ports): the runtime and
-## internal packages under the race detector, the rest (generator, e2e, examples) plainly.
+## test: install redis-server and the diff tools if missing, then vet and run every test
+## once (the tests start their own redis-server processes on free loopback ports): the
+## runtime and internal packages under the race detector, the rest (generator, e2e,
+## examples) plainly.
 RACE_PKGS := ./runtime/... ./internal/...
 MODULE = $(shell $(GO) list -m)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e '^$(MODULE)/runtime/' -e '^$(MODULE)/internal/')
-test: redis-server
+test: redis-server diff-tools
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $(OTHER_PKGS)
@@ -71,3 +72,10 @@ redis-server:
 		echo "installing redis-server"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 	@redis-server --version
+
+## diff-tools: GNU diff, GNU patch and git, which the generator's tests check the diffs of
+## taskgen -check against.
+diff-tools:
+	@{ diff --version 2>/dev/null | grep -q 'GNU diffutils' && patch --version 2>/dev/null | grep -q 'GNU patch' && command -v git >/dev/null 2>&1; } || { \
+		echo "installing diffutils, patch and git"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq diffutils patch git >/dev/null; }

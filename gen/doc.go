@@ -18,7 +18,8 @@
 //     documented on schemaFingerprint);
 //   - emit.go: the generated file, written directly in the layout gofmt and goimports
 //     print (a declaration holding a multi-line type literal is formatted with go/format);
-//   - write.go and run.go: compare, diff (-check), write atomically or remove orphans.
+//   - write.go and run.go: compare, write atomically or remove orphans;
+//   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
 package gen

@@ -388,6 +388,20 @@ func TestCheckPrintsADiffAndWritesNothing(t *testing.T) {
 		if got := read(t, gen); got != stale {
 			t.Error("-check rewrote the stale file")
 		}
+		// The diff applies where taskgen ran and brings the file up to date.
+		patch, err := exec.LookPath("patch")
+		if err != nil {
+			t.Fatal("GNU patch is needed to apply the -check diff: install it (apt-get install patch; make test does)")
+		}
+		cmd := exec.Command(patch, "-p1", "--batch", "--fuzz=0", "--no-backup-if-mismatch")
+		cmd.Dir = dir
+		cmd.Stdin = strings.NewReader(res.stdout)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("patch -p1 < the -check output: %v\n%s", err, out)
+		}
+		if got := read(t, gen); got != want {
+			t.Errorf("the -check diff, applied, makes:\n%s\nwant:\n%s", got, want)
+		}
 	})
 
 	t.Run("orphaned", func(t *testing.T) {
