@@ -414,6 +414,9 @@ func TestCheckPrintsADiffAndWritesNothing(t *testing.T) {
 		if !strings.HasPrefix(res.stdout, "--- a/tasks_gen.go\n+++ /dev/null\n") {
 			t.Errorf("stdout is not a unified diff removing the file:\n%s", res.stdout)
 		}
+		if !strings.Contains(res.stderr, "taskgen: tasks_gen.go: orphaned: its package has no tasks; run taskgen to remove it\n") {
+			t.Errorf("stderr does not say to run taskgen to remove the orphan:\n%s", res.stderr)
+		}
 		if !exists(gen) {
 			t.Error("-check removed the orphaned file")
 		}
