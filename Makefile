@@ -3,15 +3,16 @@ GO ?= go
 # Commands that need root to install packages use sudo when not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo generate check lint bench bench-gen fuzz chaos durability redis-server
+.PHONY: test demo generate check lint bench bench-gen fuzz chaos durability redis-server tools
 
-## test: install redis-server if missing, then vet and run every test once (the tests
-## start their own redis-server processes on free loopback ports): the runtime and
-## internal packages under the race detector, the rest (generator, e2e, examples) plainly.
+## test: install redis-server and the diff tools if missing, then vet and run every test
+## once (the tests start their own redis-server processes on free loopback ports): the
+## runtime and internal packages under the race detector, the rest (generator, e2e,
+## examples) plainly.
 RACE_PKGS := ./runtime/... ./internal/...
 MODULE = $(shell $(GO) list -m)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e '^$(MODULE)/runtime/' -e '^$(MODULE)/internal/')
-test: redis-server
+test: tools
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $(OTHER_PKGS)
@@ -66,8 +67,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done
 
-redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-		echo "installing redis-server"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+## tools: install what the tests need and the machine lacks, as Debian packages with one
+## apt-get update: redis-server, and GNU diff, GNU patch and git, which the generator's
+## tests check the diffs of taskgen -check against.
+tools:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	diff --version 2>/dev/null | grep -q 'GNU diffutils' || missing="$$missing diffutils"; \
+	patch --version 2>/dev/null | grep -q 'GNU patch' || missing="$$missing patch"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	@redis-server --version
+
+redis-server: tools

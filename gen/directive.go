@@ -182,6 +182,16 @@ func directiveMistake(text string) string {
 		if after, ok := cutTaskWord(rest); ok && (after == "" || strings.ContainsRune(":.-", rune(after[0]))) {
 			return misspelledMessage
 		}
+		// "//tsak:kind", "//taks:kind", "//tassk:kind": a typo in the word. Only in this
+		// form, which gofmt keeps for a lower-case word: with a space after //, words
+		// that close to "task" are prose ("// ask: ...", "// tag:v1").
+		if word, kind, ok := cutTaskTypo(rest); ok {
+			fix := directivePrefix + kind
+			if kind == "" {
+				fix += "<kind>"
+			}
+			return fmt.Sprintf("%q looks like a misspelled task directive; write %s", "//"+word+":"+kind, fix)
+		}
 		return ""
 	}
 	// "// Task:kind", "// task.kind", "// TASK-kind opt=v": gofmt's rewrite of the
@@ -205,6 +215,75 @@ func cutTaskWord(s string) (after string, ok bool) {
 	after = strings.TrimLeftFunc(s, func(r rune) bool { return r|0x20 >= 'a' && r|0x20 <= 'z' })
 	name := s[:len(s)-len(after)]
 	return after, strings.EqualFold(name, "task") || strings.EqualFold(name, "tasks")
+}
+
+// typoDistance is how far from "task" a directive's word may be to be taken for a typo
+// of it: the optimal string alignment distance (letters inserted, deleted, replaced or
+// two neighbours swapped, no letter edited twice), compared in lower case. Two catches
+// "tsak", "taks", "tassk", "tsk" and "tasl"; three would take in prose such as "todo:".
+const typoDistance = 2
+
+// otherDirectiveWords are the words of //word: (and //word ) directives that Go and
+// common tools own. A word listed here is never taken for a misspelled "task", however
+// close to it: "//ts:" is two edits from "//task:". This is the one list of them; add a
+// word here when a tool's directive is reported as a typo.
+var otherDirectiveWords = map[string]bool{
+	// The go command and the gc compiler.
+	"go": true, "line": true, "build": true, "extern": true, "export": true, "cgo": true,
+	"generate": true, "embed": true, "linkname": true, "noinline": true, "nosplit": true,
+	"noescape": true, "norace": true, "wasmimport": true, "wasmexport": true,
+	// Linters and other generators.
+	"nolint": true, "lint": true, "ts": true,
+}
+
+// cutTaskTypo reports whether s, a comment's text after its //, is a word of ASCII
+// letters, a colon and the rest ("tsak:email.send queue=q"), the word a typo of "task":
+// within typoDistance of it, but neither "task" itself nor another tool's directive word.
+// It returns the word and what follows the colon up to the first space or tab.
+func cutTaskTypo(s string) (word, kind string, ok bool) {
+	after := strings.TrimLeftFunc(s, func(r rune) bool { return r|0x20 >= 'a' && r|0x20 <= 'z' })
+	word = s[:len(s)-len(after)]
+	after, ok = strings.CutPrefix(after, ":")
+	if !ok || word == "" {
+		return "", "", false
+	}
+	lower := strings.ToLower(word)
+	if lower == "task" || otherDirectiveWords[lower] || osaDistance(lower, "task") > typoDistance {
+		return "", "", false
+	}
+	kind, _, _ = strings.Cut(strings.ReplaceAll(after, "\t", " "), " ")
+	return word, kind, true
+}
+
+// osaDistance is the optimal string alignment distance between a and b, byte-wise: the
+// fewest insertions, deletions, substitutions and swaps of adjacent bytes turning a into
+// b, no byte edited twice.
+func osaDistance(a, b string) int {
+	if d := len(a) - len(b); d > typoDistance || -d > typoDistance {
+		return max(d, -d) // at least that many insertions or deletions
+	}
+	// d[i][j] is the distance between a[:i] and b[:j].
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // isDirectiveTail reports whether s is what follows "//task:" in a directive: a kind
@@ -319,7 +398,17 @@ func findDirectives(fset *token.FileSet, files []*ast.File) ([]*funcDirective, e
 			for _, c := range group.List {
 				if strings.HasPrefix(c.Text, directivePrefix) {
 					proper = append(proper, c)
-				} else if msg := directiveMistake(c.Text); decl != nil && msg != "" {
+					continue
+				}
+				// Mangled and misspelled directives are looked for on functions only,
+				// where they lose a task. Anywhere else a directive would make no task
+				// even if spelled right (spelled right, it is reported as misplaced), and
+				// comments there, in function bodies and between declarations, are
+				// mostly prose.
+				if decl == nil {
+					continue
+				}
+				if msg := directiveMistake(c.Text); msg != "" {
 					mangled = append(mangled, c)
 					errs.add(fset, c.Slash, "%s", msg)
 				}

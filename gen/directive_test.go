@@ -180,6 +180,83 @@ func TestMistakenDirectivesAreRecognisedButProseIsNot(t *testing.T) {
 	}
 }
 
+func TestMisspelledDirectiveWordsAreReportedWithTheFix(t *testing.T) {
+	typo := func(wrote, fix string) string {
+		return `"` + wrote + `" looks like a misspelled task directive; write ` + fix
+	}
+	tests := []struct {
+		line string
+		want string
+	}{
+		{"//tsak:email.send", typo("//tsak:email.send", "//task:email.send")},
+		{"//taks:email.send queue=email retries=2", typo("//taks:email.send", "//task:email.send")},
+		{"//tassk:email.send\tqueue=email", typo("//tassk:email.send", "//task:email.send")},
+		{"//tsk:email.send", typo("//tsk:email.send", "//task:email.send")},
+		{"//tesk:email.send", typo("//tesk:email.send", "//task:email.send")},
+		{"//atsk:email.send", typo("//atsk:email.send", "//task:email.send")},
+		{"//TSAK:email.send", typo("//TSAK:email.send", "//task:email.send")},
+		{"//tsak:", typo("//tsak:", "//task:<kind>")},
+		{"//tsak: email.send", typo("//tsak:", "//task:<kind>")},
+		{"//tasks:email.send", misspelledMessage}, // one edit too, reported as before
+		{"//Task:email.send", misspelledMessage},
+		// Not typos of "task": other tools' directives, words further away, other forms.
+		{"//go:generate stringer -type=T", ""},
+		{"//nolint:errcheck", ""},
+		{"//export F", ""},
+		{"//line f.go:1", ""},
+		{"//ts:ignore", ""},
+		{"//todo: x", ""},
+		{"//note:x", ""},
+		{"//taskgen:ignore", ""},
+		{"//tsak email.send", ""},
+		{"//tsak.email.send", ""},
+		{"//t4sk:email.send", ""},
+		{"// tsak:email.send", ""},
+		{"//:email.send", ""},
+	}
+	for _, tt := range tests {
+		if got := directiveMistake(tt.line); got != tt.want {
+			t.Errorf("directiveMistake(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+	}
+}
+
+func TestOtherToolsDirectiveWordsAreNeverTypos(t *testing.T) {
+	for word := range otherDirectiveWords {
+		for _, line := range []string{"//" + word + ":x", "//" + strings.ToUpper(word) + ":x"} {
+			if got := directiveMistake(line); got != "" {
+				t.Errorf("directiveMistake(%q) = %q, want nothing: %s is another tool's directive", line, got, word)
+			}
+		}
+	}
+	if got := directiveMistake("//ts:x"); got != "" || osaDistance("ts", "task") > typoDistance {
+		t.Errorf("//ts:x: the listed word must be one that would be a typo otherwise; got %q", got)
+	}
+}
+
+func TestOSADistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"task", "task", 0},
+		{"tsak", "task", 1}, // a swap
+		{"taks", "task", 1},
+		{"tassk", "task", 1}, // an insertion
+		{"tsk", "task", 1},   // a deletion
+		{"tesk", "task", 1},  // a substitution
+		{"ts", "task", 2},
+		{"todo", "task", 3},
+		{"", "task", 4},
+		{"taskgen", "task", 3},
+		{"ca", "abc", 3}, // no substring is edited twice; unrestricted Damerau-Levenshtein says 2
+	} {
+		if got := osaDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("osaDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
 func TestDirectivesAreFoundInFileNameAndSourceOrder(t *testing.T) {
 	fset := token.NewFileSet()
 	parse := func(name, src string) *ast.File {

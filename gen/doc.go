@@ -5,10 +5,11 @@
 // Data flows one way, one stage per file:
 //
 //   - load.go: one packages.Load for all patterns, with -tags=taskgen so that the
-//     generated files (//go:build !taskgen) never take part, tolerating type errors about
-//     the names this run generates; without tests, so that no test file is ever scanned
-//     for tasks, but the in-package test files of a package with tasks are parsed (not
-//     type-checked) for declarations that would clash with the generated ones;
+//     generated files (//go:build !taskgen && !generate) never take part, tolerating
+//     type errors about the names this run generates; without tests, so that no test
+//     file is ever scanned for tasks, but the in-package test files of a package with
+//     tasks are parsed (not type-checked) for declarations that would clash with the
+//     generated ones;
 //   - directive.go: find and parse the //task: directives, from CommentGroup.List;
 //   - model.go: classify parameters (context, caller, info, lifespan, argument), check
 //     results, kinds and names (against declarations, imports and test files), collect
@@ -18,7 +19,8 @@
 //     documented on schemaFingerprint);
 //   - emit.go: the generated file, built with jennifer, each task's declarations
 //     formatted on their own and in parallel, the imports grouped as goimports does;
-//   - write.go and run.go: compare, diff (-check), write atomically or remove orphans.
+//   - write.go and run.go: compare, write atomically or remove orphans;
+//   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
 package gen

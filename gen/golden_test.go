@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	udiff "github.com/aymanbagabas/go-udiff"
 	"golang.org/x/tools/imports"
 	"golang.org/x/tools/txtar"
 )
@@ -237,13 +236,13 @@ func checkFormatStable(t *testing.T, name string, src []byte) {
 	if err != nil {
 		t.Errorf("%s: gofmt: %v", name, err)
 	} else if !bytes.Equal(gofmt, src) {
-		t.Errorf("%s: gofmt changes the generated file:\n%s", name, udiff.Unified("generated", "gofmt", string(src), string(gofmt)))
+		t.Errorf("%s: gofmt changes the generated file:\n%s", name, unifiedDiff("generated", "gofmt", src, gofmt))
 	}
 	goimports, err := imports.Process(path.Base(name), src, &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
 	if err != nil {
 		t.Errorf("%s: goimports: %v", name, err)
 	} else if !bytes.Equal(goimports, src) {
-		t.Errorf("%s: goimports changes the generated file:\n%s", name, udiff.Unified("generated", "goimports", string(src), string(goimports)))
+		t.Errorf("%s: goimports changes the generated file:\n%s", name, unifiedDiff("generated", "goimports", src, goimports))
 	}
 }
 
@@ -279,7 +278,7 @@ func checkCase(t *testing.T, c *goldenCase, res *goldenResult) {
 			continue
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs (go test ./gen -update rewrites it):\n%s", name, udiff.Unified("want", "got", string(want), string(got)))
+			t.Errorf("%s differs (go test ./gen -update rewrites it):\n%s", name, unifiedDiff("want", "got", want, got))
 		}
 	}
 	for name := range res.outputs {

@@ -29,8 +29,9 @@ import (
 // their syntax is never needed. BenchmarkGenerate measures a run against this load alone.
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes | packages.NeedTypesInfo
 
-// buildTag is always set while loading; generated files carry //go:build !taskgen, so a
-// stale or broken generated file never takes part.
+// buildTag is always set while loading; generated files carry //go:build !taskgen (and
+// !generate, for go generate's sake), so a stale or broken generated file never takes
+// part.
 const buildTag = "taskgen"
 
 // loadConfig is the packages.Config of a run: the generator's loadMode and build flags.

@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	udiff "github.com/aymanbagabas/go-udiff"
 )
 
 // filePlan is the intended state of one generated file.
@@ -78,7 +76,7 @@ func (p filePlan) checkStatus(rel string) (Status, string) {
 	case p.new == nil:
 		to, status = "/dev/null", Orphaned
 	}
-	return status, udiff.Unified(from, to, string(p.old), string(p.new))
+	return status, unifiedDiff(from, to, p.old, p.new)
 }
 
 // writeFileAtomic replaces path with content: it writes a temporary file in the same

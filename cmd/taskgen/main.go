@@ -93,7 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, f := range res.Files {
 		fmt.Fprint(stdout, f.Diff)
 		switch f.Status {
-		case gen.Stale, gen.Missing, gen.Orphaned:
+		case gen.Orphaned:
+			stale++
+			logger.Printf("%s: %s: its package has no tasks; run taskgen to remove it", f.Path, f.Status)
+		case gen.Stale, gen.Missing:
 			stale++
 			logger.Printf("%s: %s", f.Path, f.Status)
 		default:

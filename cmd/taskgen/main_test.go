@@ -165,7 +165,7 @@ func TestGeneratesTheFileAndExitsZero(t *testing.T) {
 		t.Fatalf("exit code %d, stderr:\n%s", res.code, res.stderr)
 	}
 	out := read(t, filepath.Join(dir, "welcome", "tasks_gen.go"))
-	for _, want := range []string{header, "//go:build !taskgen\n", "func SubmitSendWelcome(", "func RegisterTasks(w *task.Worker, deps *Deps) error"} {
+	for _, want := range []string{header, "//go:build !taskgen && !generate\n", "func SubmitSendWelcome(", "func RegisterTasks(w *task.Worker, deps *Deps) error"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("generated file lacks %q:\n%s", want, out)
 		}
@@ -388,6 +388,20 @@ func TestCheckPrintsADiffAndWritesNothing(t *testing.T) {
 		if got := read(t, gen); got != stale {
 			t.Error("-check rewrote the stale file")
 		}
+		// The diff applies where taskgen ran and brings the file up to date.
+		patch, err := exec.LookPath("patch")
+		if err != nil {
+			t.Fatal("GNU patch is needed to apply the -check diff: install it (apt-get install patch; make test does)")
+		}
+		cmd := exec.Command(patch, "-p1", "--batch", "--fuzz=0", "--no-backup-if-mismatch")
+		cmd.Dir = dir
+		cmd.Stdin = strings.NewReader(res.stdout)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("patch -p1 < the -check output: %v\n%s", err, out)
+		}
+		if got := read(t, gen); got != want {
+			t.Errorf("the -check diff, applied, makes:\n%s\nwant:\n%s", got, want)
+		}
 	})
 
 	t.Run("orphaned", func(t *testing.T) {
@@ -399,6 +413,9 @@ func TestCheckPrintsADiffAndWritesNothing(t *testing.T) {
 		}
 		if !strings.HasPrefix(res.stdout, "--- a/tasks_gen.go\n+++ /dev/null\n") {
 			t.Errorf("stdout is not a unified diff removing the file:\n%s", res.stdout)
+		}
+		if !strings.Contains(res.stderr, "taskgen: tasks_gen.go: orphaned: its package has no tasks; run taskgen to remove it\n") {
+			t.Errorf("stderr does not say to run taskgen to remove the orphan:\n%s", res.stderr)
 		}
 		if !exists(gen) {
 			t.Error("-check removed the orphaned file")
@@ -668,6 +685,54 @@ func TestRunsUnderGoGenerate(t *testing.T) {
 	}
 	if !exists(filepath.Join(dir, "welcome", "tasks_gen.go")) {
 		t.Error("go generate did not write tasks_gen.go")
+	}
+}
+
+func TestRemovingTheLastTaskUnderGoGenerateRemovesTheFile(t *testing.T) {
+	// The //go:generate line is in a file that sorts before tasks_gen.go: go generate
+	// lists the package's files, then runs the directives of each in turn, reading the
+	// next file after taskgen removed tasks_gen.go.
+	doc := "// Package welcome sends mail.\npackage welcome\n\n//go:generate env TASKGEN_TEST_RUN_MAIN=1 " + os.Args[0] + " -v\n"
+	for _, tt := range []struct {
+		name, src string
+	}{
+		{"the task removed", "package welcome\n\n// Deps is lifespan state.\ntype Deps struct{}\n"},
+		{"the directive turned into prose", strings.Replace(welcomeSrc, "//task:", "//todo:", 1)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := module(t, map[string]string{"welcome/doc.go": doc, "welcome/welcome.go": welcomeSrc})
+			pkg := filepath.Join(dir, "welcome")
+			gen := filepath.Join(pkg, "tasks_gen.go")
+			if out, err := goCmd(t, dir, goEnv(), "generate", "./..."); err != nil || out != "taskgen: wrote tasks_gen.go\n" {
+				t.Fatalf("go generate: %v, output %q; want the file written", err, out)
+			}
+			write(t, pkg, "welcome.go", tt.src)
+
+			res := taskgen(t, pkg, "-check")
+			if want := "taskgen: tasks_gen.go: orphaned: its package has no tasks; run taskgen to remove it\n"; res.code != 1 || !strings.HasPrefix(res.stderr, want) {
+				t.Errorf("-check: exit code %d, stderr %q; want 1 and %q", res.code, res.stderr, want)
+			}
+			if !exists(gen) {
+				t.Fatal("-check removed the orphaned file")
+			}
+
+			out, err := goCmd(t, dir, goEnv(), "generate", "./...")
+			if err != nil || out != "taskgen: removed tasks_gen.go\n" {
+				t.Errorf("go generate: %v, output %q; want exit 0 and the file removed", err, out)
+			}
+			if exists(gen) {
+				t.Error("go generate did not remove tasks_gen.go")
+			}
+			if out, err := goCmd(t, dir, goEnv(), "generate", "./..."); err != nil || out != "" {
+				t.Errorf("go generate again: %v, output %q; want exit 0 and nothing done", err, out)
+			}
+			if exists(gen) {
+				t.Error("the second go generate wrote tasks_gen.go")
+			}
+			if res := taskgen(t, pkg, "-check"); res.code != 0 || res.stdout != "" || res.stderr != "" {
+				t.Errorf("-check after the removal: exit code %d, stdout %q, stderr %q; want 0 and nothing", res.code, res.stdout, res.stderr)
+			}
+		})
 	}
 }
 
