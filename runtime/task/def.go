@@ -14,9 +14,15 @@ type Def struct {
 	MaxRetries int
 	// Timeout bounds one attempt; zero means the worker's default (WithDefaultTimeout).
 	Timeout time.Duration
-	// Schema fingerprints the wire shape of the arguments. A worker refuses an envelope
-	// whose schema differs from the registered Def's with ErrSchemaMismatch.
+	// Schema fingerprints the wire shape of the arguments: a hash of Wire. A worker runs
+	// an envelope whose schema differs from the registered Def's only when the two wire
+	// shapes are compatible (see the README's rolling deploys), and otherwise refuses it
+	// with ErrSchemaMismatch.
 	Schema string
+	// Wire describes the wire shape of the arguments, the JSON object FArgs encodes to:
+	// field names and types, recursively, in a canonical order. It is what a worker
+	// compares with the wire shape an envelope's producer wrote.
+	Wire string
 	// Caller is true when the task function takes a task.Caller: Submit then refuses an
 	// empty caller with ErrNoCaller.
 	Caller bool
