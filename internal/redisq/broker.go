@@ -404,6 +404,10 @@ const (
 	// Refuse dead-letters a stream entry that could not begin (Reason, Error), by its
 	// entry; ClaimedID is the task id its envelope claims, if any (see deadEntryScript).
 	Refuse
+	// Defer hands the task back after Delay without spending an attempt, recording
+	// Error and, the first time, when (see SkewSince): a worker of another version may
+	// run it.
+	Defer
 )
 
 func (k SettleKind) String() string {
@@ -418,6 +422,8 @@ func (k SettleKind) String() string {
 		return "release"
 	case Refuse:
 		return "refuse"
+	case Defer:
+		return "defer"
 	}
 	return fmt.Sprintf("SettleKind(%d)", int(k))
 }
@@ -460,6 +466,9 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC, s.Vouch}
 	case Release:
 		return releaseScript, []string{k.Stream(), k.State(s.TaskID), k.Notify()}, []any{Group, m.EntryID, s.Lease, m.Envelope}
+	case Defer:
+		return deferScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID)},
+			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
 	case Refuse:
 		keys := []string{k.Stream(), k.Dead()}
 		if s.ClaimedID != "" {
@@ -560,6 +569,24 @@ func (b *Broker) GetState(ctx context.Context, queue, id string) (State, error) 
 		s.Result = []byte(r)
 	}
 	return s, nil
+}
+
+// SkewSince returns when a worker first handed task id of queue back for a version skew
+// (Defer), by Redis's clock; zero if none did.
+func (b *Broker) SkewSince(ctx context.Context, queue, id string) (time.Time, error) {
+	k := b.Keys(queue)
+	v, err := b.rdb.HGet(ctx, k.State(id), FieldSkewSince).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read %s: %w", k.State(id), err)
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %s is %q, not a time in ms: %w", k.State(id), FieldSkewSince, v, ErrCorrupt)
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // WaitDone blocks until task id of queue signals completion or timeout passes; it reports

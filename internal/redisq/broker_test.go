@@ -231,6 +231,55 @@ func testRetryDeadReleaseAndRequeue(t *testing.T, e env) {
 	}
 }
 
+// A deferred task (a worker of another version may run it) waits in the delayed set with
+// its envelope, spends no attempt, and keeps the time of its first hand-back.
+func TestDeferHandsBackUnspentAndRecordsTheFirstHandBack(t *testing.T) {
+	each(t, testDeferHandsBackUnspent)
+}
+
+func testDeferHandsBackUnspent(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("env")})
+	if since, err := b.SkewSince(ctx, "q", "q/1"); err != nil || !since.IsZero() {
+		t.Fatalf("SkewSince before any hand-back = %v, %v; want zero", since, err)
+	}
+	var first time.Time
+	for i := range 2 {
+		m := fetchOne(t, b, "old")
+		st := begin(t, b, m, "q/1", "old")
+		settle(t, b, redisq.Settlement{Kind: redisq.Defer, Message: m, TaskID: "q/1", Lease: st.Lease, Delay: 50 * time.Millisecond, Error: "unknown task kind"})
+		s, _ := b.GetState(ctx, "q", "q/1")
+		if s.State != redisq.StateScheduled || s.Attempts != 0 || s.Error != "unknown task kind" {
+			t.Errorf("state after hand-back %d = %+v, want scheduled, no attempt spent, the error", i+1, s)
+		}
+		since, err := b.SkewSince(ctx, "q", "q/1")
+		if err != nil || since.IsZero() || time.Since(since) > time.Minute {
+			t.Fatalf("SkewSince = %v, %v; want about now", since, err)
+		}
+		if i == 0 {
+			first = since
+		} else if !since.Equal(first) {
+			t.Errorf("second hand-back moved the first one's time from %v to %v", first, since)
+		}
+		if n, _ := e.rdb.XLen(ctx, e.keys.Stream()).Result(); n != 0 {
+			t.Errorf("%d entries left in the stream, want the handed-back entry gone", n)
+		}
+		time.Sleep(80 * time.Millisecond)
+		if n, _, err := b.Promote(ctx, "q", 10); n != 1 || err != nil {
+			t.Fatalf("Promote = %d, %v; want the task due again after its delay", n, err)
+		}
+		time.Sleep(10 * time.Millisecond) // distinct Redis milliseconds for the two hand-backs
+	}
+	m := fetchOne(t, b, "new")
+	if string(m.Envelope) != "env" {
+		t.Errorf("envelope after hand-backs = %q, want the same", m.Envelope)
+	}
+	if st := begin(t, b, m, "q/1", "new"); st.Attempts != 1 {
+		t.Errorf("attempt of the run after two hand-backs = %d, want 1", st.Attempts)
+	}
+}
+
 func TestPruneRemovesOnlyIdleConsumersHoldingNothing(t *testing.T) { each(t, testPrune) }
 
 func testPrune(t *testing.T, e env) {
@@ -305,6 +354,7 @@ func testAStaleHolderWritesNothing(t *testing.T, e env) {
 		{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: old.Lease, Error: "late"},
 		{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: old.Lease, Reason: "late", TTL: time.Minute},
 		{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: old.Lease},
+		{Kind: redisq.Defer, Message: m, TaskID: "q/1", Lease: old.Lease, Delay: time.Second, Error: "late"},
 	}
 	check := func(when string) {
 		t.Helper()
@@ -490,6 +540,9 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 		{"release", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
 			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: l}})[0]
 		}},
+		{"defer", []string{k.Delayed(), k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
+			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Defer, Message: m, TaskID: "q/1", Lease: l, Delay: time.Second}})[0]
+		}},
 		{"refuse", []string{k.Dead()}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
 			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute}})[0]
 		}},
@@ -629,7 +682,7 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 	}
 	// Empty ids and kinds, the lease token of a delivery not begun, a flag, a stream id.
 	allowed[""], allowed["0"], allowed["1"], allowed["0-0"] = true, true, true, true
-	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET ZRANGEBYSCORE ZREM ZRANGE
+	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET HSETNX ZRANGEBYSCORE ZREM ZRANGE
 		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET XRANGE PERSIST XGROUP DELCONSUMER
 		NX PX KEEPTTL * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
 		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE`) {

@@ -29,6 +29,7 @@ const (
 	FieldStarted   = "started_ms"   // Redis time the newest delivery began
 	FieldFinished  = "finished_ms"  // Redis time the task finished
 	FieldMAC       = "mac"          // the worker's MAC of the final outcome (envelope.Outcome)
+	FieldSkewSince = "skew_ms"      // Redis time a worker first handed the task back for a version skew
 )
 
 // Fields of a dead-letter entry, besides EnvelopeField and the state fields FieldKind,
@@ -76,7 +77,7 @@ var protocolNames = map[string]string{
 	"f_lease": FieldLease, "f_owner": FieldOwner, "f_entry": FieldEntry,
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
-	"f_finished": FieldFinished, "f_mac": FieldMAC,
+	"f_finished": FieldFinished, "f_mac": FieldMAC, "f_skew_since": FieldSkewSince,
 	"d_size": DeadFieldSize, "d_vouch": DeadFieldVouch,
 	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,

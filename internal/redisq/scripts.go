@@ -375,6 +375,31 @@ redis.call('HSET', KEYS[2], $f_state, $s_pending)
 return 1
 `)
 
+// deferScript hands a task back after a delay without spending an attempt, for a worker of
+// another version: the one that refused it does not know its kind, or cannot accept its
+// arguments' schema. The first hand-back records when it happened, by Redis's clock: the
+// skew grace is counted from then.
+//
+//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] lease  ARGV[4] envelope  ARGV[5] delay ms
+//	ARGV[6] error text
+//
+// Returns 1 when handed back, 0 when fenced off, -1 when the task has no record.
+var deferScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}})
+if bad then return bad end
+local f = fence(KEYS[3], ARGV[3])
+if f ~= 1 then return f end
+local now = now_ms()
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
+redis.call('HINCRBY', KEYS[3], $f_attempts, -1)
+redis.call('HSETNX', KEYS[3], $f_skew_since, now)
+redis.call('HSET', KEYS[3], $f_state, $s_scheduled, $f_error, ARGV[6])
+return 1
+`)
+
 // deadEntryScript dead-letters a stream entry that cannot begin: its envelope does not
 // verify, or its task has no record. It acts on the entry only, while this consumer holds
 // it. The task the envelope claims to be is touched only when the entry is byte for byte
@@ -476,6 +501,6 @@ return 1
 var scripts = map[string]*redis.Script{
 	"enqueue": enqueueScript, "fetch": fetchScript, "promote": promoteScript, "reclaim": reclaimScript,
 	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
-	"retry": retryScript, "dead": deadScript, "release": releaseScript,
+	"retry": retryScript, "dead": deadScript, "release": releaseScript, "defer": deferScript,
 	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
 }

@@ -17,6 +17,13 @@ type facts struct {
 	// untrusted marks a refusal that must be written by stream entry alone: the envelope
 	// did not verify, or its task has no record, so nothing it claims is believed.
 	untrusted bool
+	// versionSkew marks a refusal that a worker of another version may not make: the
+	// kind is not registered here, or the arguments' schema is not one this worker can
+	// accept. skewSince is when a worker first handed the task back for it (Redis's
+	// clock; zero: never), skewGrace how long that may go on (WithSkewGrace).
+	versionSkew bool
+	skewSince   time.Time
+	skewGrace   time.Duration
 	// start is what beginning the delivery found; 0 when it was not reached.
 	start redisq.StartOutcome
 	// ran reports that the task function was called; err is what it returned and cause
@@ -50,18 +57,29 @@ const (
 	actRelease
 	// actRefuse dead-letters the stream entry alone (see redisq.Refuse).
 	actRefuse
+	// actDefer hands the task back after a delay, spending no attempt: a worker of
+	// another version may run it (see redisq.Defer).
+	actDefer
 )
 
 func (a action) String() string {
-	return [...]string{"none", "complete", "retry", "dead", "release", "refuse"}[a]
+	return [...]string{"none", "complete", "retry", "dead", "release", "refuse", "defer"}[a]
 }
+
+// How long a task refused for a version skew waits before a worker tries it again: the
+// time since it was first handed back, within these bounds, so that a fleet of workers
+// that all lack its kind does not pass it around in a tight loop.
+const (
+	skewDelayMin = time.Second
+	skewDelayMax = time.Minute
+)
 
 // outcome is what decide chose for a delivery.
 type outcome struct {
 	action  action
 	reason  string        // for actDead and actRefuse: one of the Reason constants
 	message string        // the error recorded with a retry, dead letter or refusal
-	delay   time.Duration // for actRetry
+	delay   time.Duration // for actRetry and actDefer
 	why     string        // for the log: why this outcome
 }
 
@@ -81,6 +99,18 @@ func decide(f facts) outcome {
 		return outcome{action: actDead, reason: ReasonWorkerLost,
 			message: fmt.Sprintf("%d runs of this task began and none finished: their workers died or lost the lease while running it; it may crash its worker", f.attempt),
 			why:     "not run again: as many runs began and never finished as it may run"}
+	case f.refusal != nil && f.versionSkew && f.skewGrace > 0:
+		var waited time.Duration
+		if !f.skewSince.IsZero() {
+			waited = f.now.Sub(f.skewSince)
+		}
+		if waited <= f.skewGrace+f.skew {
+			return outcome{action: actDefer, delay: min(max(waited, skewDelayMin), skewDelayMax), message: f.refusal.Error(),
+				why: "handed back for a worker of another version"}
+		}
+		return outcome{action: actDead, reason: reasonOf(f.refusal, ReasonMalformed),
+			message: fmt.Sprintf("%v; no worker could run it within the skew grace of %s (WithSkewGrace)", f.refusal, f.skewGrace),
+			why:     "refused before its function ran, by every worker for the whole skew grace"}
 	case f.refusal != nil:
 		return outcome{action: actDead, reason: reasonOf(f.refusal, ReasonMalformed), message: f.refusal.Error(),
 			why: "refused before its function ran"}

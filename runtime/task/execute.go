@@ -104,11 +104,11 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	h, ok := w.handler(e.Kind)
 	if !ok {
 		d.refusal = fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownKind, e.Kind, w.Kinds())
-		return d
+		return w.versionSkew(d, e)
 	}
 	if e.Schema != h.def.Schema {
 		d.refusal = fmt.Errorf("%w: envelope has %q, worker has %q: submitter and worker were built from different versions of the task", ErrSchemaMismatch, e.Schema, h.def.Schema)
-		return d
+		return w.versionSkew(d, e)
 	}
 	caller, err := w.caller(e)
 	if err != nil {
@@ -147,6 +147,25 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	d.ran, d.took, d.cause = true, time.Since(began), context.Cause(r.ctx)
 	d.now = time.Now()
 	d.backoff = w.backoff(d.attempt)
+	return d
+}
+
+// versionSkew completes the facts of a delivery refused because this worker is of another
+// version than the task's producer: when the grace is on, it reads when the task was
+// first handed back. A failed read leaves that unknown, and the task is handed back:
+// losing it to a passing Redis error would be worse than a late dead letter.
+func (w *Worker) versionSkew(d delivery, e *envelope.Envelope) delivery {
+	d.versionSkew, d.skewGrace = true, w.cfg.skewGrace
+	if w.cfg.skewGrace == 0 {
+		return d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	since, err := w.store.SkewSince(ctx, e.Queue, e.ID)
+	if err != nil {
+		w.log.Warn("cannot read when the task was first handed back; handing it back", append(slices.Clip(d.log), "err", err)...)
+	}
+	d.skewSince = since
 	return d
 }
 
@@ -190,6 +209,8 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateDead, Reason: out.reason, Error: out.message}, d.env.KeyID)
 	case actRelease:
 		s.Kind = redisq.Release
+	case actDefer:
+		s.Kind, s.Delay = redisq.Defer, out.delay
 	case actRefuse:
 		s.Kind, s.Consumer = redisq.Refuse, w.cfg.consumer
 		s.ClaimedID = claimedID(r.msg, r.msg.Queue)
@@ -218,6 +239,16 @@ func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
 		w.pokePromoter(d.env.Queue)
 	case actRelease:
 		w.log.Warn("task interrupted by shutdown, handed back to the queue", append(args, "err", d.err)...)
+	case actDefer:
+		w.pokePromoter(d.env.Queue)
+		// Once per kind and reason: in a rolling deploy every task of a new kind meets an
+		// old worker, and a line per task would bury everything else.
+		level := slog.LevelDebug
+		if _, seen := w.skewLogged.LoadOrStore(d.env.Kind+"\x00"+reasonOf(d.refusal, ""), true); !seen {
+			level = slog.LevelWarn
+		}
+		w.log.Log(context.Background(), level, "task handed back: a worker of another version may run it (logged once per kind)",
+			append(args, "err", d.refusal, "retry_in", out.delay, "skew_grace", d.skewGrace)...)
 	case actDead, actRefuse:
 		w.log.Error("task failed for good: "+out.why, append(args, "reason", out.reason, "err", out.message)...)
 	}

@@ -18,8 +18,7 @@ import (
 
 // The defaults of the options, each named in its option's documentation.
 const (
-	// DefaultQueue is the queue of a Def whose Queue is empty, and the one queue a worker
-	// consumes without WithQueues.
+	// DefaultQueue is the queue of a Def whose Queue is empty.
 	DefaultQueue = taskspec.DefaultQueue
 	// DefaultPrefix prefixes every Redis key without WithPrefix.
 	DefaultPrefix = "taskgen"
@@ -43,6 +42,13 @@ const (
 	// DefaultShutdownTimeout is how long Run waits for running tasks once its context
 	// ends, without WithShutdownTimeout.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultSkewGrace is how long, without WithSkewGrace, the workers of a fleet hand a
+	// task back to its queue when they do not know its kind or cannot accept its
+	// arguments' schema, before it is dead-lettered: long enough for a rolling deploy of
+	// a fleet to reach a worker that can run it (producers are often deployed before
+	// workers), short enough that a task no worker will ever run is dead-lettered, and
+	// seen, within the hour. See WithSkewGrace.
+	DefaultSkewGrace = 15 * time.Minute
 	// DefaultClockSkew is how far past its expiry a worker accepts a caller token without
 	// WithClockSkew: not at all.
 	DefaultClockSkew time.Duration = 0
@@ -108,6 +114,7 @@ type clientConfig struct {
 type workerConfig struct {
 	commonConfig
 	queues          []string
+	queuesSet       bool // WithQueues was given: queues is the whole list
 	concurrency     int
 	backoffBase     time.Duration
 	backoffMax      time.Duration
@@ -116,6 +123,7 @@ type workerConfig struct {
 	lease           time.Duration
 	shutdownTimeout time.Duration
 	clockSkew       time.Duration
+	skewGrace       time.Duration
 	consumer        string
 }
 
@@ -130,7 +138,6 @@ func defaults() commonConfig {
 func workerDefaults() workerConfig {
 	return workerConfig{
 		commonConfig:    defaults(),
-		queues:          []string{DefaultQueue},
 		concurrency:     DefaultConcurrency,
 		backoffBase:     DefaultBackoffBase,
 		backoffMax:      DefaultBackoffMax,
@@ -139,6 +146,7 @@ func workerDefaults() workerConfig {
 		lease:           DefaultLease,
 		shutdownTimeout: DefaultShutdownTimeout,
 		clockSkew:       DefaultClockSkew,
+		skewGrace:       DefaultSkewGrace,
 	}
 }
 
@@ -202,8 +210,8 @@ func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConf
 		return cfg, nil, err
 	}
 	switch {
-	case len(cfg.queues) == 0:
-		return cfg, nil, errors.New("no queues (WithQueues)")
+	case cfg.queuesSet && len(cfg.queues) == 0:
+		return cfg, nil, errors.New("WithQueues without a queue: name the queues, or leave WithQueues out to consume the queue of every registered task")
 	case cfg.concurrency < 1:
 		return cfg, nil, fmt.Errorf("concurrency %d, want at least 1", cfg.concurrency)
 	case cfg.backoffBase <= 0 || cfg.backoffMax < cfg.backoffBase:
@@ -214,6 +222,8 @@ func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConf
 		return cfg, nil, errors.New("timeouts and result TTL must be positive")
 	case cfg.clockSkew < 0:
 		return cfg, nil, fmt.Errorf("clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
+	case cfg.skewGrace < 0:
+		return cfg, nil, fmt.Errorf("skew grace %s: want 0 or more (WithSkewGrace)", cfg.skewGrace)
 	}
 	for _, q := range cfg.queues {
 		if err := taskspec.CheckQueue(q); err != nil {
@@ -364,9 +374,13 @@ func WithDurability(d Durability) ClientOption {
 	return clientOption(func(c *clientConfig) { c.durability = d })
 }
 
-// WithQueues sets the queues a worker consumes; default DefaultQueue alone.
+// WithQueues sets the queues a worker consumes. Without it, a worker consumes the queue of
+// every task registered on it, which is what the directives say and cannot drift from
+// them. With it, Run fails if a registered task's queue is not listed; a queue may be
+// listed that no registered task uses (its tasks of unknown kinds are handed back, see
+// WithSkewGrace).
 func WithQueues(queues ...string) WorkerOption {
-	return workerOption(func(c *workerConfig) { c.queues = append([]string(nil), queues...) })
+	return workerOption(func(c *workerConfig) { c.queues, c.queuesSet = append([]string(nil), queues...), true })
 }
 
 // WithConcurrency sets how many tasks a worker runs at once; default DefaultConcurrency.
@@ -403,6 +417,21 @@ func WithLease(d time.Duration) WorkerOption {
 // before it cancels their contexts; default DefaultShutdownTimeout.
 func WithShutdownTimeout(d time.Duration) WorkerOption {
 	return workerOption(func(c *workerConfig) { c.shutdownTimeout = d })
+}
+
+// WithSkewGrace sets how long a task that this worker cannot run because of a version
+// skew — its kind is not registered here, or its arguments' schema is one this worker
+// cannot accept (see the README's rolling deploys) — is handed back to its queue, with a
+// growing delay (1 s up to a minute), for a worker of another version to run, before it
+// is dead-lettered with ErrUnknownKind or ErrSchemaMismatch; default DefaultSkewGrace.
+// The grace is counted from the first time a worker handed the task back, by Redis's
+// clock; handing back spends none of the task's retries. Each kind is logged once per
+// worker as a warning, not once per task. 0 dead-letters such a task at once.
+//
+// A grace longer than about an hour can outlast the task's envelope (its not-after time,
+// see MaxTaskLife): the task is then dead-lettered as stale.
+func WithSkewGrace(d time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.skewGrace = d })
 }
 
 // WithClockSkew lets a worker accept a caller token up to d past its expiry, for clocks

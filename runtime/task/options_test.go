@@ -49,6 +49,7 @@ func TestEachOptionIsTakenByTheSidesItConcerns(t *testing.T) {
 		{"WithLease", task.WithLease, false, true},
 		{"WithShutdownTimeout", task.WithShutdownTimeout, false, true},
 		{"WithClockSkew", task.WithClockSkew, false, true},
+		{"WithSkewGrace", task.WithSkewGrace, false, true},
 		{"WithConsumerName", task.WithConsumerName, false, true},
 	}
 	listed := map[string]bool{}

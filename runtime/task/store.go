@@ -19,6 +19,7 @@ type store interface {
 	Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error)
 	Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []redisq.Lease) ([]redisq.LeaseStatus, error)
 	StartDelivery(ctx context.Context, r redisq.StartRequest) (redisq.Start, error)
+	SkewSince(ctx context.Context, queue, id string) (time.Time, error)
 	Settle(ctx context.Context, ss []redisq.Settlement) []error
 }
 

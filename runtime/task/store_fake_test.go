@@ -106,6 +106,10 @@ func (f *fakeStore) StartDelivery(_ context.Context, r redisq.StartRequest) (red
 	return redisq.Start{Outcome: redisq.StartRun, Attempts: 1, Lease: f.tokens[r.Message.EntryID]}, nil
 }
 
+func (f *fakeStore) SkewSince(context.Context, string, string) (time.Time, error) {
+	return time.Time{}, nil
+}
+
 func (f *fakeStore) Settle(_ context.Context, ss []redisq.Settlement) []error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

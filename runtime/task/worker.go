@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +38,9 @@ type Worker struct {
 	mu       sync.Mutex
 	handlers map[string]*handler
 	started  atomic.Bool
+	// skewLogged holds the kinds (and reasons) whose version-skew hand-backs were logged
+	// as a warning.
+	skewLogged sync.Map
 
 	leases    *leases
 	settler   *settler
@@ -61,9 +67,6 @@ func newWorker(cfg workerConfig, keys *envelope.Keyring, st store) *Worker {
 		promoters: map[string]*promoter{},
 	}
 	w.settler = newSettler(st, w.leases, w.log)
-	for _, q := range cfg.queues {
-		w.promoters[q] = &promoter{w: w, queue: q, wake: make(chan struct{}, 1)}
-	}
 	return w
 }
 
@@ -93,8 +96,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("task.Worker.Run called twice")
 	}
-	w.warnUnconsumed()
-	w.log.Info("worker started", "queues", w.cfg.queues, "kinds", w.Kinds(), "concurrency", w.cfg.concurrency)
+	queues, err := w.queues()
+	if err != nil {
+		return fmt.Errorf("task.Worker.Run: %w", err)
+	}
+	// Built before any goroutine starts and never changed after: read without a lock.
+	for _, q := range queues {
+		w.promoters[q] = &promoter{w: w, queue: q, wake: make(chan struct{}, 1)}
+	}
+	w.log.Info("worker started", "queues", queues, "kinds", w.Kinds(), "concurrency", w.cfg.concurrency)
 
 	// The leases and outcome writes outlive the fetchers and the runs: they stop last.
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
@@ -121,7 +131,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.handle(r, freeSlot)
 		}()
 	}
-	for _, q := range w.cfg.queues {
+	for _, q := range queues {
 		f := &fetcher{w: w, queue: q, dispatch: dispatch, slots: slots}
 		p := w.promoters[q]
 		loops.Add(2)
@@ -134,7 +144,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker stopping: draining running tasks", "timeout", w.cfg.shutdownTimeout)
 	drained := make(chan struct{})
 	go func() { runs.Wait(); close(drained) }()
-	var err error
 	select {
 	case <-drained:
 	case <-time.After(w.cfg.shutdownTimeout):
@@ -177,18 +186,38 @@ func (w *Worker) pokePromoter(queue string) {
 	}
 }
 
-func (w *Worker) warnUnconsumed() {
-	consumed := map[string]bool{}
-	for _, q := range w.cfg.queues {
-		consumed[q] = true
-	}
+// queues returns the queues Run consumes: those of WithQueues, or by default the queues
+// of the registered tasks, so that the list cannot drift from the directives. A
+// registered task on a queue the worker would not consume is an error: its submitters'
+// Results would wait for a worker that never comes.
+func (w *Worker) queues() ([]string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, h := range w.handlers {
-		if !consumed[h.def.queue()] {
-			w.log.Warn("registered task's queue is not consumed by this worker (WithQueues)", "kind", h.def.Kind, "queue", h.def.queue())
+	var queues []string
+	seen := map[string]bool{}
+	for _, q := range w.cfg.queues {
+		if !seen[q] {
+			seen[q] = true
+			queues = append(queues, q)
 		}
 	}
+	var missing []string
+	for _, kind := range slices.Sorted(maps.Keys(w.handlers)) {
+		q := w.handlers[kind].def.queue()
+		switch {
+		case seen[q]:
+		case w.cfg.queuesSet:
+			missing = append(missing, fmt.Sprintf("%s (queue %q)", kind, q))
+		default:
+			seen[q] = true
+			queues = append(queues, q)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("registered tasks on queues this worker does not consume (WithQueues%q): %s; add their queues to WithQueues, or leave WithQueues out to consume the queue of every registered task",
+			w.cfg.queues, strings.Join(missing, ", "))
+	}
+	return queues, nil
 }
 
 // pause logs a Redis failure and sleeps with exponential backoff, so that a worker

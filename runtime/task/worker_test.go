@@ -1207,6 +1207,7 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.counts[r.Message]++
+	h.counts[r.Level.String()+": "+r.Message]++ // for the tests that count by level
 	attrs := map[string]string{}
 	r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
 	if h.last == nil {
