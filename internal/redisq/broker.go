@@ -40,6 +40,10 @@ type Task struct {
 	// another task of the same kind with the same key was enqueued less than UniqueTTL ago.
 	UniqueKey string
 	UniqueTTL time.Duration
+	// Schema and Wire are the fingerprint and canonical description of the arguments'
+	// schema (Def.Schema, Def.Wire), recorded for the queue when new (see Keys.Schemas);
+	// an empty Wire records nothing.
+	Schema, Wire string
 }
 
 // Enqueue adds t and returns its id, or the id of the task already holding t.UniqueKey.
@@ -51,7 +55,7 @@ func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
 // connection (see enqueueScript).
 func (b *Broker) enqueue(ctx context.Context, s redis.Scripter, t Task, durable bool) (id string, err error) {
 	k := b.Keys(t.Queue)
-	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID), k.Notify()}
+	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID), k.Notify(), k.Schemas()}
 	ttl := int64(0)
 	if t.UniqueKey != "" {
 		keys = append(keys, k.Unique(t.Kind, t.UniqueKey))
@@ -65,7 +69,11 @@ func (b *Broker) enqueue(ctx context.Context, s redis.Scripter, t Task, durable 
 	if durable {
 		mark = "1"
 	}
-	res, err := enqueueScript.Run(ctx, s, keys, t.Envelope, t.ID, t.Kind, delay, ttl, mark).Slice()
+	wire := t.Wire
+	if t.Schema == "" {
+		wire = ""
+	}
+	res, err := enqueueScript.Run(ctx, s, keys, t.Envelope, t.ID, t.Kind, delay, ttl, mark, t.Schema, wire).Slice()
 	if err != nil {
 		return "", fmt.Errorf("enqueue on %s: %w", k.Stream(), classify(err))
 	}
@@ -569,6 +577,21 @@ func (b *Broker) GetState(ctx context.Context, queue, id string) (State, error) 
 		s.Result = []byte(r)
 	}
 	return s, nil
+}
+
+// Schema returns the description recorded for schema fingerprint on queue (see
+// Keys.Schemas), and false when none is. The caller checks that the description is the
+// fingerprint's: anyone who can write Redis can write this hash.
+func (b *Broker) Schema(ctx context.Context, queue, fingerprint string) (string, bool, error) {
+	k := b.Keys(queue)
+	v, err := b.rdb.HGet(ctx, k.Schemas(), fingerprint).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", k.Schemas(), err)
+	}
+	return v, true, nil
 }
 
 // SkewSince returns when a worker first handed task id of queue back for a version skew

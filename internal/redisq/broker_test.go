@@ -161,6 +161,27 @@ func testTasksNotDueStayDelayed(t *testing.T, e env) {
 	}
 }
 
+// Every enqueue records its arguments' schema for the queue, once: the first description
+// of a fingerprint stays, and a task without one records nothing.
+func TestEnqueueRecordsTheSchemaOnce(t *testing.T) { each(t, testEnqueueRecordsTheSchemaOnce) }
+
+func testEnqueueRecordsTheSchemaOnce(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	for i, w := range []string{`{"a":int}`, `{"b":int}`} {
+		if _, err := b.Enqueue(ctx, redisq.Task{ID: fmt.Sprint("q/", i), Kind: "k", Queue: "q", Envelope: []byte("e"), Schema: "v2:s", Wire: w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Enqueue(ctx, redisq.Task{ID: "q/x", Kind: "k", Queue: "q", Envelope: []byte("e"), Schema: "v2:none"})
+	if got, ok, err := b.Schema(ctx, "q", "v2:s"); err != nil || !ok || got != `{"a":int}` {
+		t.Errorf("Schema(v2:s) = %q, %v, %v; want the first description", got, ok, err)
+	}
+	if got, ok, err := b.Schema(ctx, "q", "v2:none"); err != nil || ok {
+		t.Errorf("Schema(v2:none) = %q, %v, %v; want none recorded", got, ok, err)
+	}
+}
+
 func TestUniqueKeyHoldsForItsTTL(t *testing.T) { each(t, testUniqueKeyHoldsForItsTTL) }
 
 func testUniqueKeyHoldsForItsTTL(t *testing.T, e env) {
@@ -520,7 +541,7 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 	}
 	k := e.keys
 	ops := []op{
-		{"enqueue", []string{k.Stream(), k.Delayed(), k.State("q/2")}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+		{"enqueue", []string{k.Stream(), k.Delayed(), k.State("q/2"), k.Schemas()}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
 			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
 			return err
 		}},

@@ -29,6 +29,11 @@ func (k Keys) Tick() string { return k.base + "tick" }
 // size is checked (see Broker.Fetch).
 func (k Keys) Notify() string { return k.base + "notify" }
 
+// Schemas is the hash of the argument schemas the queue's producers wrote: fingerprint
+// (Def.Schema) to canonical description (Def.Wire), so that a worker of another version
+// can tell what an envelope holds (see Broker.Schema).
+func (k Keys) Schemas() string { return k.base + "schemas" }
+
 // Dead is the dead-letter stream.
 func (k Keys) Dead() string { return k.base + "dead" }
 

@@ -82,13 +82,15 @@ func script(src string) *redis.Script {
 }
 
 // enqueueScript adds a task, now or after a delay, and records its state with the digest
-// of its envelope (see deadEntryScript).
+// of its envelope (see deadEntryScript), and its arguments' schema when it is new to the
+// queue: in the same script, so no task is ever queued without its schema.
 //
-//	KEYS[1] stream   KEYS[2] delayed   KEYS[3] state   KEYS[4] notify
-//	KEYS[5] unique (optional)
+//	KEYS[1] stream   KEYS[2] delayed   KEYS[3] state   KEYS[4] notify   KEYS[5] schemas
+//	KEYS[6] unique (optional)
 //	ARGV[1] envelope ARGV[2] task id   ARGV[3] kind    ARGV[4] delay ms (0: now)
 //	ARGV[5] unique ttl ms
 //	ARGV[6] '1' when a WAIT or WAITAOF follows on the connection (a durable enqueue)
+//	ARGV[7] schema fingerprint   ARGV[8] its description ('': none to record)
 //
 // Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
 //
@@ -98,17 +100,18 @@ func script(src string) *redis.Script {
 // that never received the first task as confirming it. The rewrite moves the
 // connection's write past the first task's, which was replicated before it.
 var enqueueScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'stream', 'none'}, {KEYS[5], 'hash', 'none'}})
 if bad then return bad end
-if #KEYS == 5 then
-  bad = check({{KEYS[5], 'string', 'none'}})
+if #KEYS == 6 then
+  bad = check({{KEYS[6], 'string', 'none'}})
   if bad then return bad end
-  if not redis.call('SET', KEYS[5], ARGV[2], 'NX', 'PX', ARGV[5]) then
-    local first = redis.call('GET', KEYS[5])
-    if ARGV[6] == '1' then redis.call('SET', KEYS[5], first, 'KEEPTTL') end
+  if not redis.call('SET', KEYS[6], ARGV[2], 'NX', 'PX', ARGV[5]) then
+    local first = redis.call('GET', KEYS[6])
+    if ARGV[6] == '1' then redis.call('SET', KEYS[6], first, 'KEEPTTL') end
     return {0, first}
   end
 end
+if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[5], ARGV[7], ARGV[8]) end
 local now = now_ms()
 local state = $s_pending
 if tonumber(ARGV[4]) > 0 then

@@ -115,7 +115,7 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 	}
 	t := redisq.Task{
 		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
-		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL,
+		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL, Schema: d.Schema, Wire: d.Wire,
 	}
 	if c.cfg.durability.on() {
 		return c.submitDurable(ctx, t)

@@ -106,9 +106,17 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 		d.refusal = fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownKind, e.Kind, w.Kinds())
 		return w.versionSkew(d, e)
 	}
+	lenient := false
 	if e.Schema != h.def.Schema {
-		d.refusal = fmt.Errorf("%w: envelope has %q, worker has %q: submitter and worker were built from different versions of the task", ErrSchemaMismatch, e.Schema, h.def.Schema)
-		return w.versionSkew(d, e)
+		switch err := w.acceptSchema(e, h); {
+		case errors.Is(err, ErrSchemaMismatch):
+			d.refusal = err
+			return w.versionSkew(d, e)
+		case err != nil:
+			d.refusal = fmt.Errorf("%w: envelope has %q, worker has %q, and whether they are compatible is not known: %v", ErrSchemaMismatch, e.Schema, h.def.Schema, err)
+			return w.versionSkew(d, e)
+		}
+		lenient = true
 	}
 	caller, err := w.caller(e)
 	if err != nil {
@@ -141,7 +149,7 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	runCtx, cancelRun := context.WithTimeout(r.ctx, timeout)
 	began := time.Now()
 	info := Info{ID: ID(e.ID), Kind: e.Kind, Attempt: d.attempt, MaxRetries: e.MaxRetries, SubmittedAt: e.SubmittedAt}
-	d.result, d.err = call(runCtx, h, info, caller, e.Args, w.log, d.log)
+	d.result, d.err = call(runCtx, h, info, caller, e.Args, lenient, w.log, d.log)
 	cancelRun()
 	freeSlot()
 	d.ran, d.took, d.cause = true, time.Since(began), context.Cause(r.ctx)
@@ -278,12 +286,12 @@ func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
 
 // call runs the task function, turning a panic into an error: a panicking task is a
 // failed attempt, not a dead worker.
-func call(ctx context.Context, h *handler, info Info, caller Caller, args []byte, log *slog.Logger, attrs []any) (out []byte, err error) {
+func call(ctx context.Context, h *handler, info Info, caller Caller, args []byte, lenient bool, log *slog.Logger, attrs []any) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("task panicked", append(attrs, "panic", r, "stack", string(debug.Stack()))...)
 			err = fmt.Errorf("task panicked: %v", r)
 		}
 	}()
-	return h.run(ctx, info, caller, args)
+	return h.run(ctx, info, caller, args, lenient)
 }

@@ -14,7 +14,9 @@ import (
 // function and encodes the result.
 type handler struct {
 	def Def
-	run func(ctx context.Context, info Info, caller Caller, args json.RawMessage) (json.RawMessage, error)
+	// run decodes args strictly (an unknown field is an error) unless lenient is set:
+	// the envelope was written with another, compatible schema (see schema.go).
+	run func(ctx context.Context, info Info, caller Caller, args json.RawMessage, lenient bool) (json.RawMessage, error)
 }
 
 // Register makes fn the function that runs tasks of d on w. Generated RegisterTasks
@@ -38,10 +40,12 @@ func RegisterWithInfo[A, R any](w *Worker, d Def, fn func(ctx context.Context, i
 	if fn == nil {
 		return fmt.Errorf("register %s: nil function", d.Kind)
 	}
-	h := &handler{def: d, run: func(ctx context.Context, info Info, caller Caller, raw json.RawMessage) (json.RawMessage, error) {
+	h := &handler{def: d, run: func(ctx context.Context, info Info, caller Caller, raw json.RawMessage, lenient bool) (json.RawMessage, error) {
 		var args A
 		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
+		if !lenient {
+			dec.DisallowUnknownFields()
+		}
 		if err := dec.Decode(&args); err != nil {
 			return nil, fmt.Errorf("%w: decode arguments of %s into %T: %v", ErrMalformed, d.Kind, args, err)
 		}

@@ -3,12 +3,16 @@ package task_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/taskgen/taskgen/internal/redisq"
+	"github.com/taskgen/taskgen/internal/wireschema"
 	"github.com/taskgen/taskgen/runtime/redistest"
 	"github.com/taskgen/taskgen/runtime/task"
 )
@@ -109,6 +113,114 @@ func TestAnUnknownKindIsDeadLetteredAfterTheSkewGrace(t *testing.T) {
 		dead, err := h.client.DeadLetters(context.Background(), "q1", "", 10)
 		if err != nil || len(dead) != 1 || dead[0].Reason != task.ReasonUnknownKind {
 			t.Fatalf("dead letters = %+v, %v; want the task, unknown_kind", dead, err)
+		}
+	})
+}
+
+// defOf is a Def of kind test.compat on q1 whose arguments have the wire shape wire, as
+// the generator would write it.
+func defOf(t *testing.T, wire string) task.Def {
+	t.Helper()
+	canonical, err := wireschema.Canonical(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task.Def{Kind: "test.compat", Queue: "q1", Schema: wireschema.Fingerprint(canonical), Wire: canonical}
+}
+
+type compatV1 struct {
+	Msg string `json:"msg"`
+}
+
+type compatV2 struct {
+	Msg string `json:"msg"`
+	N   int    `json:"n"`
+}
+
+// A field added in v2: a v1 worker runs v2's envelopes (the new field ignored), a v2
+// worker runs v1's (the new field zero). Nothing waits, nothing is dead-lettered.
+func TestCompatibleSchemasRunInBothDirections(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		v1, v2 := defOf(t, `{"msg":string}`), defOf(t, `{"n":int,"msg":string}`)
+		if v1.Schema == v2.Schema {
+			t.Fatal("the two versions share a fingerprint")
+		}
+		h := newHarness(t, rdb)
+		old := h.worker(t)
+		if err := task.Register(old, v1, func(_ context.Context, _ task.Caller, a compatV1) (string, error) { return "v1 got " + a.Msg, nil }); err != nil {
+			t.Fatal(err)
+		}
+		stopOld := run(t, old)
+		id, err := task.Submit(context.Background(), h.client, v2, task.Caller{}, compatV2{Msg: "hi", N: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait[string](t, h.client, id); err != nil || got != "v1 got hi" {
+			t.Errorf("v2 envelope on a v1 worker: %q, %v", got, err)
+		}
+		stopOld()
+
+		current := h.worker(t)
+		if err := task.Register(current, v2, func(_ context.Context, _ task.Caller, a compatV2) (string, error) {
+			return fmt.Sprintf("v2 got %s/%d", a.Msg, a.N), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		run(t, current)
+		id, err = task.Submit(context.Background(), h.client, v1, task.Caller{}, compatV1{Msg: "hello"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait[string](t, h.client, id); err != nil || got != "v2 got hello/0" {
+			t.Errorf("v1 envelope on a v2 worker: %q, %v", got, err)
+		}
+		if dead, _ := h.client.DeadLetters(context.Background(), "q1", "", 10); len(dead) != 0 {
+			t.Errorf("dead letters = %+v, want none", dead)
+		}
+	})
+}
+
+// A field whose type changed cannot be decoded: the task waits out the skew grace and is
+// dead-lettered schema_mismatch, naming the field. So is a description in the schema hash
+// that is not the one the envelope's signed fingerprint stands for: the hash is Redis's,
+// not the producer's.
+func TestIncompatibleSchemasWaitOutTheGraceThenDeadLetter(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		v1 := defOf(t, `{"msg":string}`)
+		retyped := defOf(t, `{"msg":int}`)
+		forged := defOf(t, `{"msg":string,"extra":bool}`)
+		h := newHarness(t, rdb)
+		// Someone with write access to Redis records a compatible-looking description
+		// under the fingerprint of forged's real one.
+		if err := rdb.HSet(context.Background(), redisq.QueueKeys(h.prefix, "q1").Schemas(), forged.Schema, `{"msg":string}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		w := h.worker(t, task.WithSkewGrace(2*time.Second))
+		var runs atomic.Int32
+		if err := task.Register(w, v1, func(context.Context, task.Caller, compatV1) (string, error) { runs.Add(1); return "", nil }); err != nil {
+			t.Fatal(err)
+		}
+		run(t, w)
+		for _, tc := range []struct {
+			def  task.Def
+			args any
+			want string
+		}{
+			{retyped, map[string]int{"msg": 1}, "msg changed type from int to string"},
+			{forged, map[string]any{"msg": "x", "extra": true}, "not the one its fingerprint stands for"},
+		} {
+			id, err := task.Submit(context.Background(), h.client, tc.def, task.Caller{}, tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = wait[string](t, h.client, id)
+			var failed *task.FailedError
+			if !errors.As(err, &failed) || failed.Reason != task.ReasonSchemaMismatch || !strings.Contains(failed.Message, tc.want) {
+				t.Errorf("Result = %v, want schema_mismatch saying %q", err, tc.want)
+			}
+		}
+		if n := runs.Load(); n != 0 {
+			t.Errorf("%d runs of envelopes the worker cannot decode", n)
 		}
 	})
 }

@@ -20,6 +20,7 @@ type store interface {
 	Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []redisq.Lease) ([]redisq.LeaseStatus, error)
 	StartDelivery(ctx context.Context, r redisq.StartRequest) (redisq.Start, error)
 	SkewSince(ctx context.Context, queue, id string) (time.Time, error)
+	Schema(ctx context.Context, queue, fingerprint string) (string, bool, error)
 	Settle(ctx context.Context, ss []redisq.Settlement) []error
 }
 

@@ -110,6 +110,10 @@ func (f *fakeStore) SkewSince(context.Context, string, string) (time.Time, error
 	return time.Time{}, nil
 }
 
+func (f *fakeStore) Schema(context.Context, string, string) (string, bool, error) {
+	return "", false, nil
+}
+
 func (f *fakeStore) Settle(_ context.Context, ss []redisq.Settlement) []error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

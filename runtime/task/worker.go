@@ -41,6 +41,7 @@ type Worker struct {
 	// skewLogged holds the kinds (and reasons) whose version-skew hand-backs were logged
 	// as a warning.
 	skewLogged sync.Map
+	schemas    schemaDecisions
 
 	leases    *leases
 	settler   *settler
