@@ -300,7 +300,7 @@ func testAStaleHolderWritesNothing(t *testing.T, e env) {
 	m := fetchOne(t, b, "stale")
 	old := begin(t, b, m, "q/1", "stale")
 	time.Sleep(20 * time.Millisecond)
-	taken, _, err := b.Reclaim(ctx, "q", "owner", 10*time.Millisecond, 1, "", nil)
+	taken, _, _, err := b.Reclaim(ctx, "q", "owner", 10*time.Millisecond, 1, "", nil)
 	if err != nil || len(taken) != 1 {
 		t.Fatalf("Reclaim = %v, %v", taken, err)
 	}
@@ -395,7 +395,7 @@ func testHeartbeat(t *testing.T, e env) {
 	if _, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease}}); err != nil {
 		t.Fatal(err)
 	}
-	taken, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 10, "", nil)
+	taken, _, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 10, "", nil)
 	if err != nil || len(taken) != 2 {
 		t.Fatalf("Reclaim = %+v, %v; want the stalled and the settled entry", taken, err)
 	}
@@ -448,7 +448,7 @@ func testReclaim(t *testing.T, e env) {
 	got := map[string]bool{}
 	cursor := ""
 	for range 20 {
-		msgs, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 2, cursor, mine)
+		msgs, _, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 2, cursor, mine)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -459,6 +459,190 @@ func testReclaim(t *testing.T, e env) {
 	}
 	if len(got) != 2 || !got["orphan"] || !got["lost"] {
 		t.Errorf("reclaimed %v, want the orphan and the entry taker lost track of, none it runs", got)
+	}
+}
+
+// A delivery whose entry is deleted from the stream (XTRIM) while its consumer runs it,
+// and whose consumer then dies, is found by the next reclaim once the consumer has been
+// silent for a lease, and ended: the task is dead with the reason given, Result's waiters
+// are woken, its dead letter names it, the entry leaves the pending list and the entries
+// hash, and a late write of the dead consumer is fenced off.
+func TestALostDeliveryOfADeadConsumerIsEnded(t *testing.T) { each(t, testLostDeadConsumer) }
+
+func testLostDeadConsumer(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	const lease = 50 * time.Millisecond
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "dead")
+	st := begin(t, b, m, "q/1", "dead")
+	if id, _ := e.rdb.HGet(ctx, e.keys.Entries(), m.EntryID).Result(); id != "q/1" {
+		t.Fatalf("entries[%s] = %q after the start, want q/1", m.EntryID, id)
+	}
+	if _, err := b.Heartbeat(ctx, "q", "dead", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.XTrimMaxLen(ctx, e.keys.Stream(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * lease) // "dead" renews nothing from now on
+	msgs, lost, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+	want := []redisq.Lost{{Queue: "q", EntryID: m.EntryID, TaskID: "q/1", Consumer: "dead"}}
+	if err != nil || len(msgs) != 0 || fmt.Sprint(lost) != fmt.Sprint(want) {
+		t.Fatalf("Reclaim = %v, lost %v, %v; want nothing taken, %v lost", msgs, lost, err, want)
+	}
+	end := redisq.EndLost{Lost: lost[0], Consumer: "other", Lease: lease, Reason: "entry_lost", Error: "gone", TTL: time.Minute, MAC: "mac"}
+	if ended, err := b.EndLost(ctx, end); err != nil || !ended {
+		t.Fatalf("EndLost = %v, %v; want the task ended", ended, err)
+	}
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateDead || s.Reason != "entry_lost" || s.Error != "gone" || s.MAC != "mac" || s.Attempts != 1 {
+		t.Errorf("state = %+v, want dead, entry_lost, after 1 attempt", s)
+	}
+	if done, _ := b.WaitDone(ctx, "q", "q/1", time.Second); !done {
+		t.Error("Result's waiters were not woken")
+	}
+	dead, _ := b.DeadLetters(ctx, "q", "", 10)
+	wantDead := redisq.Failure{ID: "q/1", Kind: "k", Reason: "entry_lost", Error: "gone", Attempts: 1, Entry: m.EntryID}
+	if len(dead) != 1 || dead[0].Failure != wantDead || len(dead[0].Envelope) != 0 {
+		t.Errorf("dead letters = %+v, want %+v without an envelope", dead, wantDead)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 0 {
+		t.Errorf("%d entries still pending", p.Count)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.keys.Entries()).Result(); n != 0 {
+		t.Errorf("the entries hash holds %d entries, want none", n)
+	}
+	late := redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: st.Lease, Result: []byte(`"late"`), TTL: time.Minute}
+	if err := b.Settle(ctx, []redisq.Settlement{late})[0]; !errors.Is(err, redisq.ErrFenced) {
+		t.Errorf("the dead consumer's late completion: err = %v, want ErrFenced", err)
+	}
+	if got, _ := b.Heartbeat(ctx, "q", "dead", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}}); len(got) != 1 || got[0] != redisq.LeaseTaken {
+		t.Errorf("the dead consumer's heartbeat = %v, want its lease taken", got)
+	}
+	if ended, err := b.EndLost(ctx, end); err != nil || ended {
+		t.Errorf("a second EndLost = %v, %v; want nothing done", ended, err)
+	}
+}
+
+// A deleted entry of a consumer that is alive is left to it: its heartbeat keeps the
+// entry pending (XCLAIM would drop a deleted entry) and the consumer's record fresh, so
+// no reclaim and no EndLost touch it, and its outcome is written as usual.
+func TestADeletedEntryOfALiveConsumerIsLeftToIt(t *testing.T) { each(t, testDeletedEntryLiveConsumer) }
+
+func testDeletedEntryLiveConsumer(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	const lease = 50 * time.Millisecond
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "alive")
+	st := begin(t, b, m, "q/1", "alive")
+	if err := e.rdb.XTrimMaxLen(ctx, e.keys.Stream(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	renew := func() {
+		t.Helper()
+		got, err := b.Heartbeat(ctx, "q", "alive", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}})
+		if err != nil || len(got) != 1 || got[0] != redisq.LeaseHeld {
+			t.Fatalf("heartbeat = %v, %v; want held", got, err)
+		}
+	}
+	for range 4 {
+		renew()
+		time.Sleep(lease / 2)
+	}
+	renew()
+	// The entry has been idle for two leases, but its consumer renewed just now.
+	msgs, lost, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+	if err != nil || len(msgs) != 0 || len(lost) != 0 {
+		t.Fatalf("Reclaim = %v, lost %v, %v; want nothing", msgs, lost, err)
+	}
+	end := redisq.EndLost{Lost: redisq.Lost{Queue: "q", EntryID: m.EntryID, TaskID: "q/1", Consumer: "alive"}, Consumer: "other", Lease: lease, Reason: "entry_lost", TTL: time.Minute}
+	if ended, err := b.EndLost(ctx, end); err != nil || ended {
+		t.Fatalf("EndLost of a live consumer's entry = %v, %v; want nothing done", ended, err)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 1 {
+		t.Fatalf("%d entries pending, want the live consumer's still pending", p.Count)
+	}
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: st.Lease, Result: []byte(`"ok"`), TTL: time.Minute})
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateSucceeded || string(s.Result) != `"ok"` {
+		t.Errorf("state = %+v, want the live consumer's outcome", s)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 0 {
+		t.Errorf("%d entries pending after the outcome, want none", p.Count)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.keys.Entries()).Result(); n != 0 {
+		t.Errorf("the entries hash holds %d entries after the outcome, want none", n)
+	}
+}
+
+// The entries hash holds a delivery from its start until it is settled, however it is
+// settled, and a delivery that supersedes another of the same task replaces its record:
+// nothing is left behind.
+func TestTheEntriesHashHoldsOnlyDeliveriesInFlight(t *testing.T) { each(t, testEntriesInFlight) }
+
+func testEntriesInFlight(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	entries := func() map[string]string { return e.rdb.HGetAll(ctx, e.keys.Entries()).Val() }
+	for i, kind := range []redisq.SettleKind{redisq.Complete, redisq.Retry, redisq.Dead, redisq.Release} {
+		id := fmt.Sprintf("q/%d", i)
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+		m := fetchOne(t, b, "w")
+		st := begin(t, b, m, id, "w")
+		if got := entries(); len(got) != 1 || got[m.EntryID] != id {
+			t.Fatalf("entries after the start of %s = %v", id, got)
+		}
+		settle(t, b, redisq.Settlement{Kind: kind, Message: m, TaskID: id, Lease: st.Lease, TTL: time.Minute})
+		if got := entries(); len(got) != 0 {
+			t.Errorf("entries after %s = %v, want none", kind, got)
+		}
+		if kind == redisq.Release { // settle what was handed back, so the stream is empty
+			m = fetchOne(t, b, "w")
+			settle(t, b, redisq.Settlement{Kind: redisq.Refuse, Message: m, Consumer: "w", TTL: time.Minute})
+		}
+	}
+	// A copy of a running task's envelope begins a second delivery: it replaces the first.
+	b.Enqueue(ctx, redisq.Task{ID: "q/9", Kind: "k", Queue: "q", Envelope: []byte("q/9")})
+	first := fetchOne(t, b, "w1")
+	begin(t, b, first, "q/9", "w1")
+	e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(), Values: []any{redisq.EnvelopeField, "q/9"}})
+	second := fetchOne(t, b, "w2")
+	st := begin(t, b, second, "q/9", "w2")
+	if got := entries(); len(got) != 1 || got[second.EntryID] != "q/9" {
+		t.Fatalf("entries after the second delivery began = %v, want only it", got)
+	}
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: second, TaskID: "q/9", Lease: st.Lease, TTL: time.Minute})
+	if got := entries(); len(got) != 0 {
+		t.Errorf("entries after the outcome = %v, want none", got)
+	}
+}
+
+// One task's state of the wrong type costs its lease alone: the heartbeat renews the
+// others and reports that one taken.
+func TestACorruptStateCostsOnlyItsOwnLease(t *testing.T) { each(t, testCorruptStateHeartbeat) }
+
+func testCorruptStateHeartbeat(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	var leases []redisq.Lease
+	for _, id := range []string{"q/1", "q/2", "q/3"} {
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+		m := fetchOne(t, b, "w")
+		leases = append(leases, redisq.Lease{EntryID: m.EntryID, TaskID: id, Token: begin(t, b, m, id, "w").Lease})
+	}
+	e.rdb.Del(ctx, e.keys.State("q/2"))
+	e.rdb.Set(ctx, e.keys.State("q/2"), "not-a-taskgen-key", 0)
+	time.Sleep(100 * time.Millisecond)
+	got, err := b.Heartbeat(ctx, "q", "w", time.Minute, leases)
+	want := []redisq.LeaseStatus{redisq.LeaseHeld, redisq.LeaseTaken, redisq.LeaseHeld}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Heartbeat = %v, %v; want %v", got, err, want)
+	}
+	p, _ := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.keys.Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
+	for i, x := range p {
+		if renewed := x.Idle < 100*time.Millisecond; renewed != (i != 1) {
+			t.Errorf("entry of %s idle for %s after the heartbeat; renewed = %v, want %v", leases[i].TaskID, x.Idle, renewed, i != 1)
+		}
 	}
 }
 
@@ -675,7 +859,7 @@ func testStallGrace(t *testing.T, e env) {
 		t.Fatal(err)
 	}
 	time.Sleep(1200 * time.Millisecond) // no worker reaches Redis for over a second: as if it had stalled
-	if got, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil); err != nil || len(got) != 0 {
+	if got, _, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil); err != nil || len(got) != 0 {
 		t.Fatalf("Reclaim right after the silence = %v, %v; want nothing taken", got, err)
 	}
 	statuses, err := b.Heartbeat(ctx, "q", "owner", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}})
@@ -685,7 +869,7 @@ func testStallGrace(t *testing.T, e env) {
 	// The owner dies now: once its lease runs out, and the grace with it, it is taken over.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+		got, _, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

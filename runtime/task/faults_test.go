@@ -478,7 +478,7 @@ func TestADeliveryLostBeforeItBeganCostsNoAttempt(t *testing.T) {
 		}
 		// A second consumer takes it over once the lease ran out, and loses it the same way.
 		waitFor(t, "the takeover", func() bool {
-			msgs, _, err := b.Reclaim(ctx, "q1", "lost-reply-2", 200*time.Millisecond, 1, "", nil)
+			msgs, _, _, err := b.Reclaim(ctx, "q1", "lost-reply-2", 200*time.Millisecond, 1, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

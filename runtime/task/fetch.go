@@ -60,7 +60,7 @@ func (f *fetcher) run(ctx context.Context) {
 			if reclaims++; reclaims%20 == 1 {
 				f.prune(rctx)
 			}
-			msgs, cursor, err = w.store.Reclaim(rctx, f.queue, w.cfg.consumer, w.cfg.lease, n, cursor, w.leases.entries(f.queue))
+			msgs, _, cursor, err = w.store.Reclaim(rctx, f.queue, w.cfg.consumer, w.cfg.lease, n, cursor, w.leases.entries(f.queue))
 			for _, m := range msgs {
 				w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", f.queue, "entry", m.EntryID)
 			}

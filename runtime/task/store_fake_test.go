@@ -66,8 +66,8 @@ func (f *fakeStore) Fetch(ctx context.Context, queue, _ string, count int, block
 	return msgs, nil
 }
 
-func (f *fakeStore) Reclaim(context.Context, string, string, time.Duration, int, string, []string) ([]redisq.Message, string, error) {
-	return nil, redisq.ReclaimStart, nil
+func (f *fakeStore) Reclaim(context.Context, string, string, time.Duration, int, string, []string) ([]redisq.Message, []redisq.Lost, string, error) {
+	return nil, nil, redisq.ReclaimStart, nil
 }
 
 func (f *fakeStore) PruneConsumers(context.Context, string, string, time.Duration) (int, error) {

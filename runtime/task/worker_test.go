@@ -1315,7 +1315,7 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 		}
 		begin(t, b, msgs[0], string(id), "dead-1", 2)
 		time.Sleep(60 * time.Millisecond)
-		if msgs, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
+		if msgs, _, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
 			t.Fatalf("reclaim = %+v, %v; want the entry", msgs, err)
 		}
 		begin(t, b, msgs[0], string(id), "dead-2", 2)
