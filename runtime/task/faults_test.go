@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,34 +194,165 @@ func TestResultRefusesAnOutcomeNoWorkerWrote(t *testing.T) {
 }
 
 // A running task whose stream entry is trimmed away (XTRIM by an operator, or MAXLEN on
-// another writer) still records its outcome once, and nobody takes it over: the outcome is
-// fenced by the task's state, not by the entry.
+// another writer) still records its outcome once, and nobody takes it over, though the
+// other worker's reclaims find the entry idle (a heartbeat cannot claim a deleted entry):
+// its worker renews its leases. The outcome is fenced by the task's state, not by the
+// entry, and the entries hash is empty once it is written.
 func TestARunningTaskWhoseEntryIsTrimmedStillFinishes(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		h := newHarness(t, rdb)
 		logs := &countingHandler{counts: map[string]int{}}
 		var s sleeper
-		w := h.worker(t, task.WithLease(300*time.Millisecond), task.WithLogger(slog.New(logs)))
-		task.Register(w, sleepDef, s.fn("w"))
-		run(t, w)
+		for _, name := range []string{"w1", "w2"} {
+			w := h.worker(t, task.WithLease(300*time.Millisecond), task.WithLogger(slog.New(logs)), task.WithConsumerName(name))
+			task.Register(w, sleepDef, s.fn(name))
+			run(t, w)
+		}
 		ctx := context.Background()
-		id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: "trimmed", Sleep: 2 * time.Second})
+		id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: "trimmed", Sleep: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "the task to begin", func() bool { return s.count("trimmed") == 1 })
-		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
-		if err := h.rdb.XTrimMaxLen(ctx, stream, 0).Err(); err != nil {
+		keys := redisq.QueueKeys(h.prefix, "q1")
+		if err := h.rdb.XTrimMaxLen(ctx, keys.Stream(), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := waitLong[string](t, h.client, id, time.Minute); err != nil || got != "trimmed by w" {
+		if got, err := waitLong[string](t, h.client, id, time.Minute); err != nil || !strings.HasPrefix(got, "trimmed by w") {
 			t.Fatalf("Result = %q, %v", got, err)
 		}
 		if n := s.count("trimmed"); n != 1 {
 			t.Errorf("the task ran %d times, want once", n)
 		}
-		if n := logs.count("lost the lease of a running task to another worker: stopping this run"); n != 0 {
-			t.Errorf("the run was stopped %d times", n)
+		for _, msg := range []string{
+			"lost the lease of a running task to another worker: stopping this run",
+			"task failed for good: its stream entry was deleted while it ran, and its worker died",
+		} {
+			if n := logs.count(msg); n != 0 {
+				t.Errorf("%d times %q", n, msg)
+			}
+		}
+		if n, _ := h.rdb.HLen(ctx, keys.Entries()).Result(); n != 0 {
+			t.Errorf("the entries hash holds %d entries after the outcome, want none", n)
+		}
+	})
+}
+
+// A long task whose stream entry is trimmed while it runs, and whose worker then dies (it
+// loses Redis for good: its client is closed, so it neither renews nor settles), is ended
+// by another worker once the dead one has renewed nothing for a lease: Result returns the
+// reason, the dead letter names the task, and nothing is left pending or mapped. It does
+// not run again: its envelope went with the entry.
+func TestATaskWhoseEntryIsTrimmedUnderADeadWorkerEnds(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		var s sleeper
+		const lease = 300 * time.Millisecond
+		own := ownClient(t, rdb) // the doomed worker's own connection to Redis
+		doomed, err := task.NewWorker(own, workerOptions(h.opts, task.WithQueues("q1"), task.WithLease(lease),
+			task.WithShutdownTimeout(100*time.Millisecond), task.WithConsumerName("doomed"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task.Register(doomed, sleepDef, s.fn("doomed"))
+		run(t, doomed)
+		ctx := context.Background()
+		id, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{Name: "long", Sleep: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the task to begin", func() bool { return s.count("long") == 1 })
+		time.Sleep(lease) // a heartbeat or two: the doomed worker's record is fresh
+		keys := redisq.QueueKeys(h.prefix, "q1")
+		if err := h.rdb.XTrimMaxLen(ctx, keys.Stream(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		own.Close() // the worker dies, as far as Redis can tell
+
+		rescuer := h.worker(t, task.WithLease(lease), task.WithConsumerName("rescuer"))
+		task.Register(rescuer, sleepDef, s.fn("rescuer"))
+		run(t, rescuer)
+		_, err = waitLong[string](t, h.client, id, time.Minute)
+		var failed *task.FailedError
+		if !errors.As(err, &failed) || failed.Reason != task.ReasonEntryLost || failed.Attempts != 1 {
+			t.Fatalf("Result = %v, want a failure %s after 1 attempt", err, task.ReasonEntryLost)
+		}
+		if n := s.count("long"); n != 1 {
+			t.Errorf("the task ran %d times, want once", n)
+		}
+		dead := deadLetters(t, h, "q1")
+		if len(dead) != 1 || dead[0]["id"] != string(id) || dead[0]["reason"] != task.ReasonEntryLost {
+			t.Errorf("dead letters = %v, want one naming %s, %s", dead, id, task.ReasonEntryLost)
+		}
+		if p, _ := h.rdb.XPending(ctx, keys.Stream(), redisq.Group).Result(); p.Count != 0 {
+			t.Errorf("%d entries still pending", p.Count)
+		}
+		if n, _ := h.rdb.HLen(ctx, keys.Entries()).Result(); n != 0 {
+			t.Errorf("the entries hash holds %d entries, want none", n)
+		}
+	})
+}
+
+// ownClient returns a new client of the deployment rdb reaches, closed when the test ends
+// (or before, by the test).
+func ownClient(t *testing.T, rdb redis.UniversalClient) redis.UniversalClient {
+	t.Helper()
+	var c redis.UniversalClient
+	switch r := rdb.(type) {
+	case *redis.Client:
+		c = redis.NewClient(&redis.Options{Addr: r.Options().Addr})
+	case *redis.ClusterClient:
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Options().Addrs})
+	default:
+		t.Fatalf("ownClient: a %T", rdb)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// The entries hash that maps each delivery in flight to its task is empty once the tasks
+// have finished, however they finished: succeeded, after a retry, dead-lettered, or
+// refused by entry.
+func TestTheEntriesHashIsEmptyOnceTasksFinish(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithConcurrency(4))
+		var failed sync.Map
+		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+			switch a.Msg {
+			case "permanent":
+				return "", task.Permanent(errors.New("no"))
+			case "flaky":
+				if _, again := failed.LoadOrStore(a.Msg, true); !again {
+					return "", errors.New("once")
+				}
+			}
+			return a.Msg, nil
+		})
+		run(t, w)
+		ctx := context.Background()
+		keys := redisq.QueueKeys(h.prefix, "q1")
+		var ids []task.ID
+		for _, msg := range []string{"ok", "flaky", "permanent", "ok too"} {
+			id, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: msg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(), Values: []any{redisq.EnvelopeField, "garbage"}})
+		for _, id := range ids {
+			if _, err := wait[string](t, h.client, id); err != nil && !task.IsPermanent(err) && !errors.As(err, new(*task.FailedError)) {
+				t.Fatalf("task %s: %v", id, err)
+			}
+		}
+		waitDeadLetters(t, h, "q1", 2)
+		waitFor(t, "nothing to be pending", func() bool {
+			p, err := h.rdb.XPending(ctx, keys.Stream(), redisq.Group).Result()
+			return err == nil && p.Count == 0
+		})
+		if m, _ := h.rdb.HGetAll(ctx, keys.Entries()).Result(); len(m) != 0 {
+			t.Errorf("the entries hash holds %v once every task finished, want nothing", m)
 		}
 	})
 }

@@ -70,6 +70,8 @@ func (f *fakeStore) Reclaim(context.Context, string, string, time.Duration, int,
 	return nil, nil, redisq.ReclaimStart, nil
 }
 
+func (f *fakeStore) EndLost(context.Context, redisq.EndLost) (bool, error) { return false, nil }
+
 func (f *fakeStore) PruneConsumers(context.Context, string, string, time.Duration) (int, error) {
 	return 0, nil
 }
