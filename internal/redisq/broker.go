@@ -318,6 +318,9 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 	k := b.Keys(queue)
 	consumers, err := b.rdb.XInfoConsumers(ctx, k.Stream(), Group).Result()
 	if err != nil {
+		if redis.HasErrorPrefix(err, "WRONGTYPE") { // a read: it changed nothing
+			err = &CorruptError{Key: k.Stream(), msg: err.Error()}
+		}
 		return 0, fmt.Errorf("list consumers of %s: %w", k.Stream(), err)
 	}
 	n := 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -652,65 +653,161 @@ func TestScriptsChangeNothingOnAKeyOfTheWrongType(t *testing.T) { each(t, testSc
 
 func testScriptsCheckTypes(t *testing.T, e env) {
 	ctx := context.Background()
+	// An op runs one script against the keys that setup (q/1 enqueued and fetched by w,
+	// its delivery begun unless the op begins it) and prepare left; prepare returns what
+	// run needs. want checks what run returned; nil: ErrCorrupt.
 	type op struct {
-		name string
-		keys []string
-		run  func(b *redisq.Broker, m redisq.Message, lease int64) error
+		name    string
+		keys    func(k redisq.Keys) []string
+		prepare func(t *testing.T, b *redisq.Broker, k redisq.Keys, m redisq.Message, lease int64) string
+		run     func(b *redisq.Broker, m redisq.Message, lease int64, prepared string) error
+		want    func(err error) error
 	}
-	k := e.keys
+	keys := func(names ...func(redisq.Keys) string) func(redisq.Keys) []string {
+		return func(k redisq.Keys) []string {
+			out := make([]string, len(names))
+			for i, n := range names {
+				out[i] = n(k)
+			}
+			return out
+		}
+	}
+	var (
+		stream  = redisq.Keys.Stream
+		delayed = redisq.Keys.Delayed
+		dead    = redisq.Keys.Dead
+		tick    = redisq.Keys.Tick
+		notify  = redisq.Keys.Notify
+		entries = redisq.Keys.Entries
+		state   = func(k redisq.Keys) string { return k.State("q/1") }
+		done    = func(k redisq.Keys) string { return k.Done("q/1") }
+		state2  = func(k redisq.Keys) string { return k.State("q/2") }
+	)
+	// settleOne makes the settlement of q/1's delivery; the ops that need one begun make
+	// it with the lease setup began.
+	settleOne := func(b *redisq.Broker, s redisq.Settlement) error { return b.Settle(ctx, []redisq.Settlement{s})[0] }
 	ops := []op{
-		{"enqueue", []string{k.Stream(), k.Delayed(), k.State("q/2")}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+		{name: "enqueue", keys: keys(stream, delayed, state2, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
 			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
 			return err
 		}},
-		{"start", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
+		{name: "fetch", keys: keys(stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+			_, err := b.Fetch(ctx, "q", "w", 10, 0, 1<<20)
+			return err
+		}},
+		{name: "start", keys: keys(stream, state, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
 			_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
 			return err
 		}},
-		{"complete", []string{k.State("q/1"), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute}})[0]
+		{name: "heartbeat", keys: keys(stream, tick), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			_, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: l}})
+			return err
 		}},
-		{"retry", []string{k.Delayed(), k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l}})[0]
+		// A task's state of the wrong type costs its lease alone (Broker.Heartbeat renews
+		// the others without it): the heartbeat reports it taken, and writes nothing.
+		{name: "heartbeat", keys: keys(state), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			got, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: l}})
+			if err == nil && (len(got) != 1 || got[0] != redisq.LeaseTaken) {
+				return fmt.Errorf("heartbeat = %v, want the lease taken", got)
+			}
+			return err
+		}, want: func(err error) error { return err }},
+		{name: "reclaim", keys: keys(stream, tick, entries), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+			time.Sleep(5 * time.Millisecond) // the entry has been idle for longer than the lease
+			_, _, _, err := b.Reclaim(ctx, "q", "other", time.Millisecond, 10, "", nil)
+			return err
 		}},
-		{"dead", []string{k.Dead(), k.State("q/1"), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute}})[0]
+		{name: "complete", keys: keys(stream, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
 		}},
-		{"release", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: l}})[0]
+		{name: "retry", keys: keys(stream, delayed, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l})
 		}},
-		{"refuse", []string{k.Dead()}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute}})[0]
+		{name: "dead", keys: keys(stream, dead, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
 		}},
-		{"promote", []string{k.Delayed()}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+		{name: "release", keys: keys(stream, state, notify, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: l})
+		}},
+		{name: "refuse", keys: keys(stream, dead, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute})
+		}},
+		{name: "promote", keys: keys(delayed, stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
 			_, _, err := b.Promote(ctx, "q", 10)
 			return err
 		}},
+		{name: "requeue", keys: keys(dead, stream, state, done, notify),
+			prepare: func(t *testing.T, b *redisq.Broker, _ redisq.Keys, m redisq.Message, l int64) string {
+				settle(t, b, redisq.Settlement{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
+				d, err := b.DeadLetters(ctx, "q", "", 1)
+				if err != nil || len(d) != 1 {
+					t.Fatalf("dead letters = %v, %v", d, err)
+				}
+				return d[0].EntryID
+			},
+			run: func(b *redisq.Broker, _ redisq.Message, _ int64, entry string) error {
+				return b.Requeue(ctx, "q", entry, "q/1", "k", []byte("again"))
+			}},
+		{name: "prune", keys: keys(stream, tick),
+			prepare: func(t *testing.T, b *redisq.Broker, k redisq.Keys, _ redisq.Message, _ int64) string {
+				if err := e.rdb.XGroupCreateConsumer(ctx, k.Stream(), redisq.Group, "idle").Err(); err != nil {
+					t.Fatal(err)
+				}
+				return ""
+			},
+			run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+				_, err := b.PruneConsumers(ctx, "q", "self", 0)
+				return err
+			}},
+		{name: "endLost", keys: keys(stream, tick, entries, dead, state, done),
+			prepare: func(t *testing.T, b *redisq.Broker, k redisq.Keys, _ redisq.Message, _ int64) string {
+				if err := e.rdb.XTrimMaxLen(ctx, k.Stream(), 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(5 * time.Millisecond)
+				if _, lost, _, err := b.Reclaim(ctx, "q", "other", time.Millisecond, 10, "", nil); err != nil || len(lost) != 1 {
+					t.Fatalf("Reclaim found %v lost, %v; want q/1's delivery", lost, err)
+				}
+				return ""
+			},
+			run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+				_, err := b.EndLost(ctx, redisq.EndLost{Lost: redisq.Lost{Queue: "q", EntryID: m.EntryID, TaskID: "q/1", Consumer: "w"},
+					Consumer: "other", Lease: time.Millisecond, Reason: "entry_lost", TTL: time.Minute})
+				return err
+			}},
 	}
 	for _, o := range ops {
-		for _, key := range o.keys {
-			t.Run(o.name+"/"+strings.TrimPrefix(key, e.prefix), func(t *testing.T) {
+		for _, key := range o.keys(redisq.QueueKeys("", "q")) {
+			t.Run(o.name+"/"+strings.TrimPrefix(key, ":{q}:"), func(t *testing.T) {
 				prefix := redistest.Prefix(t)
 				b := redisq.New(e.rdb, prefix)
 				kk := redisq.QueueKeys(prefix, "q")
-				key := strings.Replace(key, e.prefix, prefix, 1)
+				key := prefix + key
 				if err := b.EnsureGroup(ctx, "q"); err != nil {
 					t.Fatal(err)
 				}
 				b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
 				m := fetchOne(t, b, "w")
 				var lease int64
-				if o.name != "start" && o.name != "refuse" && o.name != "enqueue" {
+				if o.name != "start" && o.name != "refuse" && o.name != "enqueue" && o.name != "fetch" {
 					lease = begin(t, b, m, "q/1", "w").Lease
+				}
+				var prepared string
+				if o.prepare != nil {
+					prepared = o.prepare(t, b, kk, m, lease)
 				}
 				e.rdb.Del(ctx, key)
 				e.rdb.Set(ctx, key, "not-a-taskgen-key", 0)
-				before := dump(t, e.rdb, kk)
-				err := o.run(b, m, lease)
-				if !errors.Is(err, redisq.ErrCorrupt) {
+				before := dump(t, e.rdb, prefix)
+				err := o.run(b, m, lease, prepared)
+				if o.want != nil {
+					if err := o.want(err); err != nil {
+						t.Fatal(err)
+					}
+				} else if !errors.Is(err, redisq.ErrCorrupt) {
 					t.Fatalf("err = %v, want ErrCorrupt", err)
 				}
-				if after := dump(t, e.rdb, kk); after != before {
+				if after := dump(t, e.rdb, prefix); after != before {
 					t.Errorf("the script changed keys before it failed:\nbefore %s\nafter  %s", before, after)
 				}
 			})
@@ -718,20 +815,43 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 	}
 }
 
-// dump describes every key of a queue that the scripts touch: type and content.
-func dump(t *testing.T, rdb redis.UniversalClient, k redisq.Keys) string {
+// dump describes every key under prefix, on every node of a cluster: type and content,
+// and for a stream its pending entries and their consumers.
+func dump(t *testing.T, rdb redis.UniversalClient, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
+	var mu sync.Mutex
+	var keys []string
+	collect := func(ctx context.Context, node *redis.Client) error {
+		ks, err := node.Keys(ctx, prefix+":*").Result()
+		mu.Lock()
+		defer mu.Unlock()
+		keys = append(keys, ks...)
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, collect)
+	} else {
+		err = collect(ctx, rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
 	var b strings.Builder
-	for _, key := range []string{k.Stream(), k.Delayed(), k.Dead(), k.State("q/1"), k.Done("q/1"), k.State("q/2")} {
+	for _, key := range keys {
 		typ, _ := rdb.Type(ctx, key).Result()
-		fmt.Fprintf(&b, "%s=%s:", strings.TrimPrefix(key, k.Stream()[:strings.Index(k.Stream(), "{")]), typ)
+		fmt.Fprintf(&b, "%s=%s:", strings.TrimPrefix(key, prefix), typ)
 		switch typ {
 		case "stream":
 			xs, _ := rdb.XRange(ctx, key, "-", "+").Result()
 			fmt.Fprint(&b, xs)
-			if p, err := rdb.XPending(ctx, key, redisq.Group).Result(); err == nil {
-				fmt.Fprint(&b, " pending ", p.Count)
+			if p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: redisq.Group, Start: "-", End: "+", Count: 100}).Result(); err == nil {
+				fmt.Fprint(&b, " pending")
+				for _, x := range p {
+					fmt.Fprintf(&b, " %s@%s", x.ID, x.Consumer)
+				}
 			}
 		case "zset":
 			fmt.Fprint(&b, rdb.ZRangeWithScores(ctx, key, 0, -1).Val())
