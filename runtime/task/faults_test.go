@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -546,31 +547,8 @@ func TestSubmitWaitsOutAReshard(t *testing.T) {
 	if _, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}); err != nil { // the stream exists
 		t.Fatal(err)
 	}
-	slot, err := rdb.ClusterKeySlot(ctx, redisq.QueueKeys(h.prefix, "q1").Stream()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var owner, target *redis.Client
-	var ownerID, targetID string
-	for _, n := range cluster.Nodes {
-		c := n.NewClient()
-		defer c.Close()
-		id, _ := c.ClusterMyID(ctx).Result()
-		if n, _ := c.ClusterCountKeysInSlot(ctx, int(slot)).Result(); n > 0 && owner == nil {
-			owner, ownerID = c, id
-		} else if target == nil {
-			target, targetID = c, id
-		}
-	}
-	if owner == nil || target == nil {
-		t.Fatal("cannot find the slot's owner and another node")
-	}
-	if err := target.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ownerID).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := owner.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", targetID).Err(); err != nil {
-		t.Fatal(err)
-	}
+	m := startMigration(t, cluster, redisq.QueueKeys(h.prefix, "q1").Stream())
+	slot, owner, target := m.slot, m.owner, m.target
 	done := make(chan error, 1)
 	go func() {
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -591,6 +569,134 @@ func TestSubmitWaitsOutAReshard(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Submit after the reshard = %v", err)
+	}
+}
+
+// A durable Submit waits out a reshard too, and is confirmed where the queue lives once
+// the slot has moved: while the queue's slot is migrating, the master refuses the enqueue
+// on the pinned connection (TRYAGAIN); once the slot is on another master, the old one
+// answers MOVED; Submit pins the new master, enqueues there and its replica confirms the
+// task. It needs a cluster of its own, with replicas, to move slots and to WAIT.
+func TestADurableSubmitWaitsOutAReshard(t *testing.T) {
+	cluster, err := redistest.StartReplicatedCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Stop()
+	rdb := cluster.NewClient()
+	defer rdb.Close()
+	h := durableHarness(t, rdb, task.Durability{Replicas: 1, Timeout: 5 * time.Second})
+	ctx := context.Background()
+	if _, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{}); err != nil { // the stream exists
+		t.Fatal(err)
+	}
+	keys := redisq.QueueKeys(h.prefix, "q1")
+	m := startMigration(t, cluster, keys.Stream())
+	type submitted struct {
+		id  task.ID
+		err error
+	}
+	done := make(chan submitted, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		id, err := task.Submit(sctx, h.client, echoDef, alice, echoArgs{Msg: "during the reshard"})
+		done <- submitted{id, err}
+	}()
+	time.Sleep(3 * time.Second) // longer than go-redis's own retries
+	select {
+	case s := <-done:
+		t.Fatalf("Submit returned while the slot was migrating: %s, %v", s.id, s.err)
+	default:
+	}
+	m.finish(t)
+	s := <-done
+	if s.err != nil {
+		t.Fatalf("Submit after the slot moved = %s, %v; want it confirmed", s.id, s.err)
+	}
+	replica, err := cluster.Replica(m.targetAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A cluster replica answers reads of its master's slots only on READONLY connections.
+	onReplica := redis.NewClient(&redis.Options{Addr: replica.Addr, OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+		return cn.ReadOnly(ctx).Err()
+	}})
+	defer onReplica.Close()
+	if !h.exists(t, m.target, s.id) || !h.exists(t, onReplica, s.id) {
+		t.Errorf("task %s is not on the slot's new master and its replica", s.id)
+	}
+}
+
+// migration is a slot of a test's own cluster being moved from the master that holds it
+// to another master.
+type migration struct {
+	slot                  int64
+	owner, target         *redis.Client
+	ownerID, targetID     string
+	ownerAddr, targetAddr string
+}
+
+// startMigration marks the slot of key as migrating from its master to another master,
+// as redis-cli --cluster reshard does before it moves keys.
+func startMigration(t *testing.T, cluster *redistest.Cluster, key string) *migration {
+	t.Helper()
+	ctx := context.Background()
+	m := &migration{}
+	for _, n := range cluster.Nodes {
+		c := n.NewClient()
+		t.Cleanup(func() { c.Close() })
+		if m.slot == 0 {
+			slot, err := c.ClusterKeySlot(ctx, key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.slot = slot
+		}
+		if role, _ := c.Do(ctx, "ROLE").Slice(); len(role) == 0 || role[0] != "master" {
+			continue // a replica holds the slot's keys too, but serves none
+		}
+		id, _ := c.ClusterMyID(ctx).Result()
+		if n2, _ := c.ClusterCountKeysInSlot(ctx, int(m.slot)).Result(); n2 > 0 && m.owner == nil {
+			m.owner, m.ownerID, m.ownerAddr = c, id, n.Addr
+		} else if m.target == nil {
+			m.target, m.targetID, m.targetAddr = c, id, n.Addr
+		}
+	}
+	if m.owner == nil || m.target == nil {
+		t.Fatal("cannot find the slot's master and another master")
+	}
+	if err := m.target.Do(ctx, "CLUSTER", "SETSLOT", m.slot, "IMPORTING", m.ownerID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.owner.Do(ctx, "CLUSTER", "SETSLOT", m.slot, "MIGRATING", m.targetID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// finish moves the slot's keys to the target and gives it the slot, on every master.
+func (m *migration) finish(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := m.owner.ClusterGetKeysInSlot(ctx, int(m.slot), 1000).Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys of slot %d = %v, %v", m.slot, keys, err)
+	}
+	host, port, _ := net.SplitHostPort(m.targetAddr)
+	args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	if err := m.owner.Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("MIGRATE: %v", err)
+	}
+	// The target first, then the old owner: the order redis-cli uses, so that no client
+	// is sent back and forth between them.
+	for _, c := range []*redis.Client{m.target, m.owner} {
+		if err := c.Do(ctx, "CLUSTER", "SETSLOT", m.slot, "NODE", m.targetID).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
