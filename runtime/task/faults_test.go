@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -399,63 +398,6 @@ func TestAReplayedEnvelopeNeverRunsAgain(t *testing.T) {
 		}
 		if _, err := task.Submit(ctx, h.client, sleepDef, alice, sleepArgs{}, task.Delay(task.MaxTaskLife+time.Hour)); err == nil {
 			t.Error("Submit accepted a task due after MaxTaskLife")
-		}
-	})
-}
-
-// A 256 MiB stream entry is never read into the worker: it is dead-lettered by its id and
-// size from inside Redis, while the worker's heap stays small, and the ordinary tasks
-// around it all run.
-func TestAHugeEntryIsNeverReadIntoTheWorker(t *testing.T) {
-	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
-		h := newHarness(t, rdb)
-		ctx := context.Background()
-		stream := redisq.QueueKeys(h.prefix, "q1").Stream()
-		before, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "before"})
-		huge := strings.Repeat("x", 256<<20)
-		if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{redisq.EnvelopeField, huge}}).Err(); err != nil {
-			t.Fatal(err)
-		}
-		huge = ""
-		after, _ := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: "after"})
-		runtime.GC()
-		var base runtime.MemStats
-		runtime.ReadMemStats(&base)
-		var peak atomic.Uint64
-		stopSampling := make(chan struct{})
-		sampled := make(chan struct{})
-		go func() {
-			defer close(sampled)
-			var m runtime.MemStats
-			for {
-				select {
-				case <-stopSampling:
-					return
-				case <-time.After(2 * time.Millisecond):
-				}
-				runtime.ReadMemStats(&m)
-				if m.HeapAlloc > peak.Load() {
-					peak.Store(m.HeapAlloc)
-				}
-			}
-		}()
-		w := h.worker(t)
-		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) { return a.Msg, nil })
-		run(t, w)
-		for _, id := range []task.ID{before, after} {
-			if _, err := wait[string](t, h.client, id); err != nil {
-				t.Errorf("task %s next to the huge entry: %v", id, err)
-			}
-		}
-		dead := waitDeadLetters(t, h, "q1", 1)
-		close(stopSampling)
-		<-sampled
-		if grew := int64(peak.Load()) - int64(base.HeapAlloc); grew > 64<<20 {
-			t.Errorf("the worker's heap grew by %d MiB while the huge entry was refused", grew>>20)
-		}
-		if len(dead) != 1 || dead[0]["reason"] != task.ReasonMalformed || dead[0]["size"] != fmt.Sprint(256<<20) || dead[0]["env"] != "" {
-			delete(dead[0], "env")
-			t.Errorf("dead letter = %v, want malformed, its size and no envelope", dead)
 		}
 	})
 }

@@ -24,7 +24,12 @@ import (
 	"github.com/taskgen/taskgen/runtime/task"
 )
 
-func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(memoryWorkerEnv) != "" { // the test binary as a worker of its own (memory_test.go)
+		os.Exit(memoryWorker())
+	}
+	os.Exit(redistest.Main(m))
+}
 
 var signingKey = []byte("test-signing-key-0123456789abcdef")
 
