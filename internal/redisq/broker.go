@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,12 +130,37 @@ func Resharding(err error) bool {
 	return false
 }
 
-// classify marks the errors the scripts raise on a key of the wrong type.
+// CorruptError is ErrCorrupt naming the key that holds the wrong type.
+type CorruptError struct {
+	Key string
+	msg string // what the script said
+}
+
+func (e *CorruptError) Error() string { return ErrCorrupt.Error() + ": " + e.msg }
+
+// Unwrap returns ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// corruptMark starts the error a script's type check raises (prelude's check), which
+// names the key: "WRONGTYPE taskgen: key <key> holds a <type>, want ...".
+const corruptMark = "WRONGTYPE taskgen: key "
+
+// classify turns the error a script raises on a key of the wrong type into a
+// *CorruptError.
 func classify(err error) error {
-	if err != nil && strings.Contains(err.Error(), "WRONGTYPE taskgen:") {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if err == nil {
+		return nil
 	}
-	return err
+	msg := err.Error()
+	i := strings.Index(msg, corruptMark)
+	if i < 0 {
+		return err
+	}
+	key := msg[i+len(corruptMark):]
+	if j := strings.LastIndex(key, " holds a "); j >= 0 {
+		key = key[:j]
+	}
+	return &CorruptError{Key: key, msg: msg}
 }
 
 // Fetch reads up to count new entries of queue for consumer. An entry whose fields
@@ -203,6 +229,17 @@ func entries(queue string, reply any) []Message {
 // ReclaimStart is the cursor of a reclaim scan's first call.
 const ReclaimStart = "-"
 
+// Lost is a delivery lost with its entry: the entry was deleted from the stream (XTRIM,
+// XDEL) while pending with a consumer that has died since (it renewed no lease for
+// longer than a lease), after the delivery of task TaskID began on it. Nothing can run
+// the task again; EndLost ends it.
+type Lost struct {
+	Queue    string
+	EntryID  string
+	TaskID   string
+	Consumer string // the consumer that held the entry
+}
+
 // Reclaim takes over up to count entries of queue that other consumers have held without
 // a heartbeat for longer than lease, by Redis's idle clock: their workers died or stalled.
 // After Redis heard from no worker of the queue (through Reclaim or Heartbeat) for longer
@@ -212,7 +249,12 @@ const ReclaimStart = "-"
 // pending entries from cursor (ReclaimStart for the start) and returns the cursor to go
 // on from, ReclaimStart once the scan went round, so entries held by live workers do not
 // hide orphans behind them.
-func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]Message, string, error) {
+//
+// A pending entry deleted from the stream cannot be taken over. When its consumer is dead
+// (see Lost) and a delivery began on it, it comes back in lost, for EndLost; when no
+// delivery began, it is dropped from the pending list. The deleted entries of a live
+// consumer are left alone: it finishes them.
+func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) (msgs []Message, lost []Lost, next string, err error) {
 	k := b.Keys(queue)
 	if cursor == "" {
 		cursor = ReclaimStart
@@ -222,18 +264,57 @@ func (b *Broker) Reclaim(ctx context.Context, queue, consumer string, lease time
 	for _, id := range running {
 		args = append(args, id)
 	}
-	res, err := reclaimScript.Run(ctx, b.rdb, []string{k.Stream(), k.Tick()}, args...).Slice()
+	res, err := reclaimScript.Run(ctx, b.rdb, []string{k.Stream(), k.Tick(), k.Entries()}, args...).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOGROUP") {
-			return nil, ReclaimStart, fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
+			return nil, nil, ReclaimStart, fmt.Errorf("reclaim on %s: %w", k.Stream(), ErrNoGroup)
 		}
-		return nil, cursor, fmt.Errorf("reclaim on %s: %w", k.Stream(), classify(err))
+		return nil, nil, cursor, fmt.Errorf("reclaim on %s: %w", k.Stream(), classify(err))
 	}
-	if len(res) != 2 {
-		return nil, cursor, fmt.Errorf("reclaim on %s: unexpected reply %v", k.Stream(), res)
+	if len(res) != 3 {
+		return nil, nil, cursor, fmt.Errorf("reclaim on %s: unexpected reply %v", k.Stream(), res)
 	}
-	next, _ := res[0].(string)
-	return entries(queue, res[1]), next, nil
+	next, _ = res[0].(string)
+	xs, _ := res[2].([]any)
+	for _, x := range xs {
+		l, _ := x.([]any)
+		if len(l) != 3 {
+			continue
+		}
+		entry, _ := l[0].(string)
+		id, _ := l[1].(string)
+		owner, _ := l[2].(string)
+		lost = append(lost, Lost{Queue: queue, EntryID: entry, TaskID: id, Consumer: owner})
+	}
+	return entries(queue, res[1]), lost, next, nil
+}
+
+// EndLost is how a lost delivery ends.
+type EndLost struct {
+	Lost     Lost
+	Consumer string        // the consumer calling, which found it
+	Lease    time.Duration // the caller's lease, by which the holder's silence is judged
+	Reason   string
+	Error    string
+	TTL      time.Duration // how long the task's final state stays readable
+	MAC      string        // authenticates the final outcome (see Settlement.MAC)
+}
+
+// EndLost ends the task of a lost delivery dead, with e's reason and error, dead-letters
+// it without an envelope and lets the entry go, after checking again, atomically, that it
+// is lost (see endLostScript). It reports whether the task ended: false when the entry
+// is not lost any more (it was settled, or its consumer came back) or the task had moved
+// on (another delivery began, or it finished), which is left as it is.
+func (b *Broker) EndLost(ctx context.Context, e EndLost) (bool, error) {
+	l := e.Lost
+	k := b.Keys(l.Queue)
+	keys := []string{k.Stream(), k.Tick(), k.Entries(), k.Dead(), k.State(l.TaskID), k.Done(l.TaskID)}
+	n, err := endLostScript.Run(ctx, b.rdb, keys, Group, l.EntryID, l.Consumer, e.Consumer, ttlMS(e.Lease),
+		l.TaskID, e.Reason, e.Error, ttlMS(e.TTL), e.MAC).Int()
+	if err != nil {
+		return false, fmt.Errorf("end %s, lost with entry %s: %w", l.TaskID, l.EntryID, classify(err))
+	}
+	return n == 1, nil
 }
 
 // PruneConsumers removes from queue's group the consumers other than self that hold no
@@ -245,6 +326,9 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 	k := b.Keys(queue)
 	consumers, err := b.rdb.XInfoConsumers(ctx, k.Stream(), Group).Result()
 	if err != nil {
+		if redis.HasErrorPrefix(err, "WRONGTYPE") { // a read: it changed nothing
+			err = &CorruptError{Key: k.Stream(), msg: err.Error()}
+		}
 		return 0, fmt.Errorf("list consumers of %s: %w", k.Stream(), err)
 	}
 	n := 0
@@ -252,7 +336,7 @@ func (b *Broker) PruneConsumers(ctx context.Context, queue, self string, idle ti
 		if c.Name == self || c.Pending > 0 || c.Idle < idle {
 			continue
 		}
-		removed, err := pruneScript.Run(ctx, b.rdb, []string{k.Stream()}, Group, c.Name).Int()
+		removed, err := pruneScript.Run(ctx, b.rdb, []string{k.Stream(), k.Tick()}, Group, c.Name).Int()
 		if err != nil {
 			return n, fmt.Errorf("remove consumer %s of %s: %w", c.Name, k.Stream(), classify(err))
 		}
@@ -286,29 +370,46 @@ const (
 // does not take them while they run, and returns the status of each, in order. lease is
 // the consumer's lease: a heartbeat that finds Redis silent for longer than it holds
 // every takeover back for one more lease.
+//
+// A lease whose task's state holds the wrong type is LeaseTaken: its run stops, and the
+// worker that takes the entry over dead-letters it (corrupt). The script refuses the
+// whole call on such a key, changing nothing; Heartbeat then renews the other leases
+// without it, so that one corrupt key costs no other task its lease.
 func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []Lease) ([]LeaseStatus, error) {
-	if len(leases) == 0 {
-		return nil, nil
-	}
 	k := b.Keys(queue)
-	keys := make([]string, 2, 2+len(leases))
-	keys[0], keys[1] = k.Stream(), k.Tick()
-	args := make([]any, 0, 3+2*len(leases))
-	args = append(args, Group, consumer, ttlMS(lease))
-	for _, l := range leases {
-		keys = append(keys, k.State(l.TaskID))
-		args = append(args, l.EntryID, l.Token)
+	out := make([]LeaseStatus, len(leases))
+	left := make([]int, len(leases)) // the leases still to renew, by index
+	for i := range left {
+		left[i] = i
 	}
-	codes, err := heartbeatScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("heartbeat on %s: %w", k.Stream(), classify(err))
-	}
-	if len(codes) != len(leases) {
-		return nil, fmt.Errorf("heartbeat on %s: %d answers for %d leases", k.Stream(), len(codes), len(leases))
-	}
-	out := make([]LeaseStatus, len(codes))
-	for i, c := range codes {
-		out[i] = LeaseStatus(c)
+	for len(left) > 0 {
+		keys := make([]string, 2, 2+len(left))
+		keys[0], keys[1] = k.Stream(), k.Tick()
+		args := make([]any, 0, 3+2*len(left))
+		args = append(args, Group, consumer, ttlMS(lease))
+		for _, i := range left {
+			keys = append(keys, k.State(leases[i].TaskID))
+			args = append(args, leases[i].EntryID, leases[i].Token)
+		}
+		codes, err := heartbeatScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
+		var corrupt *CorruptError
+		if errors.As(classify(err), &corrupt) {
+			if j := slices.Index(keys[2:], corrupt.Key); j >= 0 {
+				out[left[j]] = LeaseTaken
+				left = slices.Delete(left, j, j+1)
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("heartbeat on %s: %w", k.Stream(), classify(err))
+		}
+		if len(codes) != len(left) {
+			return nil, fmt.Errorf("heartbeat on %s: %d answers for %d leases", k.Stream(), len(codes), len(left))
+		}
+		for j, c := range codes {
+			out[left[j]] = LeaseStatus(c)
+		}
+		break
 	}
 	return out, nil
 }
@@ -366,8 +467,8 @@ type Start struct {
 // StartDelivery begins a delivery: it raises the task's lease token and counts the attempt.
 func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, error) {
 	k := b.Keys(r.Message.Queue)
-	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID)},
-		Group, r.Message.EntryID, r.Consumer, r.Runs).Int64Slice()
+	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID), k.Entries()},
+		Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID).Int64Slice()
 	if err != nil {
 		return Start{}, fmt.Errorf("start %s: %w", r.TaskID, classify(err))
 	}
@@ -464,21 +565,21 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 	m := s.Message
 	switch s.Kind {
 	case Complete:
-		return completeScript, []string{k.Stream(), k.State(s.TaskID), k.Done(s.TaskID)},
+		return completeScript, []string{k.Stream(), k.State(s.TaskID), k.Done(s.TaskID), k.Entries()},
 			[]any{Group, m.EntryID, s.Lease, s.Result, ttlMS(s.TTL), s.MAC}
 	case Retry:
-		return retryScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID)},
+		return retryScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID), k.Entries()},
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
 	case Dead:
-		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID)},
+		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID), k.Entries()},
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC, s.Vouch}
 	case Release:
-		return releaseScript, []string{k.Stream(), k.State(s.TaskID), k.Notify()}, []any{Group, m.EntryID, s.Lease, m.Envelope}
+		return releaseScript, []string{k.Stream(), k.State(s.TaskID), k.Notify(), k.Entries()}, []any{Group, m.EntryID, s.Lease, m.Envelope}
 	case Defer:
-		return deferScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID)},
+		return deferScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID), k.Entries()},
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
 	case Refuse:
-		keys := []string{k.Stream(), k.Dead()}
+		keys := []string{k.Stream(), k.Dead(), k.Entries()}
 		if s.ClaimedID != "" {
 			keys = append(keys, k.State(s.ClaimedID), k.Done(s.ClaimedID))
 		}

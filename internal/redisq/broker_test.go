@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -365,7 +366,7 @@ func testAStaleHolderWritesNothing(t *testing.T, e env) {
 	m := fetchOne(t, b, "stale")
 	old := begin(t, b, m, "q/1", "stale")
 	time.Sleep(20 * time.Millisecond)
-	taken, _, err := b.Reclaim(ctx, "q", "owner", 10*time.Millisecond, 1, "", nil)
+	taken, _, _, err := b.Reclaim(ctx, "q", "owner", 10*time.Millisecond, 1, "", nil)
 	if err != nil || len(taken) != 1 {
 		t.Fatalf("Reclaim = %v, %v", taken, err)
 	}
@@ -461,7 +462,7 @@ func testHeartbeat(t *testing.T, e env) {
 	if _, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: kept.EntryID, TaskID: "q/2", Token: s2.Lease}}); err != nil {
 		t.Fatal(err)
 	}
-	taken, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 10, "", nil)
+	taken, _, _, err := b.Reclaim(ctx, "q", "other", 20*time.Millisecond, 10, "", nil)
 	if err != nil || len(taken) != 2 {
 		t.Fatalf("Reclaim = %+v, %v; want the stalled and the settled entry", taken, err)
 	}
@@ -514,7 +515,7 @@ func testReclaim(t *testing.T, e env) {
 	got := map[string]bool{}
 	cursor := ""
 	for range 20 {
-		msgs, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 2, cursor, mine)
+		msgs, _, next, err := b.Reclaim(ctx, "q", "taker", 30*time.Millisecond, 2, cursor, mine)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -528,74 +529,355 @@ func testReclaim(t *testing.T, e env) {
 	}
 }
 
+// A delivery whose entry is deleted from the stream (XTRIM) while its consumer runs it,
+// and whose consumer then dies, is found by the next reclaim once the consumer has been
+// silent for a lease, and ended: the task is dead with the reason given, Result's waiters
+// are woken, its dead letter names it, the entry leaves the pending list and the entries
+// hash, and a late write of the dead consumer is fenced off.
+func TestALostDeliveryOfADeadConsumerIsEnded(t *testing.T) { each(t, testLostDeadConsumer) }
+
+func testLostDeadConsumer(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	const lease = 50 * time.Millisecond
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "dead")
+	st := begin(t, b, m, "q/1", "dead")
+	if id, _ := e.rdb.HGet(ctx, e.keys.Entries(), m.EntryID).Result(); id != "q/1" {
+		t.Fatalf("entries[%s] = %q after the start, want q/1", m.EntryID, id)
+	}
+	if _, err := b.Heartbeat(ctx, "q", "dead", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.XTrimMaxLen(ctx, e.keys.Stream(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * lease) // "dead" renews nothing from now on
+	msgs, lost, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+	want := []redisq.Lost{{Queue: "q", EntryID: m.EntryID, TaskID: "q/1", Consumer: "dead"}}
+	if err != nil || len(msgs) != 0 || fmt.Sprint(lost) != fmt.Sprint(want) {
+		t.Fatalf("Reclaim = %v, lost %v, %v; want nothing taken, %v lost", msgs, lost, err, want)
+	}
+	end := redisq.EndLost{Lost: lost[0], Consumer: "other", Lease: lease, Reason: "entry_lost", Error: "gone", TTL: time.Minute, MAC: "mac"}
+	if ended, err := b.EndLost(ctx, end); err != nil || !ended {
+		t.Fatalf("EndLost = %v, %v; want the task ended", ended, err)
+	}
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateDead || s.Reason != "entry_lost" || s.Error != "gone" || s.MAC != "mac" || s.Attempts != 1 {
+		t.Errorf("state = %+v, want dead, entry_lost, after 1 attempt", s)
+	}
+	if done, _ := b.WaitDone(ctx, "q", "q/1", time.Second); !done {
+		t.Error("Result's waiters were not woken")
+	}
+	dead, _ := b.DeadLetters(ctx, "q", "", 10)
+	wantDead := redisq.Failure{ID: "q/1", Kind: "k", Reason: "entry_lost", Error: "gone", Attempts: 1, Entry: m.EntryID}
+	if len(dead) != 1 || dead[0].Failure != wantDead || len(dead[0].Envelope) != 0 {
+		t.Errorf("dead letters = %+v, want %+v without an envelope", dead, wantDead)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 0 {
+		t.Errorf("%d entries still pending", p.Count)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.keys.Entries()).Result(); n != 0 {
+		t.Errorf("the entries hash holds %d entries, want none", n)
+	}
+	late := redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: st.Lease, Result: []byte(`"late"`), TTL: time.Minute}
+	if err := b.Settle(ctx, []redisq.Settlement{late})[0]; !errors.Is(err, redisq.ErrFenced) {
+		t.Errorf("the dead consumer's late completion: err = %v, want ErrFenced", err)
+	}
+	if got, _ := b.Heartbeat(ctx, "q", "dead", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}}); len(got) != 1 || got[0] != redisq.LeaseTaken {
+		t.Errorf("the dead consumer's heartbeat = %v, want its lease taken", got)
+	}
+	if ended, err := b.EndLost(ctx, end); err != nil || ended {
+		t.Errorf("a second EndLost = %v, %v; want nothing done", ended, err)
+	}
+}
+
+// A deleted entry of a consumer that is alive is left to it: its heartbeat keeps the
+// entry pending (XCLAIM would drop a deleted entry) and the consumer's record fresh, so
+// no reclaim and no EndLost touch it, and its outcome is written as usual.
+func TestADeletedEntryOfALiveConsumerIsLeftToIt(t *testing.T) { each(t, testDeletedEntryLiveConsumer) }
+
+func testDeletedEntryLiveConsumer(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	const lease = 50 * time.Millisecond
+	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
+	m := fetchOne(t, b, "alive")
+	st := begin(t, b, m, "q/1", "alive")
+	if err := e.rdb.XTrimMaxLen(ctx, e.keys.Stream(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	renew := func() {
+		t.Helper()
+		got, err := b.Heartbeat(ctx, "q", "alive", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}})
+		if err != nil || len(got) != 1 || got[0] != redisq.LeaseHeld {
+			t.Fatalf("heartbeat = %v, %v; want held", got, err)
+		}
+	}
+	for range 4 {
+		renew()
+		time.Sleep(lease / 2)
+	}
+	renew()
+	// The entry has been idle for two leases, but its consumer renewed just now.
+	msgs, lost, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+	if err != nil || len(msgs) != 0 || len(lost) != 0 {
+		t.Fatalf("Reclaim = %v, lost %v, %v; want nothing", msgs, lost, err)
+	}
+	end := redisq.EndLost{Lost: redisq.Lost{Queue: "q", EntryID: m.EntryID, TaskID: "q/1", Consumer: "alive"}, Consumer: "other", Lease: lease, Reason: "entry_lost", TTL: time.Minute}
+	if ended, err := b.EndLost(ctx, end); err != nil || ended {
+		t.Fatalf("EndLost of a live consumer's entry = %v, %v; want nothing done", ended, err)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 1 {
+		t.Fatalf("%d entries pending, want the live consumer's still pending", p.Count)
+	}
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: st.Lease, Result: []byte(`"ok"`), TTL: time.Minute})
+	if s, _ := b.GetState(ctx, "q", "q/1"); s.State != redisq.StateSucceeded || string(s.Result) != `"ok"` {
+		t.Errorf("state = %+v, want the live consumer's outcome", s)
+	}
+	if p, _ := e.rdb.XPending(ctx, e.keys.Stream(), redisq.Group).Result(); p.Count != 0 {
+		t.Errorf("%d entries pending after the outcome, want none", p.Count)
+	}
+	if n, _ := e.rdb.HLen(ctx, e.keys.Entries()).Result(); n != 0 {
+		t.Errorf("the entries hash holds %d entries after the outcome, want none", n)
+	}
+}
+
+// The entries hash holds a delivery from its start until it is settled, however it is
+// settled, and a delivery that supersedes another of the same task replaces its record:
+// nothing is left behind.
+func TestTheEntriesHashHoldsOnlyDeliveriesInFlight(t *testing.T) { each(t, testEntriesInFlight) }
+
+func testEntriesInFlight(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	entries := func() map[string]string { return e.rdb.HGetAll(ctx, e.keys.Entries()).Val() }
+	for i, kind := range []redisq.SettleKind{redisq.Complete, redisq.Retry, redisq.Dead, redisq.Release} {
+		id := fmt.Sprintf("q/%d", i)
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+		m := fetchOne(t, b, "w")
+		st := begin(t, b, m, id, "w")
+		if got := entries(); len(got) != 1 || got[m.EntryID] != id {
+			t.Fatalf("entries after the start of %s = %v", id, got)
+		}
+		settle(t, b, redisq.Settlement{Kind: kind, Message: m, TaskID: id, Lease: st.Lease, TTL: time.Minute})
+		if got := entries(); len(got) != 0 {
+			t.Errorf("entries after %s = %v, want none", kind, got)
+		}
+		if kind == redisq.Release { // settle what was handed back, so the stream is empty
+			m = fetchOne(t, b, "w")
+			settle(t, b, redisq.Settlement{Kind: redisq.Refuse, Message: m, Consumer: "w", TTL: time.Minute})
+		}
+	}
+	// A copy of a running task's envelope begins a second delivery: it replaces the first.
+	b.Enqueue(ctx, redisq.Task{ID: "q/9", Kind: "k", Queue: "q", Envelope: []byte("q/9")})
+	first := fetchOne(t, b, "w1")
+	begin(t, b, first, "q/9", "w1")
+	e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Stream(), Values: []any{redisq.EnvelopeField, "q/9"}})
+	second := fetchOne(t, b, "w2")
+	st := begin(t, b, second, "q/9", "w2")
+	if got := entries(); len(got) != 1 || got[second.EntryID] != "q/9" {
+		t.Fatalf("entries after the second delivery began = %v, want only it", got)
+	}
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: second, TaskID: "q/9", Lease: st.Lease, TTL: time.Minute})
+	if got := entries(); len(got) != 0 {
+		t.Errorf("entries after the outcome = %v, want none", got)
+	}
+}
+
+// One task's state of the wrong type costs its lease alone: the heartbeat renews the
+// others and reports that one taken.
+func TestACorruptStateCostsOnlyItsOwnLease(t *testing.T) { each(t, testCorruptStateHeartbeat) }
+
+func testCorruptStateHeartbeat(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	var leases []redisq.Lease
+	for _, id := range []string{"q/1", "q/2", "q/3"} {
+		b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)})
+		m := fetchOne(t, b, "w")
+		leases = append(leases, redisq.Lease{EntryID: m.EntryID, TaskID: id, Token: begin(t, b, m, id, "w").Lease})
+	}
+	e.rdb.Del(ctx, e.keys.State("q/2"))
+	e.rdb.Set(ctx, e.keys.State("q/2"), "not-a-taskgen-key", 0)
+	time.Sleep(100 * time.Millisecond)
+	got, err := b.Heartbeat(ctx, "q", "w", time.Minute, leases)
+	want := []redisq.LeaseStatus{redisq.LeaseHeld, redisq.LeaseTaken, redisq.LeaseHeld}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Heartbeat = %v, %v; want %v", got, err, want)
+	}
+	p, _ := e.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.keys.Stream(), Group: redisq.Group, Start: "-", End: "+", Count: 10}).Result()
+	for i, x := range p {
+		if renewed := x.Idle < 100*time.Millisecond; renewed != (i != 1) {
+			t.Errorf("entry of %s idle for %s after the heartbeat; renewed = %v, want %v", leases[i].TaskID, x.Idle, renewed, i != 1)
+		}
+	}
+}
+
 // Every script checks the types of the keys it touches before it writes: with one key of
 // the wrong type, it fails with ErrCorrupt and leaves every key as it was.
 func TestScriptsChangeNothingOnAKeyOfTheWrongType(t *testing.T) { each(t, testScriptsCheckTypes) }
 
 func testScriptsCheckTypes(t *testing.T, e env) {
 	ctx := context.Background()
+	// An op runs one script against the keys that setup (q/1 enqueued and fetched by w,
+	// its delivery begun unless the op begins it) and prepare left; prepare returns what
+	// run needs. want checks what run returned; nil: ErrCorrupt.
 	type op struct {
-		name string
-		keys []string
-		run  func(b *redisq.Broker, m redisq.Message, lease int64) error
+		name    string
+		keys    func(k redisq.Keys) []string
+		prepare func(t *testing.T, b *redisq.Broker, k redisq.Keys, m redisq.Message, lease int64) string
+		run     func(b *redisq.Broker, m redisq.Message, lease int64, prepared string) error
+		want    func(err error) error
 	}
-	k := e.keys
+	keys := func(names ...func(redisq.Keys) string) func(redisq.Keys) []string {
+		return func(k redisq.Keys) []string {
+			out := make([]string, len(names))
+			for i, n := range names {
+				out[i] = n(k)
+			}
+			return out
+		}
+	}
+	var (
+		stream  = redisq.Keys.Stream
+		delayed = redisq.Keys.Delayed
+		dead    = redisq.Keys.Dead
+		tick    = redisq.Keys.Tick
+		notify  = redisq.Keys.Notify
+		entries = redisq.Keys.Entries
+		schemas = redisq.Keys.Schemas
+		state   = func(k redisq.Keys) string { return k.State("q/1") }
+		done    = func(k redisq.Keys) string { return k.Done("q/1") }
+		state2  = func(k redisq.Keys) string { return k.State("q/2") }
+	)
+	// settleOne makes the settlement of q/1's delivery; the ops that need one begun make
+	// it with the lease setup began.
+	settleOne := func(b *redisq.Broker, s redisq.Settlement) error { return b.Settle(ctx, []redisq.Settlement{s})[0] }
 	ops := []op{
-		{"enqueue", []string{k.Stream(), k.Delayed(), k.State("q/2"), k.Schemas()}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+		{name: "enqueue", keys: keys(stream, delayed, state2, notify, schemas), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
 			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
 			return err
 		}},
-		{"start", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
+		{name: "fetch", keys: keys(stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+			_, err := b.Fetch(ctx, "q", "w", 10, 0, 1<<20)
+			return err
+		}},
+		{name: "start", keys: keys(stream, state, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
 			_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
 			return err
 		}},
-		{"complete", []string{k.State("q/1"), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute}})[0]
+		{name: "heartbeat", keys: keys(stream, tick), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			_, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: l}})
+			return err
 		}},
-		{"retry", []string{k.Delayed(), k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l}})[0]
+		// A task's state of the wrong type costs its lease alone (Broker.Heartbeat renews
+		// the others without it): the heartbeat reports it taken, and writes nothing.
+		{name: "heartbeat", keys: keys(state), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			got, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: l}})
+			if err == nil && (len(got) != 1 || got[0] != redisq.LeaseTaken) {
+				return fmt.Errorf("heartbeat = %v, want the lease taken", got)
+			}
+			return err
+		}, want: func(err error) error { return err }},
+		{name: "reclaim", keys: keys(stream, tick, entries), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+			time.Sleep(5 * time.Millisecond) // the entry has been idle for longer than the lease
+			_, _, _, err := b.Reclaim(ctx, "q", "other", time.Millisecond, 10, "", nil)
+			return err
 		}},
-		{"dead", []string{k.Dead(), k.State("q/1"), k.Done("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute}})[0]
+		{name: "complete", keys: keys(stream, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
 		}},
-		{"release", []string{k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: l}})[0]
+		{name: "retry", keys: keys(stream, delayed, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l})
 		}},
-		{"defer", []string{k.Delayed(), k.State("q/1")}, func(b *redisq.Broker, m redisq.Message, l int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Defer, Message: m, TaskID: "q/1", Lease: l, Delay: time.Second}})[0]
+		{name: "dead", keys: keys(stream, dead, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
 		}},
-		{"refuse", []string{k.Dead()}, func(b *redisq.Broker, m redisq.Message, _ int64) error {
-			return b.Settle(ctx, []redisq.Settlement{{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute}})[0]
+		{name: "defer", keys: keys(stream, delayed, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Defer, Message: m, TaskID: "q/1", Lease: l, Delay: time.Second})
 		}},
-		{"promote", []string{k.Delayed()}, func(b *redisq.Broker, _ redisq.Message, _ int64) error {
+		{name: "release", keys: keys(stream, state, notify, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: l})
+		}},
+		{name: "refuse", keys: keys(stream, dead, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute})
+		}},
+		{name: "promote", keys: keys(delayed, stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
 			_, _, err := b.Promote(ctx, "q", 10)
 			return err
 		}},
+		{name: "requeue", keys: keys(dead, stream, state, done, notify),
+			prepare: func(t *testing.T, b *redisq.Broker, _ redisq.Keys, m redisq.Message, l int64) string {
+				settle(t, b, redisq.Settlement{Kind: redisq.Dead, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
+				d, err := b.DeadLetters(ctx, "q", "", 1)
+				if err != nil || len(d) != 1 {
+					t.Fatalf("dead letters = %v, %v", d, err)
+				}
+				return d[0].EntryID
+			},
+			run: func(b *redisq.Broker, _ redisq.Message, _ int64, entry string) error {
+				return b.Requeue(ctx, "q", entry, "q/1", "k", []byte("again"))
+			}},
+		{name: "prune", keys: keys(stream, tick),
+			prepare: func(t *testing.T, b *redisq.Broker, k redisq.Keys, _ redisq.Message, _ int64) string {
+				if err := e.rdb.XGroupCreateConsumer(ctx, k.Stream(), redisq.Group, "idle").Err(); err != nil {
+					t.Fatal(err)
+				}
+				return ""
+			},
+			run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+				_, err := b.PruneConsumers(ctx, "q", "self", 0)
+				return err
+			}},
+		{name: "endLost", keys: keys(stream, tick, entries, dead, state, done),
+			prepare: func(t *testing.T, b *redisq.Broker, k redisq.Keys, _ redisq.Message, _ int64) string {
+				if err := e.rdb.XTrimMaxLen(ctx, k.Stream(), 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(5 * time.Millisecond)
+				if _, lost, _, err := b.Reclaim(ctx, "q", "other", time.Millisecond, 10, "", nil); err != nil || len(lost) != 1 {
+					t.Fatalf("Reclaim found %v lost, %v; want q/1's delivery", lost, err)
+				}
+				return ""
+			},
+			run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+				_, err := b.EndLost(ctx, redisq.EndLost{Lost: redisq.Lost{Queue: "q", EntryID: m.EntryID, TaskID: "q/1", Consumer: "w"},
+					Consumer: "other", Lease: time.Millisecond, Reason: "entry_lost", TTL: time.Minute})
+				return err
+			}},
 	}
 	for _, o := range ops {
-		for _, key := range o.keys {
-			t.Run(o.name+"/"+strings.TrimPrefix(key, e.prefix), func(t *testing.T) {
+		for _, key := range o.keys(redisq.QueueKeys("", "q")) {
+			t.Run(o.name+"/"+strings.TrimPrefix(key, ":{q}:"), func(t *testing.T) {
 				prefix := redistest.Prefix(t)
 				b := redisq.New(e.rdb, prefix)
 				kk := redisq.QueueKeys(prefix, "q")
-				key := strings.Replace(key, e.prefix, prefix, 1)
+				key := prefix + key
 				if err := b.EnsureGroup(ctx, "q"); err != nil {
 					t.Fatal(err)
 				}
 				b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
 				m := fetchOne(t, b, "w")
 				var lease int64
-				if o.name != "start" && o.name != "refuse" && o.name != "enqueue" {
+				if o.name != "start" && o.name != "refuse" && o.name != "enqueue" && o.name != "fetch" {
 					lease = begin(t, b, m, "q/1", "w").Lease
+				}
+				var prepared string
+				if o.prepare != nil {
+					prepared = o.prepare(t, b, kk, m, lease)
 				}
 				e.rdb.Del(ctx, key)
 				e.rdb.Set(ctx, key, "not-a-taskgen-key", 0)
-				before := dump(t, e.rdb, kk)
-				err := o.run(b, m, lease)
-				if !errors.Is(err, redisq.ErrCorrupt) {
+				before := dump(t, e.rdb, prefix)
+				err := o.run(b, m, lease, prepared)
+				if o.want != nil {
+					if err := o.want(err); err != nil {
+						t.Fatal(err)
+					}
+				} else if !errors.Is(err, redisq.ErrCorrupt) {
 					t.Fatalf("err = %v, want ErrCorrupt", err)
 				}
-				if after := dump(t, e.rdb, kk); after != before {
+				if after := dump(t, e.rdb, prefix); after != before {
 					t.Errorf("the script changed keys before it failed:\nbefore %s\nafter  %s", before, after)
 				}
 			})
@@ -603,20 +885,43 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 	}
 }
 
-// dump describes every key of a queue that the scripts touch: type and content.
-func dump(t *testing.T, rdb redis.UniversalClient, k redisq.Keys) string {
+// dump describes every key under prefix, on every node of a cluster: type and content,
+// and for a stream its pending entries and their consumers.
+func dump(t *testing.T, rdb redis.UniversalClient, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
+	var mu sync.Mutex
+	var keys []string
+	collect := func(ctx context.Context, node *redis.Client) error {
+		ks, err := node.Keys(ctx, prefix+":*").Result()
+		mu.Lock()
+		defer mu.Unlock()
+		keys = append(keys, ks...)
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, collect)
+	} else {
+		err = collect(ctx, rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
 	var b strings.Builder
-	for _, key := range []string{k.Stream(), k.Delayed(), k.Dead(), k.State("q/1"), k.Done("q/1"), k.State("q/2")} {
+	for _, key := range keys {
 		typ, _ := rdb.Type(ctx, key).Result()
-		fmt.Fprintf(&b, "%s=%s:", strings.TrimPrefix(key, k.Stream()[:strings.Index(k.Stream(), "{")]), typ)
+		fmt.Fprintf(&b, "%s=%s:", strings.TrimPrefix(key, prefix), typ)
 		switch typ {
 		case "stream":
 			xs, _ := rdb.XRange(ctx, key, "-", "+").Result()
 			fmt.Fprint(&b, xs)
-			if p, err := rdb.XPending(ctx, key, redisq.Group).Result(); err == nil {
-				fmt.Fprint(&b, " pending ", p.Count)
+			if p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: redisq.Group, Start: "-", End: "+", Count: 100}).Result(); err == nil {
+				fmt.Fprint(&b, " pending")
+				for _, x := range p {
+					fmt.Fprintf(&b, " %s@%s", x.ID, x.Consumer)
+				}
 			}
 		case "zset":
 			fmt.Fprint(&b, rdb.ZRangeWithScores(ctx, key, 0, -1).Val())
@@ -744,7 +1049,7 @@ func testStallGrace(t *testing.T, e env) {
 		t.Fatal(err)
 	}
 	time.Sleep(1200 * time.Millisecond) // no worker reaches Redis for over a second: as if it had stalled
-	if got, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil); err != nil || len(got) != 0 {
+	if got, _, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil); err != nil || len(got) != 0 {
 		t.Fatalf("Reclaim right after the silence = %v, %v; want nothing taken", got, err)
 	}
 	statuses, err := b.Heartbeat(ctx, "q", "owner", lease, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: st.Lease}})
@@ -754,7 +1059,7 @@ func testStallGrace(t *testing.T, e env) {
 	// The owner dies now: once its lease runs out, and the grace with it, it is taken over.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
+		got, _, _, err := b.Reclaim(ctx, "q", "other", lease, 10, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,6 +34,13 @@ func (k Keys) Notify() string { return k.base + "notify" }
 // can tell what an envelope holds (see Broker.Schema).
 func (k Keys) Schemas() string { return k.base + "schemas" }
 
+// Entries is the hash that maps each stream entry on which a delivery began to the id of
+// its task, from the start of the delivery until it is settled. A delivery whose entry
+// was deleted from the stream (XTRIM, XDEL) has no other trace of its task: this is how
+// a worker finds the task of such an entry when the consumer that held it died (see
+// reclaimScript).
+func (k Keys) Entries() string { return k.base + "entries" }
+
 // Dead is the dead-letter stream.
 func (k Keys) Dead() string { return k.base + "dead" }
 

@@ -61,6 +61,10 @@ const (
 const (
 	TickSeen  = "seen"  // Redis time a worker last reached Redis through a lease script
 	TickGrace = "grace" // Redis time before which no lease is taken over
+	// TickConsumer followed by a consumer's name is the Redis time that consumer last
+	// renewed its leases (a heartbeat): what shows it alive while it holds an entry that
+	// was deleted from the stream, whose idle time nothing renews any more.
+	TickConsumer = "consumer:"
 )
 
 // claimPattern is a Lua pattern that captures the task id an envelope claims, from its
@@ -81,7 +85,7 @@ var protocolNames = map[string]string{
 	"d_size": DeadFieldSize, "d_vouch": DeadFieldVouch,
 	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
-	"t_seen": TickSeen, "t_grace": TickGrace,
+	"t_seen": TickSeen, "t_grace": TickGrace, "t_consumer": TickConsumer,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
 }
 

@@ -18,6 +18,10 @@ import "github.com/redis/go-redis/v9"
 //     act only while the task's lease token (FieldLease, raised by every start) is the one
 //     the settling worker got when its delivery began. A worker that stalled, lost its
 //     lease and finished late writes nothing over the new owner's outcome.
+//
+// Every delivery that begins is recorded in the queue's entries hash (Keys.Entries), from
+// its start until a script settles it, so that a task whose stream entry was deleted
+// while it ran can still be found (see reclaimScript).
 
 // prelude is prepended to every script.
 const prelude = `
@@ -60,6 +64,15 @@ local function observe(tick, lease_ms, now)
   if seen and now - seen > math.max(lease_ms / 2, 1000) then grace = now + lease_ms end
   redis.call('HSET', tick, $t_seen, now, $t_grace, grace)
   return grace
+end
+-- silent reports whether consumer has renewed no lease (heartbeatScript records each
+-- renewal in the tick hash) for longer than lease_ms by Redis's clock. It is the evidence
+-- that a worker died, as the idle time of its pending entries is, for an entry that was
+-- deleted from the stream: a heartbeat cannot claim such an entry, so its idle time grows
+-- while its worker lives.
+local function silent(tick, consumer, lease_ms, now)
+  local seen = tonumber(redis.call('HGET', tick, $t_consumer .. consumer))
+  return not seen or now - seen > lease_ms
 end
 -- fence returns 1 when lease is the newest token of the task and the task runs, 0 when
 -- another delivery began since (or the task is not running), -1 when it has no record.
@@ -155,30 +168,99 @@ return {#due, wait}
 // failed, or the reply of the read that handed it over was lost) it takes back like any.
 // It scans from cursor and returns where to go on.
 //
-//	KEYS[1] stream   KEYS[2] tick
+// A pending entry that was deleted from the stream (XTRIM, XDEL) is not claimed: XCLAIM
+// would drop it from the pending list (Redis 7 does, for a deleted entry), and with it the
+// last trace of its delivery, leaving its task running for ever. Its idle time proves
+// nothing (a heartbeat does not claim a deleted entry either), so its consumer counts as
+// dead only when silent (it renewed no lease for longer than the lease), or when it is the
+// calling consumer, which is not running it. Such an entry whose delivery began (the
+// entries hash names its task) is returned as lost, for endLostScript; one on which no
+// delivery began is let go (XACK), as XCLAIM would have: there is no task to end.
+//
+//	KEYS[1] stream   KEYS[2] tick   KEYS[3] entries
 //	ARGV[1] group   ARGV[2] consumer   ARGV[3] lease ms   ARGV[4] count   ARGV[5] cursor
 //	ARGV[6...] the entries the consumer is running
 //
-// Returns {next cursor ('-' once the scan went round), {entries as XCLAIM returns them}}.
+// Returns {next cursor ('-' once the scan went round), {entries as XCLAIM returns them},
+// {{entry id, task id, consumer that held it}...}}.
 var reclaimScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'hash', 'none'}})
 if bad then return bad end
 local now = now_ms()
-if now < observe(KEYS[2], tonumber(ARGV[3]), now) then return {ARGV[5], {}} end
+local lease_ms = tonumber(ARGV[3])
+if now < observe(KEYS[2], lease_ms, now) then return {ARGV[5], {}, {}} end
 local running = {}
 for i = 6, #ARGV do running[ARGV[i]] = true end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[5], '+', ARGV[4])
-local out = {}
+local out, lost = {}, {}
 for _, e in ipairs(p) do
-  if not (e[2] == ARGV[2] and running[e[1]]) then
-    for _, x in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], e[1])) do
-      if x then table.insert(out, x) end
+  local mine = e[2] == ARGV[2]
+  if not (mine and running[e[1]]) then
+    if #redis.call('XRANGE', KEYS[1], e[1], e[1]) == 1 then
+      for _, x in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], e[1])) do
+        if x then table.insert(out, x) end
+      end
+    elseif mine or silent(KEYS[2], e[2], lease_ms, now) then
+      local id = redis.call('HGET', KEYS[3], e[1])
+      if id then
+        table.insert(lost, {e[1], id, e[2]})
+      else
+        redis.call('XACK', KEYS[1], ARGV[1], e[1])
+      end
     end
   end
 end
 local nxt = '-'
 if #p == tonumber(ARGV[4]) then nxt = '(' .. p[#p][1] end
-return {nxt, out}
+return {nxt, out, lost}
+`)
+
+// endLostScript ends a task whose delivery was lost with its entry: the entry was deleted
+// from the stream while a consumer, which died since, ran the task (see reclaimScript).
+// The task cannot run again: its envelope, the only signed record of what to run and for
+// whom, went with the entry, and the state keeps only its digest (keeping a copy of every
+// envelope for this would double what each running task holds in Redis, caller included).
+// So it ends dead with the reason given, its dead letter (without envelope) names it, and
+// Result returns. Its lease token is raised, as by a delivery that took it over: a late
+// write of the consumer that held it is fenced off, and its heartbeat stops its run.
+//
+// It checks again, atomically, what reclaimScript found, and does nothing unless it
+// still holds: the entry is pending with the same consumer, idle for longer than the
+// lease, deleted from the stream, mapped to the task, and its consumer silent (or the
+// caller itself) with no stall grace running. A task that moved on (another delivery
+// began since, or it finished) is left as it is; only the entry is let go.
+//
+//	KEYS[1] stream   KEYS[2] tick   KEYS[3] entries   KEYS[4] dead   KEYS[5] state
+//	KEYS[6] done
+//	ARGV[1] group    ARGV[2] entry id   ARGV[3] the consumer that held it
+//	ARGV[4] calling consumer   ARGV[5] lease ms   ARGV[6] task id   ARGV[7] reason
+//	ARGV[8] error text   ARGV[9] ttl ms   ARGV[10] outcome MAC
+//
+// Returns 1 when the task ended, 2 when only the entry was let go, 0 when it is not lost.
+var endLostScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'hash', 'none'},
+  {KEYS[4], 'stream', 'none'}, {KEYS[5], 'hash', 'none'}, {KEYS[6], 'list', 'none'}})
+if bad then return bad end
+local now = now_ms()
+local lease_ms = tonumber(ARGV[5])
+if now < observe(KEYS[2], lease_ms, now) then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] or p[1][3] < lease_ms then return 0 end
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 1 then return 0 end
+if ARGV[3] ~= ARGV[4] and not silent(KEYS[2], ARGV[3], lease_ms, now) then return 0 end
+if redis.call('HGET', KEYS[3], ARGV[2]) ~= ARGV[6] then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+local v = redis.call('HMGET', KEYS[5], $f_state, $f_entry, $f_kind, $f_attempts)
+if v[1] ~= $s_running or v[2] ~= ARGV[2] then return 2 end
+redis.call('HINCRBY', KEYS[5], $f_lease, 1)
+redis.call('XADD', KEYS[4], '*', $d_id, ARGV[6], $f_kind, v[3] or '', $d_entry, ARGV[2],
+  $f_reason, ARGV[7], $f_error, ARGV[8], $f_attempts, v[4] or 0, $d_failed, now, $env, '')
+redis.call('HDEL', KEYS[5], $f_result)
+redis.call('HSET', KEYS[5], $f_state, $s_dead, $f_reason, ARGV[7], $f_error, ARGV[8], $f_finished, now, $f_mac, ARGV[10])
+redis.call('PEXPIRE', KEYS[5], ARGV[9])
+signal_done(KEYS[6], ARGV[9])
+return 1
 `)
 
 // fetchScript reads up to count new entries for a consumer, as XREADGROUP does, but
@@ -231,30 +313,37 @@ return {mark, small, big}
 //	a task with no record: it finished and its record expired, or the entry was written
 //	past the client; the worker dead-letters the entry.
 //
+// A delivery that begins is recorded in the entries hash (and the record of the task's
+// previous delivery, if on another entry, removed: that one can settle nothing now).
+//
 // Keys and arguments:
 //
-//	KEYS[1] stream   KEYS[2] state
+//	KEYS[1] stream   KEYS[2] state   KEYS[3] entries
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
+//	ARGV[5] task id
 //
 // Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
 // record, {-2} for a finished task, {-3, attempts, lease} when its runs are spent.
 var startScript = script(`
-local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}})
+local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'hash', 'none'}})
 if bad then return bad end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
-local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts)
+local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts, $f_entry)
 local st = v[1]
 if not st then return {-1} end
 if st == $s_succeeded or st == $s_dead then
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
   redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
   return {-2}
 end
 local attempts = tonumber(v[2]) or 0
 local spent = st == $s_running and attempts >= tonumber(ARGV[4])
 local lease = redis.call('HINCRBY', KEYS[2], $f_lease, 1)
 if not spent then attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1) end
+if v[3] and v[3] ~= ARGV[2] then redis.call('HDEL', KEYS[3], v[3]) end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
 redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now_ms())
 if spent then return {-3, attempts, lease} end
 return {1, attempts, lease}
@@ -263,27 +352,36 @@ return {1, attempts, lease}
 // heartbeatScript renews the leases a consumer holds, and only those. For each entry it
 // answers 1 (held: renewed), 0 (gone: no longer pending, because it was settled) or -1
 // (taken: another consumer holds the entry, or another delivery of the task began since
-// this one, so this run must stop and write nothing).
+// this one, or another worker ended it as lost, so this run must stop and write nothing).
+//
+// A lease is renewed by claiming its entry again (its idle time starts over), and by the
+// consumer's own record in the tick hash, which is all that renews a held entry that was
+// deleted from the stream: XCLAIM would drop it from the pending list (see reclaimScript).
 //
 //	KEYS[1] stream   KEYS[2] tick   KEYS[3...] the state of each entry's task
 //	ARGV[1] group    ARGV[2] consumer   ARGV[3] lease ms   then per entry: entry id,
 //	lease token (0: the delivery has not begun, only the entry is checked)
 var heartbeatScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
+local spec = {{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}}
+for i = 3, #KEYS do table.insert(spec, {KEYS[i], 'hash', 'none'}) end
+local bad = check(spec)
 if bad then return bad end
-observe(KEYS[2], tonumber(ARGV[3]), now_ms())
+local now = now_ms()
+observe(KEYS[2], tonumber(ARGV[3]), now)
+redis.call('HSET', KEYS[2], $t_consumer .. ARGV[2], now)
 local out = {}
 for i = 3, #KEYS do
   local entry, lease = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local current = lease == '0' or redis.call('HGET', KEYS[i], $f_lease) == lease
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
   if #p == 0 then
-    out[i - 2] = 0
-  elseif p[1][2] ~= ARGV[2] then
-    out[i - 2] = -1
-  elseif lease ~= '0' and (redis.call('TYPE', KEYS[i])['ok'] ~= 'hash' or redis.call('HGET', KEYS[i], $f_lease) ~= lease) then
+    out[i - 2] = current and 0 or -1
+  elseif p[1][2] ~= ARGV[2] or not current then
     out[i - 2] = -1
   else
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, entry, 'JUSTID')
+    if #redis.call('XRANGE', KEYS[1], entry, entry) == 1 then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, entry, 'JUSTID')
+    end
     out[i - 2] = 1
   end
 end
@@ -292,18 +390,19 @@ return out
 
 // completeScript records a successful attempt and wakes Result waiters.
 //
-//	KEYS[1] stream   KEYS[2] state    KEYS[3] done
+//	KEYS[1] stream   KEYS[2] state    KEYS[3] done   KEYS[4] entries
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] result JSON  ARGV[5] ttl ms
 //	ARGV[6] outcome MAC
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
 var completeScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'list', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'list', 'none'}, {KEYS[4], 'hash', 'none'}})
 if bad then return bad end
 local f = fence(KEYS[2], ARGV[3])
 if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
 redis.call('HDEL', KEYS[2], $f_error, $f_reason)
 redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -314,18 +413,19 @@ return 1
 // retryScript schedules the next attempt of a failed task after a delay, with the same
 // envelope: the attempt count lives in the state, so a retry re-signs nothing.
 //
-//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state
+//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state   KEYS[4] entries
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease  ARGV[4] envelope  ARGV[5] delay ms
 //	ARGV[6] error text
 //
 // Returns 1 when scheduled, 0 when fenced off, -1 when the task has no record.
 var retryScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'hash', 'none'}})
 if bad then return bad end
 local f = fence(KEYS[3], ARGV[3])
 if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[4])
 redis.call('HSET', KEYS[3], $f_state, $s_retrying, $f_error, ARGV[6])
 return 1
@@ -333,14 +433,15 @@ return 1
 
 // deadScript moves a task that failed for good to the dead-letter stream.
 //
-//	KEYS[1] stream   KEYS[2] dead     KEYS[3] state   KEYS[4] done
+//	KEYS[1] stream   KEYS[2] dead     KEYS[3] state   KEYS[4] done   KEYS[5] entries
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] envelope (as received)
 //	ARGV[5] reason   ARGV[6] error text  ARGV[7] ttl ms   ARGV[8] task id
 //	ARGV[9] outcome MAC   ARGV[10] the worker's vouch for the envelope
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
 var deadScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'list', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'list', 'none'},
+  {KEYS[5], 'hash', 'none'}})
 if bad then return bad end
 local f = fence(KEYS[3], ARGV[3])
 if f ~= 1 then return f end
@@ -348,6 +449,7 @@ local now = now_ms()
 local v = redis.call('HMGET', KEYS[3], $f_kind, $f_attempts)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[2])
 redis.call('XADD', KEYS[2], '*', $d_id, ARGV[8], $f_kind, v[1] or '', $d_entry, ARGV[2],
   $f_reason, ARGV[5], $f_error, ARGV[6], $f_attempts, v[2] or 0, $d_failed, now, $d_vouch, ARGV[10], $env, ARGV[4])
 redis.call('HDEL', KEYS[3], $f_result)
@@ -361,17 +463,18 @@ return 1
 // the stream at once, with the same envelope, so another worker takes it without
 // waiting for the lease to run out and without spending an attempt.
 //
-//	KEYS[1] stream   KEYS[2] state   KEYS[3] notify
+//	KEYS[1] stream   KEYS[2] state   KEYS[3] notify   KEYS[4] entries
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] lease   ARGV[4] envelope
 //
 // Returns 1 when handed back, 0 when fenced off, -1 when the task has no record.
 var releaseScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'stream', 'none'}, {KEYS[4], 'hash', 'none'}})
 if bad then return bad end
 local f = fence(KEYS[2], ARGV[3])
 if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
 ready(KEYS[1], KEYS[3], ARGV[4])
 redis.call('HINCRBY', KEYS[2], $f_attempts, -1)
 redis.call('HSET', KEYS[2], $f_state, $s_pending)
@@ -383,19 +486,20 @@ return 1
 // arguments' schema. The first hand-back records when it happened, by Redis's clock: the
 // skew grace is counted from then.
 //
-//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state
+//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state   KEYS[4] entries
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease  ARGV[4] envelope  ARGV[5] delay ms
 //	ARGV[6] error text
 //
 // Returns 1 when handed back, 0 when fenced off, -1 when the task has no record.
 var deferScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'hash', 'none'}})
 if bad then return bad end
 local f = fence(KEYS[3], ARGV[3])
 if f ~= 1 then return f end
 local now = now_ms()
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
 redis.call('HINCRBY', KEYS[3], $f_attempts, -1)
 redis.call('HSETNX', KEYS[3], $f_skew_since, now)
@@ -415,7 +519,8 @@ return 1
 // the script reads it from the stream itself, compares its digest only up to
 // MaxDigestSize, and keeps it in the dead letter only up to that size, with its size.
 //
-//	KEYS[1] stream   KEYS[2] dead   KEYS[3] state (optional)   KEYS[4] done (optional)
+//	KEYS[1] stream   KEYS[2] dead   KEYS[3] entries
+//	KEYS[4] state (optional)   KEYS[5] done (optional)
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] envelope
 //	ARGV[5] reason   ARGV[6] error text ARGV[7] ttl ms     ARGV[8] claimed task id
 //	ARGV[9] outcome MAC of the claimed task, written only when the entry is its envelope
@@ -423,7 +528,7 @@ return 1
 //
 // Returns 1 when dead-lettered, 0 when another consumer holds the entry.
 var deadEntryScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}, {KEYS[3], 'hash', 'none'}})
 if bad then return bad end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
@@ -441,9 +546,9 @@ if ARGV[10] == '1' then
   if size > tonumber(ARGV[11]) then env = '' end
 end
 local genuine, kind, attempts = false, '', 0
-local dt = #KEYS == 4 and redis.call('TYPE', KEYS[4])['ok']
-if #KEYS == 4 and redis.call('TYPE', KEYS[3])['ok'] == 'hash' and (dt == 'list' or dt == 'none') then
-  local v = redis.call('HMGET', KEYS[3], $f_state, $f_digest, $f_kind, $f_attempts)
+local dt = #KEYS == 5 and redis.call('TYPE', KEYS[5])['ok']
+if #KEYS == 5 and redis.call('TYPE', KEYS[4])['ok'] == 'hash' and (dt == 'list' or dt == 'none') then
+  local v = redis.call('HMGET', KEYS[4], $f_state, $f_digest, $f_kind, $f_attempts)
   genuine = v[1] and v[1] ~= $s_succeeded and v[1] ~= $s_dead and env ~= '' and v[2] == redis.sha1hex(env)
   if genuine then kind, attempts = v[3] or '', v[4] or 0 end
 end
@@ -451,13 +556,14 @@ local id = ''
 if genuine then id = ARGV[8] end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
 redis.call('XADD', KEYS[2], '*', $d_id, id, $f_kind, kind, $d_entry, ARGV[2], $f_reason, ARGV[5],
   $f_error, ARGV[6], $f_attempts, attempts, $d_failed, now, $d_size, size, $env, env)
 if genuine then
-  redis.call('HDEL', KEYS[3], $f_result)
-  redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
-  redis.call('PEXPIRE', KEYS[3], ARGV[7])
-  signal_done(KEYS[4], ARGV[7])
+  redis.call('HDEL', KEYS[4], $f_result)
+  redis.call('HSET', KEYS[4], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
+  signal_done(KEYS[5], ARGV[7])
 end
 return 1
 `)
@@ -484,19 +590,21 @@ redis.call('DEL', KEYS[4])
 return 1
 `)
 
-// pruneScript removes a consumer from the group if, at this instant, it holds no entry.
-// Checking and deleting in one script matters: XGROUP DELCONSUMER drops the consumer's
-// pending entries, and an entry dropped from the pending list is never delivered again.
+// pruneScript removes a consumer from the group, and its record from the tick hash, if,
+// at this instant, it holds no entry. Checking and deleting in one script matters: XGROUP
+// DELCONSUMER drops the consumer's pending entries, and an entry dropped from the pending
+// list is never delivered again.
 //
-//	KEYS[1] stream
+//	KEYS[1] stream   KEYS[2] tick
 //	ARGV[1] group    ARGV[2] consumer
 var pruneScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}})
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}})
 if bad then return bad end
 if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
   return 0
 end
 redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], $t_consumer .. ARGV[2])
 return 1
 `)
 
@@ -506,4 +614,5 @@ var scripts = map[string]*redis.Script{
 	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
 	"retry": retryScript, "dead": deadScript, "release": releaseScript, "defer": deferScript,
 	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
+	"endLost": endLostScript,
 }

@@ -121,21 +121,7 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return c.submitDurable(ctx, t)
 	}
 	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
-		// While Cluster slots move, the enqueue may be refused (it then did nothing) for
-		// longer than go-redis's own redirects and retries last: try until ctx ends, or
-		// for about reshardPatience when it never does.
-		var waited time.Duration
-		for pause := 20 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-			id, err := c.broker.Enqueue(ctx, t)
-			if !redisq.Resharding(err) || ctx.Done() == nil && waited >= reshardPatience {
-				return id, err
-			}
-			sleep(ctx, pause)
-			waited += pause
-			if ctx.Err() != nil {
-				return "", fmt.Errorf("%w (the cluster was resharding: %v)", ctx.Err(), err)
-			}
-		}
+		return whileResharding(ctx, func(ctx context.Context) (string, error) { return c.broker.Enqueue(ctx, t) })
 	})
 	if err != nil {
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
@@ -146,6 +132,27 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 // reshardPatience is how long Submit tries again while Cluster slots move, when its
 // context has no end.
 const reshardPatience = 30 * time.Second
+
+// whileResharding calls enqueue until it succeeds or fails otherwise than by a Cluster
+// refusing it while slots move (redisq.Resharding): such a refusal can outlast go-redis's
+// own redirects and retries, and the enqueue then did nothing, so trying again is safe. It
+// tries until ctx ends, or for about reshardPatience when ctx never does. Every enqueue of
+// a Submit goes through it, durable or not.
+func whileResharding[T any](ctx context.Context, enqueue func(context.Context) (T, error)) (T, error) {
+	var waited time.Duration
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		v, err := enqueue(ctx)
+		if !redisq.Resharding(err) || ctx.Done() == nil && waited >= reshardPatience {
+			return v, err
+		}
+		sleep(ctx, pause)
+		waited += pause
+		if ctx.Err() != nil {
+			var zero T
+			return zero, fmt.Errorf("%w (the cluster was resharding: %v)", ctx.Err(), err)
+		}
+	}
+}
 
 // MaxTaskLife caps how long after its submit a task's envelope stays valid: its
 // not-after time, past which a worker refuses it (ErrStale). A task may be due at most
@@ -177,15 +184,25 @@ func (c *Client) submitDurable(ctx context.Context, t redisq.Task) (ID, error) {
 	w := c.cfg.durability.wait()
 	var enqueued atomic.Pointer[string] // the task's id, once its write succeeded
 	acks, err := bounded(ctx, func(ctx context.Context) (redisq.Acks, error) {
-		p, err := c.broker.Pin(ctx, t.Queue)
+		// Each try pins anew: after a slot moved, the queue's keys are on another master.
+		var p *redisq.Pinned
+		id, err := whileResharding(ctx, func(ctx context.Context) (string, error) {
+			pin, err := c.broker.Pin(ctx, t.Queue)
+			if err != nil {
+				return "", err
+			}
+			id, err := pin.Enqueue(ctx, t)
+			if err != nil {
+				pin.Close()
+				return "", err
+			}
+			p = pin
+			return id, nil
+		})
 		if err != nil {
 			return redisq.Acks{}, err
 		}
 		defer p.Close()
-		id, err := p.Enqueue(ctx, t)
-		if err != nil {
-			return redisq.Acks{}, err
-		}
 		enqueued.Store(&id)
 		return p.Wait(ctx, w)
 	})

@@ -61,7 +61,8 @@
 // # How a worker is built
 //
 // A worker is small services, each in a file of its own: a fetcher per queue (fetch.go)
-// reads new entries and takes over expired ones (never one it runs itself); a promoter per
+// reads new entries and takes over expired ones (never one it runs itself), and ends a
+// task whose entry was trimmed while a worker that has died since ran it; a promoter per
 // queue (promote.go) moves delayed tasks to the stream when Redis's clock says so; each
 // delivery is executed (execute.go) and its outcome chosen by one pure function
 // (decide.go, the worker's whole failure policy in a table); the settler (settle.go)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/taskgen/taskgen/internal/envelope"
 	"github.com/taskgen/taskgen/internal/redisq"
 )
 
@@ -60,9 +61,13 @@ func (f *fetcher) run(ctx context.Context) {
 			if reclaims++; reclaims%20 == 1 {
 				f.prune(rctx)
 			}
-			msgs, cursor, err = w.store.Reclaim(rctx, f.queue, w.cfg.consumer, w.cfg.lease, n, cursor, w.leases.entries(f.queue))
+			var lost []redisq.Lost
+			msgs, lost, cursor, err = w.store.Reclaim(rctx, f.queue, w.cfg.consumer, w.cfg.lease, n, cursor, w.leases.entries(f.queue))
 			for _, m := range msgs {
 				w.log.Warn("took over a task whose worker stopped renewing its lease", "queue", f.queue, "entry", m.EntryID)
+			}
+			for _, l := range lost {
+				f.endLost(rctx, l)
 			}
 		}
 		if err == nil && len(msgs) == 0 {
@@ -80,6 +85,28 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		fails = 0
+	}
+}
+
+// errEntryLost is the error a task lost with its entry ends with (ReasonEntryLost).
+const errEntryLost = "the task's stream entry was deleted (XTRIM or XDEL) while it ran, and the worker running it died: " +
+	"its envelope went with the entry, so it cannot run again; submit it anew"
+
+// endLost ends the task of a delivery lost with its entry (see redisq.Lost). A failure
+// loses nothing: the entry stays pending, and the next reclaim finds it again.
+func (f *fetcher) endLost(ctx context.Context, l redisq.Lost) {
+	w := f.w
+	// The envelope is gone, and with it the id of the key that signed it: the outcome is
+	// MACed with the first signing key, as a refusal's is.
+	mac := w.keys.SignOutcome(envelope.Outcome{TaskID: l.TaskID, State: redisq.StateDead, Reason: ReasonEntryLost, Error: errEntryLost}, "")
+	ended, err := w.store.EndLost(ctx, redisq.EndLost{Lost: l, Consumer: w.cfg.consumer, Lease: w.cfg.lease,
+		Reason: ReasonEntryLost, Error: errEntryLost, TTL: w.cfg.resultTTL, MAC: mac})
+	args := []any{"queue", l.Queue, "entry", l.EntryID, "id", l.TaskID, "held_by", l.Consumer}
+	switch {
+	case err != nil:
+		w.log.Warn("cannot end a task whose stream entry was deleted while its worker, now gone, ran it; trying again at the next reclaim", append(args, "err", err)...)
+	case ended:
+		w.log.Error("task failed for good: its stream entry was deleted while it ran, and its worker died", append(args, "reason", ReasonEntryLost)...)
 	}
 }
 

@@ -35,6 +35,10 @@ const (
 	// ReasonStale: the envelope was past its not-after time (see MaxTaskLife): a replay of
 	// an old task, or a task that waited longer than its longest life. It did not run.
 	ReasonStale = "stale"
+	// ReasonEntryLost: the task's stream entry was deleted (XTRIM, XDEL) while a worker
+	// ran it, and that worker died: its envelope went with the entry, so nothing can run
+	// it again. Another worker ends it, so that Result returns.
+	ReasonEntryLost = "entry_lost"
 )
 
 // reasonErrors maps a recorded reason back to the error it stands for, so errors.Is

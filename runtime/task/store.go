@@ -14,7 +14,8 @@ import (
 type store interface {
 	EnsureGroup(ctx context.Context, queue string) error
 	Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int) ([]redisq.Message, error)
-	Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]redisq.Message, string, error)
+	Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]redisq.Message, []redisq.Lost, string, error)
+	EndLost(ctx context.Context, e redisq.EndLost) (bool, error)
 	PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error)
 	Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error)
 	Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []redisq.Lease) ([]redisq.LeaseStatus, error)

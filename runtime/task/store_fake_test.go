@@ -66,9 +66,11 @@ func (f *fakeStore) Fetch(ctx context.Context, queue, _ string, count int, block
 	return msgs, nil
 }
 
-func (f *fakeStore) Reclaim(context.Context, string, string, time.Duration, int, string, []string) ([]redisq.Message, string, error) {
-	return nil, redisq.ReclaimStart, nil
+func (f *fakeStore) Reclaim(context.Context, string, string, time.Duration, int, string, []string) ([]redisq.Message, []redisq.Lost, string, error) {
+	return nil, nil, redisq.ReclaimStart, nil
 }
+
+func (f *fakeStore) EndLost(context.Context, redisq.EndLost) (bool, error) { return false, nil }
 
 func (f *fakeStore) PruneConsumers(context.Context, string, string, time.Duration) (int, error) {
 	return 0, nil

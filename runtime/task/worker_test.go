@@ -24,7 +24,12 @@ import (
 	"github.com/taskgen/taskgen/runtime/task"
 )
 
-func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(memoryWorkerEnv) != "" { // the test binary as a worker of its own (memory_test.go)
+		os.Exit(memoryWorker())
+	}
+	os.Exit(redistest.Main(m))
+}
 
 var signingKey = []byte("test-signing-key-0123456789abcdef")
 
@@ -1327,7 +1332,7 @@ func TestTaskThatKeepsKillingItsWorkersIsDeadLettered(t *testing.T) {
 		}
 		begin(t, b, msgs[0], string(id), "dead-1", 2)
 		time.Sleep(60 * time.Millisecond)
-		if msgs, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
+		if msgs, _, _, err = b.Reclaim(ctx, "q1", "dead-2", 50*time.Millisecond, 1, "", nil); err != nil || len(msgs) != 1 {
 			t.Fatalf("reclaim = %+v, %v; want the entry", msgs, err)
 		}
 		begin(t, b, msgs[0], string(id), "dead-2", 2)
