@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskgen/taskgen/internal/taskspec"
+	"github.com/taskgen/taskgen/internal/wireschema"
 	"golang.org/x/tools/go/packages"
 	"golang.org/x/tools/go/types/typeutil"
 )
@@ -93,7 +94,9 @@ type taskModel struct {
 
 	hasCaller bool
 	hasInfo   bool
-	schema    string
+	// wire is the canonical description of the arguments (Def.Wire), schema its
+	// fingerprint (Def.Schema); both are empty when the arguments have errors.
+	wire, schema string
 }
 
 // args returns the parameters that are serialized, in order.
@@ -163,8 +166,8 @@ type modelBuilder struct {
 
 	// The same types recur across the tasks of a package: serializable and
 	// serializableResults hold the argument and result types found serializable
-	// (types.Type → true), descriptions the schema descriptions of argument types
-	// (types.Type → string). Each depends on the type alone.
+	// (types.Type → true), descriptions the wire descriptions of argument types
+	// (types.Type → *wireschema.Type). Each depends on the type alone.
 	serializable        typeutil.Map
 	serializableResults typeutil.Map
 	descriptions        typeutil.Map
@@ -406,7 +409,12 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		for _, p := range t.args() {
 			fields = append(fields, schemaField{name: p.wire, typ: p.typ})
 		}
-		t.schema = schemaFingerprintCached(fields, &b.descriptions)
+		wire, err := argsWire(fields, &b.descriptions)
+		if err != nil {
+			b.errorf(decl.Name.Pos(), "%v", err)
+		} else {
+			t.wire, t.schema = wire, wireschema.Fingerprint(wire)
+		}
 	}
 	return t
 }
