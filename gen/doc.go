@@ -22,6 +22,8 @@
 //     formatted on their own and in parallel, the imports grouped as goimports does;
 //   - write.go and run.go: compare, write atomically or remove orphans;
 //   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does.
+//   - against.go: -check -against REV, the compatibility of the tasks as generated now
+//     with the generated files at a git revision, by internal/wireschema's rules.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
 package gen

@@ -79,7 +79,8 @@ type taskModel struct {
 	decl    *ast.FuncDecl
 	fn      *types.Func
 	dir     directive
-	display string // SendWelcome, Service.Resize or (*Service).Resize
+	dirPos  token.Pos // the directive comment, where messages about the task point
+	display string    // SendWelcome, Service.Resize or (*Service).Resize
 
 	// Generated names.
 	base       string // SendWelcome or ServiceResize
@@ -250,7 +251,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		return nil // a type error, already reported while loading
 	}
 	sig := fn.Type().(*types.Signature)
-	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, base: taskBaseName(decl)}
+	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, dirPos: fd.comment.Slash, base: taskBaseName(decl)}
 	names := taskspec.NamesOf(t.base)
 	t.argsName, t.taskName, t.submitName, t.resultName = names.Args, names.Task, names.Submit, names.Result
 	t.display = decl.Name.Name
