@@ -15,12 +15,15 @@
 //     results, kinds and names (against declarations, imports and test files), collect
 //     the lifespan values by name;
 //   - check.go and wire.go: the serializability check, modelled on encoding/json;
-//   - schema.go: the fingerprint of each task's argument wire shape (its format is
-//     documented on schemaFingerprint);
+//   - schema.go: the wire description of each task's arguments (Def.Wire) and its
+//     fingerprint (Def.Schema), built from the Go types; the grammar, canonical form,
+//     fingerprint and compatibility rules are package internal/wireschema's;
 //   - emit.go: the generated file, built with jennifer, each task's declarations
 //     formatted on their own and in parallel, the imports grouped as goimports does;
 //   - write.go and run.go: compare, write atomically or remove orphans;
 //   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does.
+//   - against.go: -check -against REV, the compatibility of the tasks as generated now
+//     with the generated files at a git revision, by internal/wireschema's rules.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
 package gen

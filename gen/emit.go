@@ -411,6 +411,15 @@ func (e *emitter) signature(sig *types.Signature) *jen.Statement {
 	return s
 }
 
+// stringLit writes s as a raw string literal when it can: a description is full of
+// double quotes, which an interpreted literal would escape.
+func stringLit(s string) *jen.Statement {
+	if strconv.CanBackquote(s) {
+		return jen.Op("`" + s + "`")
+	}
+	return jen.Lit(s)
+}
+
 // quoteTag writes a struct tag as a raw string literal when it can.
 func quoteTag(tag string) string {
 	if strings.Contains(tag, "`") {
@@ -448,7 +457,10 @@ func (e *emitter) def(t *taskModel) {
 	if t.dir.timeout > 0 {
 		items = append(items, jen.Line().Id("Timeout").Op(":").Add(e.duration(t.dir.timeout)))
 	}
-	items = append(items, jen.Line().Id("Schema").Op(":").Lit(t.schema))
+	items = append(items,
+		jen.Line().Id("Schema").Op(":").Lit(t.schema),
+		jen.Line().Id("Wire").Op(":").Add(stringLit(t.wire)),
+	)
 	if t.hasCaller {
 		items = append(items, jen.Line().Id("Caller").Op(":").True())
 	}

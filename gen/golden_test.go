@@ -103,7 +103,7 @@ func goldenModuleDir(t *testing.T, cases []*goldenCase) string {
 	for _, c := range cases {
 		for _, f := range c.ar.Files {
 			switch {
-			case isExpectation(f.Name):
+			case isExpectation(f.Name), isAgainstSection(f.Name):
 			case f.Name == staleFile:
 				writeFile(t, filepath.Join(dir, c.name, expectedFile), f.Data)
 			default:
@@ -166,7 +166,7 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("package %s belongs to no case", s.pkg.PkgPath)
 		}
 		res := results[c.name]
-		src, loadErrs, declErrs := s.generate(mod, tests, generated)
+		src, _, loadErrs, declErrs := s.generate(mod, tests, generated)
 		for _, e := range append(loadErrs, declErrs...) {
 			if e.Pos.Filename != "" {
 				rel, err := filepath.Rel(filepath.Join(mod, c.name), e.Pos.Filename)

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskgen/taskgen/internal/taskspec"
+	"github.com/taskgen/taskgen/internal/wireschema"
 	"golang.org/x/tools/go/packages"
 	"golang.org/x/tools/go/types/typeutil"
 )
@@ -78,7 +79,8 @@ type taskModel struct {
 	decl    *ast.FuncDecl
 	fn      *types.Func
 	dir     directive
-	display string // SendWelcome, Service.Resize or (*Service).Resize
+	dirPos  token.Pos // the directive comment, where messages about the task point
+	display string    // SendWelcome, Service.Resize or (*Service).Resize
 
 	// Generated names.
 	base       string // SendWelcome or ServiceResize
@@ -93,7 +95,9 @@ type taskModel struct {
 
 	hasCaller bool
 	hasInfo   bool
-	schema    string
+	// wire is the canonical description of the arguments (Def.Wire), schema its
+	// fingerprint (Def.Schema); both are empty when the arguments have errors.
+	wire, schema string
 }
 
 // args returns the parameters that are serialized, in order.
@@ -163,8 +167,8 @@ type modelBuilder struct {
 
 	// The same types recur across the tasks of a package: serializable and
 	// serializableResults hold the argument and result types found serializable
-	// (types.Type → true), descriptions the schema descriptions of argument types
-	// (types.Type → string). Each depends on the type alone.
+	// (types.Type → true), descriptions the wire descriptions of argument types
+	// (types.Type → *wireschema.Type). Each depends on the type alone.
 	serializable        typeutil.Map
 	serializableResults typeutil.Map
 	descriptions        typeutil.Map
@@ -247,7 +251,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		return nil // a type error, already reported while loading
 	}
 	sig := fn.Type().(*types.Signature)
-	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, base: taskBaseName(decl)}
+	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, dirPos: fd.comment.Slash, base: taskBaseName(decl)}
 	names := taskspec.NamesOf(t.base)
 	t.argsName, t.taskName, t.submitName, t.resultName = names.Args, names.Task, names.Submit, names.Result
 	t.display = decl.Name.Name
@@ -406,7 +410,12 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		for _, p := range t.args() {
 			fields = append(fields, schemaField{name: p.wire, typ: p.typ})
 		}
-		t.schema = schemaFingerprintCached(fields, &b.descriptions)
+		wire, err := argsWire(fields, &b.descriptions)
+		if err != nil {
+			b.errorf(decl.Name.Pos(), "%v", err)
+		} else {
+			t.wire, t.schema = wire, wireschema.Fingerprint(wire)
+		}
 	}
 	return t
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/ast"
 	"go/build"
+	"go/token"
 	"io"
 	"os"
 	"path/filepath"
@@ -32,6 +33,13 @@ type Config struct {
 	// Check compares instead of writing: nothing is written, and every generated file
 	// that is stale, missing or orphaned is reported with a unified diff.
 	Check bool
+	// Against, with Check, is a git revision (a commit, branch or tag; in CI the merge
+	// base with the main branch) to check compatibility with: the tasks as they would be
+	// generated now are compared with the generated files at that revision, and every
+	// change that tasks queued by that revision's code would not survive (a type
+	// changed, a probable rename, a task removed) is in Result.Breaking. Empty means no
+	// such check. See against.go.
+	Against string
 	// Env is the environment of the go command; nil means the current process's.
 	Env []string
 }
@@ -53,6 +61,14 @@ func (c Config) Validate() error {
 	for _, tag := range c.Tags {
 		if tag == "" || strings.ContainsAny(tag, " \t,\"'") {
 			return fmt.Errorf("invalid build tag %q", tag)
+		}
+	}
+	if c.Against != "" {
+		if !c.Check {
+			return fmt.Errorf("-against %s compares the generated code with a git revision and writes nothing, so it needs -check: run taskgen -check -against %s", c.Against, c.Against)
+		}
+		if strings.HasPrefix(c.Against, "-") || strings.ContainsAny(c.Against, " \t\r\n") {
+			return fmt.Errorf("-against %q: want a git revision, such as main, a tag or a commit", c.Against)
 		}
 	}
 	for _, p := range c.Patterns {
@@ -129,7 +145,17 @@ type Result struct {
 	// Files has one entry per package that has tasks or a generated file, in import path
 	// order.
 	Files []File
+	// Breaking has, with Config.Against, one error per change since that revision that
+	// tasks queued by its code would not survive, at the task's directive (or, for a task
+	// removed, at its generated file), saying what to do; sorted by position.
+	Breaking []Error
+	// Notes has, with Config.Against, one entry per generated file that could not be
+	// compared, saying why: such a file is not checked, and is not a failure.
+	Notes []Error
 }
+
+// Incompatible reports whether, with Config.Against, any change is breaking.
+func (r *Result) Incompatible() bool { return len(r.Breaking) > 0 }
 
 // OutOfDate reports whether, with Config.Check, any generated file is stale, missing or
 // orphaned.
@@ -229,6 +255,12 @@ func Run(cfg Config) (*Result, error) {
 		}
 		res.Files = append(res.Files, f)
 	}
+	if cfg.Against != "" {
+		res.Breaking, res.Notes, err = checkAgainst(dir, cfg.Env, cfg.Against, output, patterns, outs)
+		if err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -236,8 +268,15 @@ func Run(cfg Config) (*Result, error) {
 type output struct {
 	pkgPath string
 	dir     string
-	tasks   bool   // the package has task directives, valid or not
-	src     []byte // nil when the package has no tasks or has errors
+	tasks   bool     // the package has task directives, valid or not
+	src     []byte   // nil when the package has no tasks or has errors
+	defs    []newDef // the task.Def of every task in src
+}
+
+// newDef is what the compatibility check needs of a task as generated now.
+type newDef struct {
+	kind, wire string
+	pos        token.Position // the task's directive
 }
 
 // generate runs the stages after loading for every package: directives, model and
@@ -249,10 +288,10 @@ func generate(dir string, tests *build.Context, pkgs []*packages.Package) ([]out
 	var outs []output
 	var loadErrs, declErrs []Error
 	for _, s := range scans {
-		src, lerrs, derrs := s.generate(dir, tests, generated)
+		src, defs, lerrs, derrs := s.generate(dir, tests, generated)
 		loadErrs = append(loadErrs, lerrs...)
 		declErrs = append(declErrs, derrs...)
-		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, tasks: len(s.dirs) > 0, src: src})
+		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, tasks: len(s.dirs) > 0, src: src, defs: defs})
 	}
 	switch {
 	case len(loadErrs) > 0:
@@ -299,20 +338,20 @@ func scanPackages(pkgs []*packages.Package) ([]*scannedPackage, map[string]map[s
 
 // generate runs the stages after scanning for one package. tests chooses the in-package
 // test files checked for generated names (none when nil). It returns the generated source
-// (nil when the package has no tasks or has errors), the package-load errors and the
-// declaration errors.
-func (s *scannedPackage) generate(dir string, tests *build.Context, generated map[string]map[string]bool) (src []byte, loadErrs, declErrs []Error) {
+// and the task definitions in it (nil when the package has no tasks or has errors), the
+// package-load errors and the declaration errors.
+func (s *scannedPackage) generate(dir string, tests *build.Context, generated map[string]map[string]bool) (src []byte, defs []newDef, loadErrs, declErrs []Error) {
 	if s.empty {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	pkg := s.pkg
 	if errs := loadErrors(pkg, dir, generated); len(errs) > 0 {
 		// A package without directives has nothing to generate: its type errors are
 		// not this tool's business, but a package that cannot be listed or parsed is.
 		if len(s.dirs) == 0 && len(s.errs) == 0 && !hasListOrParseError(pkg) {
-			return nil, nil, nil
+			return nil, nil, nil, nil
 		}
-		return nil, errs, withoutFiles(s.errs, parseErrorFiles(pkg))
+		return nil, nil, errs, withoutFiles(s.errs, parseErrorFiles(pkg))
 	}
 	declErrs = s.errs
 	var testFiles []*ast.File
@@ -322,13 +361,16 @@ func (s *scannedPackage) generate(dir string, tests *build.Context, generated ma
 	model, errs := buildModel(pkg, s.dirs, testFiles)
 	declErrs = append(declErrs, errs...)
 	if len(declErrs) > 0 || model == nil {
-		return nil, nil, declErrs
+		return nil, nil, nil, declErrs
 	}
 	src, err := emit(model)
 	if err != nil {
-		return nil, nil, []Error{{Msg: err.Error()}}
+		return nil, nil, nil, []Error{{Msg: err.Error()}}
 	}
-	return src, nil, nil
+	for _, t := range model.tasks {
+		defs = append(defs, newDef{kind: t.dir.kind, wire: t.wire, pos: pkg.Fset.Position(t.dirPos)})
+	}
+	return src, defs, nil, nil
 }
 
 // parseErrorFiles returns the files of pkg that do not parse. What the parser lost of

@@ -9,30 +9,36 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/taskgen/taskgen/internal/wireschema"
 	"golang.org/x/tools/go/packages"
+	"golang.org/x/tools/go/types/typeutil"
 )
 
-func fingerprint(t *testing.T, src string) string {
-	t.Helper()
-	return schemaFingerprint(funcParams(t, typecheck(t, "package p\n"+src), "F"))
-}
-
+// description returns the wire description of the parameters of function F in src (a
+// package p without its package clause).
 func description(t *testing.T, src string) string {
 	t.Helper()
-	return schemaDescription(funcParams(t, typecheck(t, "package p\n"+src), "F"))
+	wire, err := argsWire(funcParams(t, typecheck(t, "package p\n"+src), "F"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire
 }
 
-func TestSchemaFingerprintHasVersionAndSixteenHexDigits(t *testing.T) {
-	got := fingerprint(t, "func F(to, name string) error { return nil }")
-	if !regexp.MustCompile(`^v1:[0-9a-f]{16}$`).MatchString(got) {
-		t.Errorf("fingerprint = %q, want v1: and 16 hex digits", got)
+func TestSchemaIsTheFingerprintOfWire(t *testing.T) {
+	schema, wire := taskDef(t, "//task:t.k\nfunc F(to, name string) error { return nil }")
+	if want := `{"name":string,"to":string}`; wire != want {
+		t.Errorf("Wire = %s, want %s", wire, want)
+	}
+	if !regexp.MustCompile(`^v2:[0-9a-f]{16}$`).MatchString(schema) || schema != wireschema.Fingerprint(wire) {
+		t.Errorf("Schema = %q, want v2: and 16 hex digits, wireschema.Fingerprint(Wire)", schema)
 	}
 }
 
-// taskSchema returns the Def.Schema the generator computes for the one task declared in
-// src (a package p without its package clause): directives found, parameters classified,
-// arguments checked, as for generated code.
-func taskSchema(t *testing.T, src string) string {
+// taskDef returns the Def.Schema and Def.Wire the generator computes for the one task
+// declared in src (a package p without its package clause): directives found, parameters
+// classified, arguments checked, as for generated code.
+func taskDef(t *testing.T, src string) (schema, wire string) {
 	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "p.go", "package p\n"+src, parser.ParseComments)
@@ -58,10 +64,10 @@ func taskSchema(t *testing.T, src string) string {
 	if m == nil || len(m.tasks) != 1 {
 		t.Fatalf("want exactly one task in\n%s", src)
 	}
-	return m.tasks[0].schema
+	return m.tasks[0].schema, m.tasks[0].wire
 }
 
-func TestSchemaFingerprintChangesExactlyWhenTheWireShapeChanges(t *testing.T) {
+func TestSchemaAndWireChangeExactlyWhenTheWireShapeChanges(t *testing.T) {
 	tests := []struct {
 		name          string
 		before, after string
@@ -70,16 +76,6 @@ func TestSchemaFingerprintChangesExactlyWhenTheWireShapeChanges(t *testing.T) {
 			name:   "renamed parameter",
 			before: "//task:t.k\nfunc F(to string) error { return nil }",
 			after:  "//task:t.k\nfunc F(email string) error { return nil }",
-		},
-		{
-			name:   "reordered parameters",
-			before: "//task:t.k\nfunc F(to, name string) error { return nil }",
-			after:  "//task:t.k\nfunc F(name, to string) error { return nil }",
-		},
-		{
-			name:   "reordered parameters of different types",
-			before: "//task:t.k\nfunc F(n int, s string) error { return nil }",
-			after:  "//task:t.k\nfunc F(s string, n int) error { return nil }",
 		},
 		{
 			name:   "renamed struct field",
@@ -110,11 +106,6 @@ func TestSchemaFingerprintChangesExactlyWhenTheWireShapeChanges(t *testing.T) {
 			name:   "string option added",
 			before: "type A struct{ N int64 }\n//task:t.k\nfunc F(a A) error { return nil }",
 			after:  "type A struct{ N int64 `json:\",string\"` }\n//task:t.k\nfunc F(a A) error { return nil }",
-		},
-		{
-			name:   "reordered struct fields",
-			before: "type A struct{ X, Y int }\n//task:t.k\nfunc F(a A) error { return nil }",
-			after:  "type A struct{ Y, X int }\n//task:t.k\nfunc F(a A) error { return nil }",
 		},
 		{
 			name:   "added parameter",
@@ -187,11 +178,6 @@ func TestSchemaFingerprintChangesExactlyWhenTheWireShapeChanges(t *testing.T) {
 			after:  "type M struct{ C int64 }\nfunc (M) MarshalJSON() ([]byte, error) { return nil, nil }\nfunc (*M) UnmarshalJSON([]byte) error { return nil }\n//task:t.k\nfunc F(m M) error { return nil }",
 		},
 		{
-			name:   "recursion depth changed",
-			before: "type Node struct{ Kids []Node }\n//task:t.k\nfunc F(n Node) error { return nil }",
-			after:  "type Node struct{ Kids []Leaf }\ntype Leaf struct{ Kids []Node }\n//task:t.k\nfunc F(n Node) error { return nil }",
-		},
-		{
 			name:   "lifespan parameter became an argument",
 			before: "type DB struct{ Name string }\n//task:t.k lifespan=db\nfunc F(db *DB, n int) error { return nil }",
 			after:  "type DB struct{ Name string }\n//task:t.k\nfunc F(db *DB, n int) error { return nil }",
@@ -199,19 +185,46 @@ func TestSchemaFingerprintChangesExactlyWhenTheWireShapeChanges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, after := taskSchema(t, tt.before), taskSchema(t, tt.after)
-			if before == after {
-				t.Errorf("fingerprint unchanged (%s), want a change: the wire shape changed\nbefore: %s\nafter:  %s", before, tt.before, tt.after)
+			beforeSchema, beforeWire := taskDef(t, tt.before)
+			afterSchema, afterWire := taskDef(t, tt.after)
+			if beforeWire == afterWire || beforeSchema == afterSchema {
+				t.Errorf("Wire %s → %s, Schema %s → %s; want both changed: the wire shape changed\nbefore: %s\nafter:  %s",
+					beforeWire, afterWire, beforeSchema, afterSchema, tt.before, tt.after)
 			}
 		})
 	}
 }
 
-func TestSchemaFingerprintIsUnchangedWhenTheWireShapeIs(t *testing.T) {
+func TestSchemaAndWireAreUnchangedWhenTheWireShapeIs(t *testing.T) {
 	tests := []struct {
 		name          string
 		before, after string
 	}{
+		{
+			name:   "reordered parameters",
+			before: "//task:t.k\nfunc F(to, name string) error { return nil }",
+			after:  "//task:t.k\nfunc F(name, to string) error { return nil }",
+		},
+		{
+			name:   "reordered parameters of different types",
+			before: "//task:t.k\nfunc F(n int, s string) error { return nil }",
+			after:  "//task:t.k\nfunc F(s string, n int) error { return nil }",
+		},
+		{
+			name:   "reordered struct fields",
+			before: "type A struct{ X, Y int }\n//task:t.k\nfunc F(a A) error { return nil }",
+			after:  "type A struct{ Y, X int }\n//task:t.k\nfunc F(a A) error { return nil }",
+		},
+		{
+			name:   "reordered struct fields deep inside, with tags and embedding",
+			before: "type B struct{ Zip string `json:\"zip\"`; City string }\ntype Base struct{ ID int }\ntype A struct{ Base; Homes map[string][]*B; Name string }\n//task:t.k\nfunc F(n int, a A) error { return nil }",
+			after:  "type B struct{ City string; Zip string `json:\"zip\"` }\ntype Base struct{ ID int }\ntype A struct{ Name string; Homes map[string][]*B; Base }\n//task:t.k\nfunc F(a A, n int) error { return nil }",
+		},
+		{
+			name:   "reordered fields of a recursive type",
+			before: "type Node struct{ Next *Node; Kids []Node; V int }\n//task:t.k\nfunc F(n Node) error { return nil }",
+			after:  "type Node struct{ V int; Kids []Node; Next *Node }\n//task:t.k\nfunc F(n Node) error { return nil }",
+		},
 		{
 			name:   "renamed Go function",
 			before: "//task:t.k\nfunc Send(to string) error { return nil }",
@@ -315,9 +328,11 @@ func TestSchemaFingerprintIsUnchangedWhenTheWireShapeIs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, after := taskSchema(t, tt.before), taskSchema(t, tt.after)
-			if before != after {
-				t.Errorf("fingerprint changed from %s to %s, want no change: the wire shape is the same\nbefore: %s\nafter:  %s", before, after, tt.before, tt.after)
+			beforeSchema, beforeWire := taskDef(t, tt.before)
+			afterSchema, afterWire := taskDef(t, tt.after)
+			if beforeWire != afterWire || beforeSchema != afterSchema {
+				t.Errorf("Wire %s → %s, Schema %s → %s; want no change: the wire shape is the same\nbefore: %s\nafter:  %s",
+					beforeWire, afterWire, beforeSchema, afterSchema, tt.before, tt.after)
 			}
 		})
 	}
@@ -332,7 +347,7 @@ func TestSchemaDescriptionFollowsEncodingJSON(t *testing.T) {
 		{
 			name: "basic kinds by name, aliases resolved",
 			src:  "func F(b bool, r rune, by byte, f float32, s string, u uint) error { return nil }",
-			want: `{"b":bool,"r":int32,"by":uint8,"f":float32,"s":string,"u":uint}`,
+			want: `{"b":bool,"by":uint8,"f":float32,"r":int32,"s":string,"u":uint}`,
 		},
 		{
 			name: "time, duration and bytes",
@@ -354,12 +369,12 @@ func TestSchemaDescriptionFollowsEncodingJSON(t *testing.T) {
 			src: "type Base struct{ ID int; Name string }\n" +
 				"type T struct {\n\tBase\n\tName string `json:\"name,omitempty\"`\n\tskip int\n\tGone int `json:\"-\"`\n\tDash int `json:\"-,\"`\n\tN int64 `json:\",string\"`\n\tZ []int `json:\",omitzero\"`\n}\n" +
 				"func F(t T) error { return nil }",
-			want: `{"t":{"ID":int,"Name":string,"name",omitempty:string,"-":int,"N",string:int64,"Z",omitzero:[]int}}`,
+			want: `{"t":{"-":int,"ID":int,"N",string:int64,"Name":string,"Z",omitzero:[]int,"name",omitempty:string}}`,
 		},
 		{
 			name: "uintptr like the other integers, also quoted with ,string",
 			src:  "type T struct{ P uintptr `json:\",string\"` }\nfunc F(u uintptr, m map[uintptr]bool, t T) error { return nil }",
-			want: `{"u":uintptr,"m":map[uintptr]bool,"t":{"P",string:uintptr}}`,
+			want: `{"m":map[uintptr]bool,"t":{"P",string:uintptr},"u":uintptr}`,
 		},
 		{
 			name: "conflicting embedded fields at the same depth are dropped",
@@ -367,9 +382,14 @@ func TestSchemaDescriptionFollowsEncodingJSON(t *testing.T) {
 			want: `{"t":{"Y":int}}`,
 		},
 		{
-			name: "recursive references count enclosing named types",
+			name: "recursive references count enclosing composites",
 			src:  "type Node struct{ Next *Node; Kids []Node }\nfunc F(n Node) error { return nil }",
-			want: `{"n":{"Next":*rec(1),"Kids":[]rec(1)}}`,
+			want: `{"n":{"Kids":[]rec(2),"Next":*rec(2)}}`,
+		},
+		{
+			name: "recursion through named and unnamed composites",
+			src:  "type List []*Tree\ntype Tree struct{ Kids List; Index map[string]struct{ T *Tree } }\nfunc F(t Tree) error { return nil }",
+			want: `{"t":{"Index":map[string]{"T":*rec(4)},"Kids":[]*rec(3)}}`,
 		},
 		{
 			name: "generic types are expanded with their type arguments",
@@ -388,5 +408,66 @@ func TestSchemaDescriptionFollowsEncodingJSON(t *testing.T) {
 				t.Errorf("description =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestWireChangesAreClassifiedByTheCompatibilityRules(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after string
+		compatible    bool
+	}{
+		{"parameter added", "func F(to string) error { return nil }", "func F(to string, cc []string) error { return nil }", true},
+		{"parameter removed", "func F(to string, cc []string) error { return nil }", "func F(to string) error { return nil }", true},
+		{"struct field added", "type A struct{ X int }\nfunc F(a []A) error { return nil }", "type A struct{ X, Y int }\nfunc F(a []A) error { return nil }", true},
+		{"omitempty added", "type A struct{ X int }\nfunc F(a A) error { return nil }", "type A struct{ X int `json:\",omitempty\"` }\nfunc F(a A) error { return nil }", true},
+		{"recursive type unrolled", "type Node struct{ Kids []Node }\nfunc F(n Node) error { return nil }", "type Node struct{ Kids []Leaf }\ntype Leaf struct{ Kids []Node }\nfunc F(n Node) error { return nil }", true},
+		{"parameter type changed", "func F(n int) error { return nil }", "func F(n int64) error { return nil }", false},
+		{"string option added", "type A struct{ N int64 }\nfunc F(a A) error { return nil }", "type A struct{ N int64 `json:\",string\"` }\nfunc F(a A) error { return nil }", false},
+		{"parameter renamed", "func F(to string) error { return nil }", "func F(recipient string) error { return nil }", false},
+		{"json name of a field changed", "type A struct{ Street string }\nfunc F(a A) error { return nil }", "type A struct{ Street string `json:\"street\"` }\nfunc F(a A) error { return nil }", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, err := wireschema.Parse(description(t, tt.before))
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := wireschema.Parse(description(t, tt.after))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := wireschema.Compatible(before, after); got != tt.compatible {
+				t.Errorf("Compatible(%s, %s) = %v, want %v; changes: %v", before, after, got, tt.compatible, wireschema.Compare(before, after))
+			}
+		})
+	}
+}
+
+func TestCachedDescriptionsAreTheDescriptionsAlone(t *testing.T) {
+	// The cache keeps argument types' descriptions across tasks; rec(N) counts are
+	// relative, so a recursive type's description fits wherever it is used.
+	pkg := typecheck(t, "package p\ntype Node struct{ Kids []Node; Up *Node }\nfunc F(n Node, ns []Node) error { return nil }\nfunc G(ns []Node, n *Node, m Node) error { return nil }\n")
+	var cache typeutil.Map
+	for _, fn := range []string{"F", "G", "F"} {
+		fields := funcParams(t, pkg, fn)
+		cached, err := argsWire(fields, &cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone, err := argsWire(fields, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cached != alone {
+			t.Errorf("%s: with the cache %s, alone %s", fn, cached, alone)
+		}
+	}
+	got, err := argsWire(funcParams(t, pkg, "G"), &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"m":{"Kids":[]rec(2),"Up":*rec(2)},"n":*{"Kids":[]rec(2),"Up":*rec(2)},"ns":[]{"Kids":[]rec(2),"Up":*rec(2)}}`; got != want {
+		t.Errorf("description of G = %s, want %s", got, want)
 	}
 }

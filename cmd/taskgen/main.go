@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	taskgen [-o tasks_gen.go] [-tags a,b] [-check] [-v] [packages]
+//	taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-v] [packages]
 //
 // The packages default to the current directory, so that
 //
@@ -16,8 +16,19 @@
 // nothing at all when it finds an error. With -check it writes nothing and prints a
 // unified diff for every stale, missing or orphaned generated file.
 //
-// Exit codes: 0 success; 1 invalid task declarations, or out-of-date files with -check;
-// 2 usage or package-load errors.
+// With -check -against REF it also compares every task, as it would be generated now,
+// with the generated files at git revision REF (in CI, the merge base with the main
+// branch), and reports each change that tasks queued by REF's code would not survive a
+// rolling deploy: a parameter or struct field whose type changed, a probable rename, a
+// task removed. Each report is positioned at the task's directive and says what to do.
+// Adding or removing parameters and fields, and reordering them, are compatible. A
+// generated file at REF from before wire descriptions (no Wire in its task.Def values)
+// is skipped with a note.
+//
+// Exit codes: 0 success (with -check: every file fresh and, with -against, no breaking
+// change); 1 invalid task declarations, or with -check an out-of-date file or a
+// breaking change since REF; 2 usage or package-load errors, or a REF that git cannot
+// read (not a repository, unknown revision).
 package main
 
 import (
@@ -44,9 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	output := flags.String("o", gen.DefaultOutput, "`name` of the generated file in each package directory")
 	tags := flags.String("tags", "", "comma-separated list of extra build `tags` to load packages with (taskgen is always set)")
 	check := flags.Bool("check", false, "write nothing; print a unified diff for each stale, missing or orphaned generated file and exit 1 if there is one")
+	against := flags.String("against", "", "with -check: also compare the tasks with the generated files at git revision `REF` and exit 1 on a change that tasks queued by REF's code would not survive")
 	verbose := flags.Bool("v", false, "print a line for every generated file written, removed or unchanged")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check] [-v] [packages]\n\n")
+		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-v] [packages]\n\n")
 		fmt.Fprintf(stderr, "taskgen generates typed task code for functions marked //task:<kind>.\nThe packages default to the current directory.\n\nFlags:\n")
 		flags.PrintDefaults()
 	}
@@ -62,6 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Output:   *output,
 		Tags:     splitTags(*tags),
 		Check:    *check,
+		Against:  *against,
 	}
 	if err := cfg.Validate(); err != nil {
 		logger.Print(err)
@@ -72,6 +85,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	res, err := gen.Run(cfg)
 	if err != nil {
 		var errs *gen.Errors
+		var againstErr *gen.AgainstError
+		if errors.As(err, &againstErr) {
+			logger.Print(err)
+			return 2
+		}
 		if !errors.As(err, &errs) {
 			logger.Print(err)
 			return 1
@@ -105,11 +123,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	for _, n := range res.Notes {
+		fmt.Fprintln(stderr, gen.Error{Pos: n.Pos, Msg: "note: " + n.Msg}.Error())
+	}
+	for _, b := range res.Breaking {
+		fmt.Fprintln(stderr, b.Error())
+	}
+	code := 0
 	if res.OutOfDate() {
 		logger.Printf("%d generated file(s) out of date: run taskgen (or go generate) to update them", stale)
-		return 1
+		code = 1
 	}
-	return 0
+	if res.Incompatible() {
+		logger.Printf("%d change(s) since %s that tasks queued by its code would not survive: see above", len(res.Breaking), cfg.Against)
+		code = 1
+	}
+	return code
 }
 
 // splitTags splits a -tags value at commas (and, as the go command still accepts, at

@@ -515,6 +515,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"-o", "tasks_windows.go"},
 		{"-o", "tasks_linux_arm64.go"},
 		{"welcome/welcome.go"},
+		{"-against", "main", "./..."},
+		{"-check", "-against", "-x", "./..."},
 	} {
 		res := taskgen(t, dir, args...)
 		if res.code != 2 {
@@ -774,5 +776,100 @@ func TestRunsAsAGoTool(t *testing.T) {
 	}
 	if out, err := goCmd(t, dir, strictGoEnv(), "tool", "taskgen", "-check", "./..."); err != nil {
 		t.Errorf("go tool taskgen -check after go generate: %v\n%s", err, out)
+	}
+}
+
+// git runs git in dir with a fixed identity and no user or system configuration.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=taskgen test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestCheckAgainstReadsTheRevisionWithGit runs -check -against on a real repository of two
+// commits and more: the golden cases of gen (testdata/against) read the old generated
+// files from archives, this test reads them with git.
+func TestCheckAgainstReadsTheRevisionWithGit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is needed to test -against: install it (apt-get install git; make test does)")
+	}
+	dir := module(t, map[string]string{"welcome/welcome.go": welcomeSrc, "other/other.go": "package other\n"})
+	if res := taskgen(t, dir, "./..."); res.code != 0 {
+		t.Fatalf("generate: exit code %d\n%s", res.code, res.stderr)
+	}
+	git(t, dir, "init", "-q")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "first: the task as deployed")
+	src := filepath.Join(dir, "welcome", "welcome.go")
+
+	// change rewrites the task's source with old replaced by new, regenerates and
+	// commits, and returns what -check -against HEAD~1 says.
+	change := func(t *testing.T, old, new string) result {
+		t.Helper()
+		write(t, dir, "welcome/welcome.go", strings.Replace(welcomeSrc, old, new, 1))
+		if res := taskgen(t, dir, "./..."); res.code != 0 {
+			t.Fatalf("generate: exit code %d\n%s", res.code, res.stderr)
+		}
+		git(t, dir, "commit", "-q", "-a", "--allow-empty", "-m", "second")
+		t.Cleanup(func() { git(t, dir, "reset", "-q", "--hard", "HEAD~1") })
+		return taskgen(t, dir, "-check", "-against", "HEAD~1", "./...")
+	}
+
+	t.Run("a compatible change exits 0 and says nothing", func(t *testing.T) {
+		res := change(t, "to, name string", "name, to string, cc []string")
+		if res.code != 0 || res.stdout != "" || res.stderr != "" {
+			t.Errorf("exit code %d, stdout %q, stderr %q; want 0 and nothing", res.code, res.stdout, res.stderr)
+		}
+	})
+	t.Run("a type change exits 1 at the directive", func(t *testing.T) {
+		res := change(t, "to, name string", "to int, name string")
+		want := "welcome/welcome.go:14:1: task email.send_welcome: parameter \"to\" changed type from string to int: queued tasks cannot be decoded by the new worker; ship the change as a new kind (email.send_welcome.v2) and keep the old function registered until its queue drains\n"
+		if res.code != 1 || !strings.HasPrefix(res.stderr, want) || !strings.Contains(res.stderr, "taskgen: 1 change(s) since HEAD~1 that tasks queued by its code would not survive") {
+			t.Errorf("exit code %d, stderr:\n%s\nwant 1 and\n%s", res.code, res.stderr, want)
+		}
+	})
+	t.Run("a stale file still fails, with its diff, when the change is compatible", func(t *testing.T) {
+		write(t, dir, "welcome/welcome.go", strings.Replace(welcomeSrc, "to, name string", "to, name, cc string", 1))
+		t.Cleanup(func() { git(t, dir, "checkout", "-q", "--", ".") })
+		res := taskgen(t, dir, "-check", "-against", "HEAD", "./...")
+		if res.code != 1 || !strings.HasPrefix(res.stdout, "--- a/welcome/tasks_gen.go\n") || strings.Contains(res.stderr, "would not survive") {
+			t.Errorf("exit code %d, stdout:\n%s\nstderr:\n%s\nwant 1, the diff and no breaking change", res.code, res.stdout, res.stderr)
+		}
+	})
+	t.Run("a package removed since the revision removed its tasks", func(t *testing.T) {
+		if err := os.RemoveAll(filepath.Join(dir, "welcome")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { git(t, dir, "checkout", "-q", "--", ".") })
+		res := taskgen(t, dir, "-check", "-against", "HEAD", "./...")
+		want := "welcome/tasks_gen.go:1:1: task email.send_welcome was removed: queued tasks of it will be dead-lettered unknown_kind after the skew grace; keep it registered until its queue drains\n"
+		if res.code != 1 || !strings.HasPrefix(res.stderr, want) {
+			t.Errorf("exit code %d, stderr:\n%s\nwant 1 and\n%s", res.code, res.stderr, want)
+		}
+	})
+	t.Run("an unknown revision exits 2 with git's message", func(t *testing.T) {
+		res := taskgen(t, dir, "-check", "-against", "no-such-branch", "./...")
+		if res.code != 2 || !strings.Contains(res.stderr, "taskgen: -against no-such-branch: no such commit (git rev-parse: fatal: ") {
+			t.Errorf("exit code %d, stderr:\n%s\nwant 2 and git's message", res.code, res.stderr)
+		}
+	})
+	t.Run("outside a repository exits 2 with git's message", func(t *testing.T) {
+		plain := module(t, map[string]string{"welcome/welcome.go": welcomeSrc})
+		if res := taskgen(t, plain, "./..."); res.code != 0 {
+			t.Fatalf("generate: exit code %d\n%s", res.code, res.stderr)
+		}
+		res := taskgen(t, plain, "-check", "-against", "main", "./...")
+		if res.code != 2 || !strings.Contains(res.stderr, "not a git repository") {
+			t.Errorf("exit code %d, stderr:\n%s\nwant 2 and git's message", res.code, res.stderr)
+		}
+	})
+	if got := read(t, src); got != welcomeSrc {
+		t.Errorf("the subtests left welcome.go changed:\n%s", got)
 	}
 }

@@ -23,7 +23,8 @@ var SendWelcomeTask = task.Def{
 	Queue:      "email",
 	MaxRetries: 3,
 	Timeout:    10 * time.Second,
-	Schema:     "v1:0074af7510edf270",
+	Schema:     "v2:1c1558744ece03f1",
+	Wire:       `{"name":string,"to":string}`,
 	Caller:     true,
 }
 
@@ -51,7 +52,8 @@ var SendDigestTask = task.Def{
 	Kind:       "email.send_digest",
 	Queue:      "email",
 	MaxRetries: 1,
-	Schema:     "v1:43564e6e03b52b18",
+	Schema:     "v2:b49081b9e2e01d2f",
+	Wire:       `{"recipients":[]string,"week":int}`,
 	Caller:     true,
 }
 
