@@ -461,6 +461,9 @@ func (e *emitter) def(t *taskModel) {
 		jen.Line().Id("Schema").Op(":").Lit(t.schema),
 		jen.Line().Id("Wire").Op(":").Add(stringLit(t.wire)),
 	)
+	if t.previousSchema != t.schema {
+		items = append(items, jen.Line().Id("PreviousSchema").Op(":").Lit(t.previousSchema))
+	}
 	if t.hasCaller {
 		items = append(items, jen.Line().Id("Caller").Op(":").True())
 	}

@@ -95,6 +95,8 @@ type taskModel struct {
 
 	hasCaller bool
 	hasInfo   bool
+	// previousSchema is the fingerprint of the older taskgen (see previousSchema).
+	previousSchema string
 	// wire is the canonical description of the arguments (Def.Wire), schema its
 	// fingerprint (Def.Schema); both are empty when the arguments have errors.
 	wire, schema string
@@ -172,6 +174,7 @@ type modelBuilder struct {
 	serializable        typeutil.Map
 	serializableResults typeutil.Map
 	descriptions        typeutil.Map
+	v1Descriptions      typeutil.Map
 }
 
 func (b *modelBuilder) errorf(pos token.Pos, format string, args ...any) {
@@ -415,6 +418,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 			b.errorf(decl.Name.Pos(), "%v", err)
 		} else {
 			t.wire, t.schema = wire, wireschema.Fingerprint(wire)
+			t.previousSchema = previousSchema(fields, &b.v1Descriptions)
 		}
 	}
 	return t

@@ -19,13 +19,14 @@ type SendWelcomeArgs struct {
 
 // SendWelcomeTask describes task email.send_welcome (SendWelcome).
 var SendWelcomeTask = task.Def{
-	Kind:       "email.send_welcome",
-	Queue:      "email",
-	MaxRetries: 3,
-	Timeout:    10 * time.Second,
-	Schema:     "v2:1c1558744ece03f1",
-	Wire:       `{"name":string,"to":string}`,
-	Caller:     true,
+	Kind:           "email.send_welcome",
+	Queue:          "email",
+	MaxRetries:     3,
+	Timeout:        10 * time.Second,
+	Schema:         "v2:1c1558744ece03f1",
+	Wire:           `{"name":string,"to":string}`,
+	PreviousSchema: "v1:0074af7510edf270",
+	Caller:         true,
 }
 
 // SubmitSendWelcome enqueues SendWelcome (task email.send_welcome) on behalf of caller.
@@ -49,12 +50,13 @@ type SendDigestArgs struct {
 
 // SendDigestTask describes task email.send_digest (SendDigest).
 var SendDigestTask = task.Def{
-	Kind:       "email.send_digest",
-	Queue:      "email",
-	MaxRetries: 1,
-	Schema:     "v2:b49081b9e2e01d2f",
-	Wire:       `{"recipients":[]string,"week":int}`,
-	Caller:     true,
+	Kind:           "email.send_digest",
+	Queue:          "email",
+	MaxRetries:     1,
+	Schema:         "v2:b49081b9e2e01d2f",
+	Wire:           `{"recipients":[]string,"week":int}`,
+	PreviousSchema: "v1:43564e6e03b52b18",
+	Caller:         true,
 }
 
 // SubmitSendDigest enqueues SendDigest (task email.send_digest) on behalf of caller.

@@ -23,6 +23,11 @@ type Def struct {
 	// field names and types, recursively, in a canonical order. It is what a worker
 	// compares with the wire shape an envelope's producer wrote.
 	Wire string
+	// PreviousSchema is the fingerprint a taskgen older than Wire gave these arguments
+	// ("v1:..."): a worker runs envelopes of it as its own, so that tasks queued by
+	// producers of that taskgen survive its upgrade, workers deployed first. A migration
+	// aid, to be removed in a later release.
+	PreviousSchema string
 	// Caller is true when the task function takes a task.Caller: Submit then refuses an
 	// empty caller with ErrNoCaller.
 	Caller bool

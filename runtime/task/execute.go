@@ -107,7 +107,7 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 		return w.versionSkew(d, e)
 	}
 	lenient := false
-	if e.Schema != h.def.Schema {
+	if e.Schema != h.def.Schema && (h.def.PreviousSchema == "" || e.Schema != h.def.PreviousSchema) {
 		switch err := w.acceptSchema(e, h); {
 		case errors.Is(err, ErrSchemaMismatch):
 			d.refusal = err

@@ -224,3 +224,27 @@ func TestIncompatibleSchemasWaitOutTheGraceThenDeadLetter(t *testing.T) {
 		}
 	})
 }
+
+// Envelopes queued by producers of the taskgen before Def.Wire carry the v1 fingerprint,
+// and no description: a worker runs them when its Def names that fingerprint as
+// PreviousSchema, so upgrading taskgen itself strands no queued task (workers first).
+func TestEnvelopesOfThePreviousSchemaRun(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		current := defOf(t, `{"msg":string}`)
+		current.PreviousSchema = "v1:5f1e2d3c4b5a6978"
+		older := task.Def{Kind: current.Kind, Queue: current.Queue, Schema: current.PreviousSchema}
+		h := newHarness(t, rdb)
+		w := h.worker(t, task.WithSkewGrace(time.Second))
+		if err := task.Register(w, current, func(_ context.Context, _ task.Caller, a compatV1) (string, error) { return "ran " + a.Msg, nil }); err != nil {
+			t.Fatal(err)
+		}
+		run(t, w)
+		id, err := task.Submit(context.Background(), h.client, older, task.Caller{}, compatV1{Msg: "old"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait[string](t, h.client, id); err != nil || got != "ran old" {
+			t.Errorf("v1 envelope: %q, %v; want it run", got, err)
+		}
+	})
+}
