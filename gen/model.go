@@ -303,29 +303,11 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 					"lifespan=%s: the context.Context parameter cannot be lifespan state; the worker passes a fresh context to every task", v.Name())
 			}
 		case isNamed(v.Type(), taskPkgPath, "Caller"):
-			p.kind = paramCaller
-			if caller != nil {
-				b.errorf(p.pos, "a task takes at most one task.Caller (%s is the first)", paramLabel(caller))
-			} else {
-				caller = p
-			}
-			t.hasCaller = true
-			if lifespan[v.Name()] {
-				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
-					"lifespan=%s: the task.Caller parameter cannot be lifespan state; it is captured when the task is submitted", v.Name())
-			}
+			p.kind, t.hasCaller = paramCaller, true
+			b.filledIn(fd, p, &caller, lifespan[v.Name()], "task.Caller", "it is captured when the task is submitted")
 		case isNamed(v.Type(), taskPkgPath, "Info"):
-			p.kind = paramInfo
-			if info != nil {
-				b.errorf(p.pos, "a task takes at most one task.Info (%s is the first)", paramLabel(info))
-			} else {
-				info = p
-			}
-			t.hasInfo = true
-			if lifespan[v.Name()] {
-				b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset),
-					"lifespan=%s: the task.Info parameter cannot be lifespan state; the worker fills it in for every attempt", v.Name())
-			}
+			p.kind, t.hasInfo = paramInfo, true
+			b.filledIn(fd, p, &info, lifespan[v.Name()], "task.Info", "the worker fills it in for every attempt")
 		case lifespan[v.Name()]:
 			p.kind = paramLifespan
 			if ptr, ok := types.Unalias(v.Type()).(*types.Pointer); ok && isNamed(ptr.Elem(), taskPkgPath, "Caller") {
@@ -422,6 +404,21 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		}
 	}
 	return t
+}
+
+// filledIn checks a parameter the task gets from the runtime, never from its submitter's
+// arguments or its worker's lifespan state (task.Caller, task.Info): a task takes at most
+// one of each, first is the first one met, and it cannot be named in lifespan=; why says
+// where its value comes from.
+func (b *modelBuilder) filledIn(fd *funcDirective, p *paramModel, first **paramModel, inLifespan bool, what, why string) {
+	if *first != nil {
+		b.errorf(p.pos, "a task takes at most one %s (%s is the first)", what, paramLabel(*first))
+	} else {
+		*first = p
+	}
+	if inLifespan {
+		b.errorf(fd.comment.Slash+token.Pos(fd.dir.lifespanOffset), "lifespan=%s: the %s parameter cannot be lifespan state; %s", p.name, what, why)
+	}
 }
 
 // hasInvalidType reports whether t is, or is built from, an invalid type.
