@@ -19,9 +19,9 @@
 //     counts the attempt.
 //  3. The function registered by the generated RegisterTasks (or [Register]) runs with a
 //     fresh context — its deadline from the task's timeout, its cancellation from the
-//     worker, nothing of the submitter's — the verified caller, and the lifespan values
-//     given at registration.
-//  4. Its outcome is written: the result ([Result] returns it), a retry after backoff, the
+//     worker, nothing of the submitter's — the verified caller, its [Info] if it takes
+//     one, and the lifespan values given at registration.
+//  4. Its outcome is written: the result (the generated ResultF, or [Result], returns it), a retry after backoff, the
 //     dead-letter stream ([Client.DeadLetters]), or, at shutdown, a hand-back to the queue.
 //
 // # Guarantees
@@ -36,8 +36,12 @@
 //     that has finished is dropped unrun.
 //   - Nothing ambient crosses. A task sees only its own caller and the values its worker
 //     registered; its context carries nothing of the submitter's.
-//   - Refusals are loud. An envelope that does not verify, a task of a kind or schema the
-//     worker does not know, an expired caller: each is dead-lettered with a reason
+//   - Rolling deploys heal. A task whose kind a worker does not know, or whose arguments'
+//     schema it cannot accept, is handed back for a worker of another version for
+//     [WithSkewGrace] before it is dead-lettered; an envelope of another but compatible
+//     schema (fields added, removed, reordered) runs, decoded by name (schema.go).
+//   - Refusals are loud. An envelope that does not verify, a task of a kind or schema no
+//     worker ran within the skew grace, an expired caller: each is dead-lettered with a reason
 //     (the Reason constants) and [Result] returns a [*FailedError] that errors.Is matches
 //     against [ErrBadSignature], [ErrUnknownKind], [ErrCallerExpired] and the others. A
 //     forged copy of a task's envelope is dead-lettered without touching the task.
@@ -50,12 +54,13 @@
 //
 // # Defaults
 //
-// Workers run 10 tasks at once ([WithConcurrency]) from the "default" queue
-// ([WithQueues]), hold each under a 30 s lease renewed every 10 s, retry failures up to
+// Workers run 10 tasks at once ([WithConcurrency]) from the queues of the tasks
+// registered on them ([WithQueues]), hold each under a 30 s lease renewed every 10 s, retry failures up to
 // the task's retries with backoff from 1 s to 10 min ([WithBackoff]), give an attempt
 // 5 min unless the task says otherwise ([WithDefaultTimeout]), keep results 24 h
 // ([WithResultTTL]) and, when Run's context ends, wait 30 s for running tasks before
-// cancelling them ([WithShutdownTimeout]). Envelopes are at most 1 MiB
+// cancelling them ([WithShutdownTimeout]), and hand back a task of an unknown kind or
+// schema for 15 min ([WithSkewGrace]). Envelopes are at most 1 MiB
 // ([WithMaxEnvelopeSize]).
 //
 // # How a worker is built
