@@ -391,7 +391,9 @@ func TestPermanentErrorIsNotRetried(t *testing.T) {
 func TestRefusedEnvelopesAreDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		h := newHarness(t, rdb, task.WithMaxEnvelopeSize(4<<20))
-		w := h.worker(t, task.WithMaxEnvelopeSize(1<<20), task.WithConcurrency(4))
+		// No skew grace: an unknown kind and a schema mismatch are dead-lettered at once,
+		// like every other refusal here (skew_test.go tests the grace).
+		w := h.worker(t, task.WithMaxEnvelopeSize(1<<20), task.WithConcurrency(4), task.WithSkewGrace(0))
 		var ran sync.Map // messages of the valid tasks that ran
 		task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
 			ran.Store(a.Msg, true)
