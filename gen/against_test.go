@@ -64,7 +64,7 @@ func TestAgainstGolden(t *testing.T) {
 	for _, s := range scans {
 		rel := strings.TrimPrefix(s.pkg.PkgPath, goldenModule+"/")
 		name := strings.Join(strings.SplitN(rel, "/", 3)[:2], "/")
-		src, defs, loadErrs, declErrs := s.generate(mod, nil, generated)
+		src, defs, loadErrs, declErrs := s.generate(mod, DefaultOutput, nil, generated, nil)
 		if errs := append(loadErrs, declErrs...); len(errs) > 0 {
 			t.Fatalf("%s: the source now must generate: %v", rel, errs)
 		}

@@ -49,7 +49,10 @@ type emitter struct {
 // is rendered unformatted, with a marker before each task's declarations and before
 // RegisterTasks, and the pieces are formatted in parallel: a top-level declaration's
 // layout never depends on another's.
-func emit(m *pkgModel) ([]byte, error) {
+//
+// existing is the generated file on disk (nil when there is none): when the format cache
+// knows it to be what formatting this rendering gives, it is returned as it is.
+func emit(m *pkgModel, existing []byte, cache *formatCache) ([]byte, error) {
 	e := &emitter{m: m, f: jen.NewFilePathName(m.path, m.name)}
 	e.f.NoFormat = true
 	e.f.HeaderComment(Header + "\n\n" + buildConstraint)
@@ -69,6 +72,9 @@ func emit(m *pkgModel) ([]byte, error) {
 	if err := e.f.Render(&buf); err != nil {
 		return nil, fmt.Errorf("render the generated code of %s: %w", m.path, err)
 	}
+	if cache.formatted(buf.Bytes(), existing) {
+		return existing, nil
+	}
 	pieces := bytes.Split(buf.Bytes(), []byte(chunkMarker))
 	if len(pieces) != len(m.tasks)+2 {
 		return nil, fmt.Errorf("render the generated code of %s: %d pieces for %d tasks; the source holds a NUL byte", m.path, len(pieces), len(m.tasks))
@@ -82,6 +88,7 @@ func emit(m *pkgModel) ([]byte, error) {
 		out = append(out, '\n')
 		out = append(out, piece...)
 	}
+	cache.store(buf.Bytes(), out)
 	return out, nil
 }
 

@@ -166,7 +166,7 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("package %s belongs to no case", s.pkg.PkgPath)
 		}
 		res := results[c.name]
-		src, _, loadErrs, declErrs := s.generate(mod, tests, generated)
+		src, _, loadErrs, declErrs := s.generate(mod, DefaultOutput, tests, generated, nil)
 		for _, e := range append(loadErrs, declErrs...) {
 			if e.Pos.Filename != "" {
 				rel, err := filepath.Rel(filepath.Join(mod, c.name), e.Pos.Filename)

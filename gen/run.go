@@ -209,7 +209,7 @@ func Run(cfg Config) (*Result, error) {
 		return nil, &Errors{Load: true, List: []Error{{Msg: fmt.Sprintf("no packages match %s", strings.Join(patterns, " "))}}}
 	}
 
-	outs, errs := generate(dir, testBuildContext(cfg.Env, cfg.Tags), pkgs)
+	outs, errs := generate(dir, output, testBuildContext(cfg.Env, cfg.Tags), pkgs, openFormatCache(cfg.Env))
 	var plans []filePlan
 	if errs == nil || !errs.Load {
 		// A file in the way of the output is reported with the declaration errors, so
@@ -280,15 +280,16 @@ type newDef struct {
 }
 
 // generate runs the stages after loading for every package: directives, model and
-// checks, emission. tests chooses the test files checked for generated names. It returns
+// checks, emission into the file named fileName (cache may spare formatting it: see
+// formatCache). tests chooses the test files checked for generated names. It returns
 // the outputs of every package, also when there are problems, and every problem of every
 // package.
-func generate(dir string, tests *build.Context, pkgs []*packages.Package) ([]output, *Errors) {
+func generate(dir, fileName string, tests *build.Context, pkgs []*packages.Package, cache *formatCache) ([]output, *Errors) {
 	scans, generated := scanPackages(pkgs)
 	var outs []output
 	var loadErrs, declErrs []Error
 	for _, s := range scans {
-		src, defs, lerrs, derrs := s.generate(dir, tests, generated)
+		src, defs, lerrs, derrs := s.generate(dir, fileName, tests, generated, cache)
 		loadErrs = append(loadErrs, lerrs...)
 		declErrs = append(declErrs, derrs...)
 		outs = append(outs, output{pkgPath: s.pkg.PkgPath, dir: s.pkg.Dir, tasks: len(s.dirs) > 0, src: src, defs: defs})
@@ -340,7 +341,7 @@ func scanPackages(pkgs []*packages.Package) ([]*scannedPackage, map[string]map[s
 // test files checked for generated names (none when nil). It returns the generated source
 // and the task definitions in it (nil when the package has no tasks or has errors), the
 // package-load errors and the declaration errors.
-func (s *scannedPackage) generate(dir string, tests *build.Context, generated map[string]map[string]bool) (src []byte, defs []newDef, loadErrs, declErrs []Error) {
+func (s *scannedPackage) generate(dir, fileName string, tests *build.Context, generated map[string]map[string]bool, cache *formatCache) (src []byte, defs []newDef, loadErrs, declErrs []Error) {
 	if s.empty {
 		return nil, nil, nil, nil
 	}
@@ -363,7 +364,11 @@ func (s *scannedPackage) generate(dir string, tests *build.Context, generated ma
 	if len(declErrs) > 0 || model == nil {
 		return nil, nil, nil, declErrs
 	}
-	src, err := emit(model)
+	var existing []byte
+	if cache != nil {
+		existing, _ = os.ReadFile(filepath.Join(pkg.Dir, fileName)) // none: nothing to reuse
+	}
+	src, err := emit(model, existing, cache)
 	if err != nil {
 		return nil, nil, nil, []Error{{Msg: err.Error()}}
 	}
