@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -129,3 +130,58 @@ func ExampleSecret() {
 type exampleStdout struct{}
 
 func (exampleStdout) Write(p []byte) (int, error) { fmt.Print(string(p)); return len(p), nil }
+
+// A task that takes a task.Info knows its own id and attempt: the id is the same on every
+// run of one submitted task, so it is the key that makes a side effect happen once under
+// at-least-once delivery. Here the first attempt fails after "charging", the retry finds
+// the charge under the task's id and does not charge again.
+func ExampleRegisterWithInfo() {
+	rdb, done := exampleRedis()
+	defer done()
+	quiet := task.WithLogger(slog.New(slog.DiscardHandler))
+	w, err := task.NewWorker(rdb, task.WithSigningKey("k1", exampleKey), task.WithBackoff(10*time.Millisecond, 10*time.Millisecond), quiet)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	charge := task.Def{Kind: "billing.charge", Queue: "billing", MaxRetries: 2, Schema: "v1:charge"}
+	var mu sync.Mutex
+	charged := map[task.ID]int{} // stands for the payment API's idempotency keys
+	err = task.RegisterWithInfo(w, charge, func(_ context.Context, info task.Info, _ task.Caller, cents int) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, done := charged[info.ID]; !done {
+			charged[info.ID] = cents
+		}
+		if info.Attempt == 1 {
+			return "", errors.New("the connection dropped after the charge")
+		}
+		return fmt.Sprintf("attempt %d of %d: %d cents charged once", info.Attempt, info.MaxRetries+1, charged[info.ID]), nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	stopped := make(chan error)
+	go func() { stopped <- w.Run(ctx) }()
+
+	c, err := task.NewClient(rdb, task.WithSigningKey("k1", exampleKey))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	id, err := task.Submit(ctx, c, charge, task.Caller{}, 1250)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	out, err := task.ResultOf[string](ctx, c, charge, id)
+	fmt.Println(out, err)
+	stop()
+	fmt.Println("worker stopped:", <-stopped)
+	// Output:
+	// attempt 2 of 3: 1250 cents charged once <nil>
+	// worker stopped: <nil>
+}
