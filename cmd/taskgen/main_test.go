@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -375,14 +376,20 @@ func TestCheckPrintsADiffAndWritesNothing(t *testing.T) {
 	})
 
 	t.Run("stale", func(t *testing.T) {
-		stale := strings.Replace(want, "MaxRetries: 5", "MaxRetries: 4", 1)
+		// The Def's keys are aligned: whatever the padding, change 5 retries to 4.
+		line := regexp.MustCompile(`\tMaxRetries: +5,\n`).FindString(want)
+		if line == "" {
+			t.Fatalf("no MaxRetries of 5 in the generated file:\n%s", want)
+		}
+		staleLine := strings.Replace(line, "5,", "4,", 1)
+		stale := strings.Replace(want, line, staleLine, 1)
 		write(t, pkg, "tasks_gen.go", stale)
 		res := taskgen(t, dir, "-check", "./...")
 		if res.code != 1 {
 			t.Errorf("exit code %d, want 1", res.code)
 		}
 		if !strings.HasPrefix(res.stdout, "--- a/welcome/tasks_gen.go\n+++ b/welcome/tasks_gen.go\n@@ ") ||
-			!strings.Contains(res.stdout, "\n-\tMaxRetries: 4,\n+\tMaxRetries: 5,\n") {
+			!strings.Contains(res.stdout, "\n-"+staleLine+"+"+line) {
 			t.Errorf("stdout is not the unified diff of the change:\n%s", res.stdout)
 		}
 		if got := read(t, gen); got != stale {
