@@ -18,10 +18,12 @@
 //   - schema.go: the wire description of each task's arguments (Def.Wire) and its
 //     fingerprint (Def.Schema), built from the Go types; the grammar, canonical form,
 //     fingerprint and compatibility rules are package internal/wireschema's;
+//     schema_v1.go: the fingerprint of the taskgen before Wire (Def.PreviousSchema);
 //   - emit.go: the generated file, built with jennifer, each task's declarations
 //     formatted on their own and in parallel, the imports grouped as goimports does;
+//     formatcache.go: skip formatting a file that is unchanged;
 //   - write.go and run.go: compare, write atomically or remove orphans;
-//   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does.
+//   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does;
 //   - against.go: -check -against REV, the compatibility of the tasks as generated now
 //     with the generated files at a git revision, by internal/wireschema's rules.
 //
