@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/taskgen/taskgen/internal/taskspec"
 	"github.com/taskgen/taskgen/internal/wireschema"
 )
 
@@ -256,6 +257,12 @@ func compareGenerated(rev string, files []*oldFile, outs []output) (breaking, no
 			case !ok:
 				breaking = append(breaking, Error{Pos: filePos(f.name), Msg: fmt.Sprintf(
 					"task %s was removed: queued tasks of it will be dead-lettered unknown_kind after the skew grace; keep it registered until its queue drains", old.kind)})
+			case old.queue != now.queue:
+				// Checked before the arguments: whatever they are, the queued tasks are
+				// where no worker of the new code looks.
+				breaking = append(breaking, Error{Pos: now.pos, Msg: fmt.Sprintf(
+					"task %s moved from queue %q to %q: its queued tasks stay in %q, which workers of the new code do not consume unless told to (WithQueues); keep the queue, or ship the move as a new kind (%s) on %q and keep the old function registered on %q until it drains",
+					old.kind, old.queue, now.queue, old.queue, nextKind(old.kind), now.queue, old.queue)})
 			case !old.hasWire:
 				notes = append(notes, Error{Pos: now.pos, Msg: fmt.Sprintf("task %s: not compared with %s: its task.Def there has no Wire", old.kind, rev)})
 			case old.wire != now.wire:
@@ -397,6 +404,7 @@ func filePos(name string) token.Position {
 type oldDef struct {
 	kind, wire string
 	hasWire    bool
+	queue      string // taskspec.DefaultQueue when the Def names none
 }
 
 // readGeneratedDefs returns the task.Def values of a generated file: every package-level
@@ -428,7 +436,7 @@ func readGeneratedDefs(name string, src []byte) ([]oldDef, error) {
 				if !ok || !isSelector(lit.Type, taskName, "Def") {
 					continue
 				}
-				var d oldDef
+				d := oldDef{queue: taskspec.DefaultQueue}
 				for _, elt := range lit.Elts {
 					kv, ok := elt.(*ast.KeyValueExpr)
 					key, _ := kv.Key.(*ast.Ident)
@@ -439,6 +447,8 @@ func readGeneratedDefs(name string, src []byte) ([]oldDef, error) {
 					switch {
 					case key.Name == "Kind" && ok:
 						d.kind = s
+					case key.Name == "Queue" && ok && s != "":
+						d.queue = s
 					case key.Name == "Wire" && ok:
 						d.wire, d.hasWire = s, true
 					case key.Name == "Wire":

@@ -448,10 +448,7 @@ func (e *emitter) args(t *taskModel) {
 
 // def emits the FTask description.
 func (e *emitter) def(t *taskModel) {
-	queue := t.dir.queue
-	if queue == "" {
-		queue = taskspec.DefaultQueue
-	}
+	queue := t.queue()
 	retries := taskspec.DefaultMaxRetries
 	if t.dir.retriesSet {
 		retries = t.dir.retries

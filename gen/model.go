@@ -102,6 +102,14 @@ type taskModel struct {
 	wire, schema string
 }
 
+// queue returns the task's queue: the directive's, or the default.
+func (t *taskModel) queue() string {
+	if t.dir.queue == "" {
+		return taskspec.DefaultQueue
+	}
+	return t.dir.queue
+}
+
 // args returns the parameters that are serialized, in order.
 func (t *taskModel) args() []*paramModel {
 	var out []*paramModel

@@ -275,8 +275,8 @@ type output struct {
 
 // newDef is what the compatibility check needs of a task as generated now.
 type newDef struct {
-	kind, wire string
-	pos        token.Position // the task's directive
+	kind, wire, queue string
+	pos               token.Position // the task's directive
 }
 
 // generate runs the stages after loading for every package: directives, model and
@@ -373,7 +373,7 @@ func (s *scannedPackage) generate(dir, fileName string, tests *build.Context, ge
 		return nil, nil, nil, []Error{{Msg: err.Error()}}
 	}
 	for _, t := range model.tasks {
-		defs = append(defs, newDef{kind: t.dir.kind, wire: t.wire, pos: pkg.Fset.Position(t.dirPos)})
+		defs = append(defs, newDef{kind: t.dir.kind, wire: t.wire, queue: t.queue(), pos: pkg.Fset.Position(t.dirPos)})
 	}
 	return src, defs, nil, nil
 }
