@@ -203,7 +203,7 @@ func TestNextKindCountsVersions(t *testing.T) {
 
 func TestReadGeneratedDefsFindsKindAndWireUnderAnyImportName(t *testing.T) {
 	src := "package p\n\nimport task1 \"" + taskPkgPath + "\"\n\n" +
-		"var ATask = task1.Def{Kind: \"a\", Wire: `{\"n\":int}`}\n" +
+		"var ATask = task1.Def{Kind: \"a\", Queue: \"mail\", Wire: `{\"n\":int}`}\n" +
 		"var BTask = task1.Def{Kind: \"b\", Schema: \"v1:0123456789abcdef\"}\n" +
 		"var task = struct{ Def int }{}\n" +
 		"var Other = other.Def{Kind: \"c\", Wire: `{}`}\n"
@@ -211,7 +211,7 @@ func TestReadGeneratedDefsFindsKindAndWireUnderAnyImportName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []oldDef{{kind: "a", wire: `{"n":int}`, hasWire: true}, {kind: "b"}}
+	want := []oldDef{{kind: "a", wire: `{"n":int}`, hasWire: true, queue: "mail"}, {kind: "b", queue: "default"}}
 	if len(defs) != len(want) || defs[0] != want[0] || defs[1] != want[1] {
 		t.Errorf("defs = %+v, want %+v", defs, want)
 	}
