@@ -52,15 +52,17 @@ func benchmarkGenerate(b *testing.B, tasks int) {
 	})
 	// "generate" is a repeated go generate or taskgen -check: the format cache knows the
 	// file. "generate-uncached" is the same run with the cache off (TASKGEN_CACHE=off),
-	// what a first run on a fresh machine, or after any change, costs.
+	// what a first run on a fresh machine, or after any change, costs. "generate-vet" is
+	// "generate" with Config.Vet, as the taskgen command runs by default.
 	uncached := append(append([]string(nil), env...), formatCacheEnv+"=off")
 	for _, bench := range []struct {
 		name string
 		env  []string
-	}{{"generate", env}, {"generate-uncached", uncached}} {
+		vet  bool
+	}{{"generate", env, false}, {"generate-uncached", uncached, false}, {"generate-vet", env, true}} {
 		b.Run(bench.name, func(b *testing.B) {
 			for b.Loop() {
-				res, err := Run(Config{Dir: pkgDir, Env: bench.env})
+				res, err := Run(Config{Dir: pkgDir, Env: bench.env, Vet: bench.vet})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -13,9 +13,9 @@ import (
 	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
-// directivePrefix starts a task directive: a line of a function's doc comment written in
-// Go's directive form (no space after //), which gofmt leaves alone.
-const directivePrefix = "//task:"
+// directivePrefix starts a task directive (see taskspec.DirectivePrefix, the one
+// definition of the rule, which package taskvet applies too).
+const directivePrefix = taskspec.DirectivePrefix
 
 // validOptions is appended to every option error, so that the fix is in the message.
 const validOptions = "valid options are queue=NAME, retries=N, timeout=DURATION, lifespan=p1,p2"

@@ -25,7 +25,9 @@
 //   - write.go and run.go: compare, write atomically or remove orphans;
 //   - diff.go: the unified diff -check prints for an out-of-date file, as diff -u does;
 //   - against.go: -check -against REV, the compatibility of the tasks as generated now
-//     with the generated files at a git revision, by internal/wireschema's rules.
+//     with the generated files at a git revision, by internal/wireschema's rules;
+//   - vet.go: with Config.Vet, package taskvet's analyzer on the loaded packages with
+//     tasks, its findings returned as warnings.
 //
 // Run is the entry point; cmd/taskgen only parses flags and maps results to exit codes.
 package gen

@@ -42,6 +42,10 @@ type Config struct {
 	Against string
 	// Env is the environment of the go command; nil means the current process's.
 	Env []string
+	// Vet runs package taskvet's analyzer, with its defaults, on every package with
+	// tasks after a successful run, and puts what it reports in Result.Warnings: reads
+	// of ambient state inside tasks. False means no such check.
+	Vet bool
 }
 
 // Validate reports a usage error in c: an output name that is not a Go file name, a
@@ -152,6 +156,9 @@ type Result struct {
 	// Notes has, with Config.Against, one entry per generated file that could not be
 	// compared, saying why: such a file is not checked, and is not a failure.
 	Notes []Error
+	// Warnings has, with Config.Vet, one entry per ambient read inside a task (see
+	// package taskvet), sorted by position. They never make a run fail.
+	Warnings []Error
 }
 
 // Incompatible reports whether, with Config.Against, any change is breaking.
@@ -254,6 +261,13 @@ func Run(cfg Config) (*Result, error) {
 			f.Status = Written
 		}
 		res.Files = append(res.Files, f)
+	}
+	if cfg.Vet {
+		res.Warnings = vet(pkgs, outs)
+		for i := range res.Warnings {
+			res.Warnings[i].Pos.Filename = relPath(dir, res.Warnings[i].Pos.Filename)
+		}
+		res.Warnings = sortErrors(res.Warnings)
 	}
 	if cfg.Against != "" {
 		res.Breaking, res.Notes, err = checkAgainst(dir, cfg.Env, cfg.Against, output, patterns, outs)

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-v] [packages]
+//	taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-vet=false] [-v] [packages]
 //
 // The packages default to the current directory, so that
 //
@@ -24,6 +24,12 @@
 // Adding or removing parameters and fields, and reordering them, are compatible. A
 // generated file at REF from before wire descriptions (no Wire in its task.Def values)
 // is skipped with a note.
+//
+// After a successful run, taskgen checks the packages it generated for with package
+// github.com/taskgen/taskgen/taskvet and prints each read of ambient state inside a task
+// (ctx.Value on the task's context, a package-level *sql.DB, ...) as a warning,
+// path:line:col: warning: ..., on standard error. Warnings never change the exit code;
+// -vet=false skips the check.
 //
 // Exit codes: 0 success (with -check: every file fresh and, with -against, no breaking
 // change); 1 invalid task declarations, or with -check an out-of-date file or a
@@ -56,9 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tags := flags.String("tags", "", "comma-separated list of extra build `tags` to load packages with (taskgen is always set)")
 	check := flags.Bool("check", false, "write nothing; print a unified diff for each stale, missing or orphaned generated file and exit 1 if there is one")
 	against := flags.String("against", "", "with -check: also compare the tasks with the generated files at git revision `REF` and exit 1 on a change that tasks queued by REF's code would not survive")
+	vet := flags.Bool("vet", true, "warn about ambient reads inside tasks (package taskvet); warnings never change the exit code")
 	verbose := flags.Bool("v", false, "print a line for every generated file written, removed or unchanged")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-v] [packages]\n\n")
+		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-vet=false] [-v] [packages]\n\n")
 		fmt.Fprintf(stderr, "taskgen generates typed task code for functions marked //task:<kind>.\nThe packages default to the current directory.\n\nFlags:\n")
 		flags.PrintDefaults()
 	}
@@ -75,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Tags:     splitTags(*tags),
 		Check:    *check,
 		Against:  *against,
+		Vet:      *vet,
 	}
 	if err := cfg.Validate(); err != nil {
 		logger.Print(err)
@@ -128,6 +136,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, b := range res.Breaking {
 		fmt.Fprintln(stderr, b.Error())
+	}
+	for _, w := range res.Warnings {
+		if w.Pos.Filename == "" {
+			logger.Print("warning: " + w.Msg)
+		} else {
+			fmt.Fprintln(stderr, gen.Error{Pos: w.Pos, Msg: "warning: " + w.Msg}.Error())
+		}
 	}
 	code := 0
 	if res.OutOfDate() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"go/format"
 	"os"
 	"os/exec"
@@ -193,6 +194,42 @@ func TestVerboseRunsReportEveryFile(t *testing.T) {
 	}
 	if res := taskgen(t, dir, "-v", "./..."); res.code != 0 || res.stderr != "taskgen: unchanged welcome/tasks_gen.go\n" {
 		t.Errorf("second run: exit %d, stderr %q; want 0 and one unchanged line", res.code, res.stderr)
+	}
+}
+
+// ambientSrc is a task that reads who asked from its context instead of taking a
+// task.Caller: in the worker the value is never there.
+const ambientSrc = `package welcome
+
+import "context"
+
+type userKey struct{}
+
+//task:email.send_welcome
+func SendWelcome(ctx context.Context, to string) error {
+	user, _ := ctx.Value(userKey{}).(string)
+	_, _ = to, user
+	return nil
+}
+`
+
+func TestAmbientReadsInsideTasksAreWarningsThatNeverFailTheRun(t *testing.T) {
+	dir := module(t, map[string]string{"welcome/welcome.go": ambientSrc})
+	line := strings.Count(ambientSrc[:strings.Index(ambientSrc, "ctx.Value")], "\n") + 1
+	want := fmt.Sprintf("welcome/welcome.go:%d:13: warning: ctx.Value in task email.send_welcome: the worker's context carries nothing of the submitter's", line)
+
+	res := taskgen(t, dir, "./...")
+	if res.code != 0 || !exists(filepath.Join(dir, "welcome", "tasks_gen.go")) {
+		t.Fatalf("exit code %d, stderr:\n%s\nwant 0 and the file generated despite the warning", res.code, res.stderr)
+	}
+	if !strings.HasPrefix(res.stderr, want) || strings.Count(res.stderr, "\n") != 1 {
+		t.Errorf("stderr =\n%s\nwant one line starting %q", res.stderr, want)
+	}
+	if res := taskgen(t, dir, "-check", "./..."); res.code != 0 || !strings.HasPrefix(res.stderr, want) {
+		t.Errorf("-check: exit code %d, stderr:\n%s\nwant 0 and the warning", res.code, res.stderr)
+	}
+	if res := taskgen(t, dir, "-vet=false", "./..."); res.code != 0 || res.stdout != "" || res.stderr != "" {
+		t.Errorf("-vet=false: exit code %d, stdout %q, stderr %q; want 0 and nothing", res.code, res.stdout, res.stderr)
 	}
 }
 

@@ -1,5 +1,12 @@
 package taskspec
 
+// DirectivePrefix starts a task directive: a line of a function's or method's doc comment
+// that begins with exactly these bytes, in Go's directive form (no space after //, which
+// gofmt leaves alone), followed by the kind. A function with such a line is a task. Package
+// gen parses the rest of the line; package taskvet only needs to know which functions
+// are tasks, and both decide it with this prefix.
+const DirectivePrefix = "//task:"
+
 // RegisterName is the function generated once per package: it registers every task of
 // the package on a worker, taking the package's lifespan values.
 const RegisterName = "RegisterTasks"
