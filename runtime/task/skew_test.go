@@ -106,8 +106,9 @@ func TestAnUnknownKindIsDeadLetteredAfterTheSkewGrace(t *testing.T) {
 		if took := time.Since(submitted); took < grace {
 			t.Errorf("dead-lettered after %s, within the skew grace of %s", took, grace)
 		}
-		// 1 s, 1 s, 2 s: three hand-backs fill a grace of 3 s; a tight loop makes hundreds.
-		if n := logs.count(handBack); n < 2 || n > 5 {
+		// 1 s, 1 s, 2 s: about three hand-backs fill a grace of 3 s (fewer when the
+		// machine is slow to deliver them again); a tight loop makes hundreds.
+		if n := logs.count(handBack); n < 1 || n > 5 {
 			t.Errorf("%d hand-backs in a grace of %s, want a few, spaced out", n, grace)
 		}
 		dead, err := h.client.DeadLetters(context.Background(), "q1", "", 10)
