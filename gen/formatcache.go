@@ -59,21 +59,6 @@ func openFormatCache(env []string) *formatCache {
 	}
 }
 
-// lookupEnv returns the value of key in env (the last one wins, as in os/exec), or in
-// the process's environment when env is nil.
-func lookupEnv(env []string, key string) string {
-	if env == nil {
-		return os.Getenv(key)
-	}
-	value := ""
-	for _, kv := range env {
-		if k, v, ok := bytes.Cut([]byte(kv), []byte("=")); ok && string(k) == key {
-			value = string(v)
-		}
-	}
-	return value
-}
-
 func (c *formatCache) path(unformatted []byte) string {
 	h := sha256.New()
 	h.Write(c.identity)

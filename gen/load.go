@@ -106,17 +106,8 @@ func inPackageTestFiles(pkg *packages.Package, ctx *build.Context) []*ast.File {
 // goflagsTags returns the build tags set by -tags in GOFLAGS, from env (the process
 // environment when env is nil; the last setting wins, as in os/exec).
 func goflagsTags(env []string) []string {
-	if env == nil {
-		env = os.Environ()
-	}
-	var goflags string
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
-			goflags = v
-		}
-	}
 	var tags []string
-	for _, f := range strings.Fields(goflags) {
+	for _, f := range strings.Fields(lookupEnv(env, "GOFLAGS")) {
 		v, ok := strings.CutPrefix(strings.TrimLeft(f, "-"), "tags=")
 		if !ok {
 			continue
@@ -127,6 +118,21 @@ func goflagsTags(env []string) []string {
 		}
 	}
 	return tags
+}
+
+// lookupEnv returns the value of key in env (the process environment when env is nil;
+// the last setting wins, as in os/exec), "" when it is not set.
+func lookupEnv(env []string, key string) string {
+	if env == nil {
+		return os.Getenv(key)
+	}
+	value := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			value = v
+		}
+	}
+	return value
 }
 
 // load loads the packages matching patterns, in one go list run (two in parallel for a
