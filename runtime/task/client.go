@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/internal/envelope"
 	"github.com/taskgen/taskgen/internal/redisq"
-	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // Client submits tasks and reads their results. It is safe for concurrent use.
@@ -55,19 +54,10 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 	if c == nil {
 		return "", fmt.Errorf("submit %s: nil *task.Client", d.Kind)
 	}
+	if err := d.check(); err != nil {
+		return "", fmt.Errorf("submit %w", err)
+	}
 	queue := d.queue()
-	switch {
-	}
-	if err := taskspec.CheckKind(d.Kind); err != nil {
-		return "", fmt.Errorf("submit: %w", err)
-	}
-	if err := taskspec.CheckQueue(queue); err != nil {
-		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
-	}
-	switch {
-	case d.MaxRetries < 0:
-		return "", fmt.Errorf("submit %s: negative MaxRetries", d.Kind)
-	}
 	var sc submitConfig
 	for _, o := range opts {
 		o(&sc)

@@ -1,6 +1,11 @@
 package task
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/taskgen/taskgen/internal/taskspec"
+)
 
 // Def describes one task kind. taskgen generates one Def per task function (FTask); it is
 // the static half of the contract between the code that submits and the worker that runs.
@@ -31,6 +36,21 @@ type Def struct {
 	// Caller is true when the task function takes a task.Caller: Submit then refuses an
 	// empty caller with ErrNoCaller.
 	Caller bool
+}
+
+// check returns what is wrong with d, by the rules the generator applies too (package
+// taskspec): "<kind>: <problem>", for Register and Submit to prefix.
+func (d Def) check() error {
+	if err := taskspec.CheckKind(d.Kind); err != nil {
+		return fmt.Errorf("%q: %w", d.Kind, err)
+	}
+	if err := taskspec.CheckQueue(d.queue()); err != nil {
+		return fmt.Errorf("%s: %w", d.Kind, err)
+	}
+	if d.MaxRetries < 0 {
+		return fmt.Errorf("%s: negative MaxRetries", d.Kind)
+	}
+	return nil
 }
 
 func (d Def) queue() string {

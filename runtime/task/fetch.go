@@ -88,8 +88,8 @@ func (f *fetcher) run(ctx context.Context) {
 	}
 }
 
-// errEntryLost is the error a task lost with its entry ends with (ReasonEntryLost).
-const errEntryLost = "the task's stream entry was deleted (XTRIM or XDEL) while it ran, and the worker running it died: " +
+// entryLostMessage is the error text a task lost with its entry ends with (ReasonEntryLost).
+const entryLostMessage = "the task's stream entry was deleted (XTRIM or XDEL) while it ran, and the worker running it died: " +
 	"its envelope went with the entry, so it cannot run again; submit it anew"
 
 // endLost ends the task of a delivery lost with its entry (see redisq.Lost). A failure
@@ -98,9 +98,9 @@ func (f *fetcher) endLost(ctx context.Context, l redisq.Lost) {
 	w := f.w
 	// The envelope is gone, and with it the id of the key that signed it: the outcome is
 	// MACed with the first signing key, as a refusal's is.
-	mac := w.keys.SignOutcome(envelope.Outcome{TaskID: l.TaskID, State: redisq.StateDead, Reason: ReasonEntryLost, Error: errEntryLost}, "")
+	mac := w.keys.SignOutcome(envelope.Outcome{TaskID: l.TaskID, State: redisq.StateDead, Reason: ReasonEntryLost, Error: entryLostMessage}, "")
 	ended, err := w.store.EndLost(ctx, redisq.EndLost{Lost: l, Consumer: w.cfg.consumer, Lease: w.cfg.lease,
-		Reason: ReasonEntryLost, Error: errEntryLost, TTL: w.cfg.resultTTL, MAC: mac})
+		Reason: ReasonEntryLost, Error: entryLostMessage, TTL: w.cfg.resultTTL, MAC: mac})
 	args := []any{"queue", l.Queue, "entry", l.EntryID, "id", l.TaskID, "held_by", l.Consumer}
 	switch {
 	case err != nil:

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/taskgen/taskgen/internal/taskspec"
 )
 
 // handler is a registered task with its types erased: it decodes the arguments, runs the
@@ -64,15 +62,8 @@ func RegisterWithInfo[A, R any](w *Worker, d Def, fn func(ctx context.Context, i
 
 func (w *Worker) register(h *handler) error {
 	d := h.def
-	if err := taskspec.CheckKind(d.Kind); err != nil {
-		return fmt.Errorf("register: %w", err)
-	}
-	if err := taskspec.CheckQueue(d.queue()); err != nil {
-		return fmt.Errorf("register %s: %w", d.Kind, err)
-	}
-	switch {
-	case d.MaxRetries < 0:
-		return fmt.Errorf("register %s: negative MaxRetries", d.Kind)
+	if err := d.check(); err != nil {
+		return fmt.Errorf("register %w", err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
