@@ -73,8 +73,10 @@ func (c *formatCache) formatted(unformatted, existing []byte) bool {
 	}
 	path := c.path(unformatted)
 	want, err := os.ReadFile(path)
-	got := sha256.Sum256(existing)
-	if err != nil || !bytes.Equal(want, got[:]) {
+	if err != nil {
+		return false // no entry: nothing to hash the file against
+	}
+	if got := sha256.Sum256(existing); !bytes.Equal(want, got[:]) {
 		return false
 	}
 	now := time.Now()
