@@ -87,7 +87,8 @@ func TestAnUnknownKindIsDeadLetteredAfterTheSkewGrace(t *testing.T) {
 		h := newHarness(t, rdb)
 		logs := &countingHandler{counts: map[string]int{}}
 		const grace = 3 * time.Second
-		old := h.worker(t, task.WithLogger(slog.New(logs)), task.WithSkewGrace(grace))
+		// The grace spans six leases: the hand-backs, not reclaims, keep the task alive.
+		old := h.worker(t, task.WithLogger(slog.New(logs)), task.WithSkewGrace(grace), task.WithLease(500*time.Millisecond))
 		if err := task.Register(old, echoDef, func(context.Context, task.Caller, echoArgs) (string, error) { return "", nil }); err != nil {
 			t.Fatal(err)
 		}

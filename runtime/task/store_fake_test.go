@@ -34,6 +34,8 @@ type fakeStore struct {
 	heartbeatErr error
 	// status, when set, answers a heartbeat for each lease; nil: held.
 	status func(l redisq.Lease) redisq.LeaseStatus
+	// readErr, when set, fails the reads of a version skew (SkewSince, Schema).
+	readErr error
 }
 
 func newFakeStore() *fakeStore {
@@ -109,11 +111,15 @@ func (f *fakeStore) StartDelivery(_ context.Context, r redisq.StartRequest) (red
 }
 
 func (f *fakeStore) SkewSince(context.Context, string, string) (time.Time, error) {
-	return time.Time{}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return time.Time{}, f.readErr
 }
 
 func (f *fakeStore) Schema(context.Context, string, string) (string, bool, error) {
-	return "", false, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return "", false, f.readErr
 }
 
 func (f *fakeStore) Settle(_ context.Context, ss []redisq.Settlement) []error {
@@ -276,6 +282,45 @@ func TestAnOutcomeWriteThatFailsIsTriedAgainUntilItLands(t *testing.T) {
 	defer f.mu.Unlock()
 	if f.tries[entry] != 5 || f.beats[entry] == 0 {
 		t.Errorf("%d tries, %d heartbeats of the entry; want 5 tries with the lease renewed meanwhile", f.tries[entry], f.beats[entry])
+	}
+}
+
+// A version skew met while Redis fails: the reads that would tell when the task was first
+// handed back, and what its producer's schema is, fail, and so do the first writes of the
+// hand-back, for longer than the lease. The task is still handed back, spending nothing,
+// never dead-lettered for Redis's failure: a late dead letter beats a lost task.
+func TestAVersionSkewIsHandedBackWhileRedisFails(t *testing.T) {
+	f := newFakeStore()
+	f.readErr = errRedisDown
+	f.settleErr = func(_ redisq.Settlement, try int) error {
+		if try <= 4 {
+			return errRedisDown
+		}
+		return nil
+	}
+	w := fakeWorker(t, f)
+	runs := make(chan error, 10)
+	if err := Register(w, fakeDef, fakeTask(runs)); err != nil {
+		t.Fatal(err)
+	}
+	unknown := f.deliver(t, w, Def{Kind: "fake.newer", Queue: "q", Schema: "v1:fake"}, fakeArgs{})
+	otherSchema := fakeDef
+	otherSchema.Schema = "v2:another"
+	mismatch := f.deliver(t, w, otherSchema, fakeArgs{})
+	began := time.Now()
+	runFake(t, w)
+	f.waitUntil(t, "both hand-backs to land", func(f *fakeStore) bool { return len(f.settled) == 2 })
+	for _, entry := range []string{unknown, mismatch} {
+		got := f.settledOf(entry)
+		if len(got) != 1 || got[0].Kind != redisq.Defer || got[0].Delay < time.Second {
+			t.Errorf("entry %s settled %+v, want one hand-back after at least a second", entry, got)
+		}
+	}
+	if took := time.Since(began); took < w.cfg.lease {
+		t.Errorf("the failing writes lasted %s, want longer than the lease (%s)", took, w.cfg.lease)
+	}
+	if len(runs) != 0 {
+		t.Errorf("the task ran %d times, want never", len(runs))
 	}
 }
 
