@@ -189,12 +189,17 @@ func TestOutcomesAreTheWorkersDecisions(t *testing.T) {
 		{"permanent error", func() (string, error) { return "", task.Permanent(errFlaky) }, 1, tasktest.Dead, task.ReasonPermanent, "mail server busy"},
 		{"last attempt", func() (string, error) { return "", errFlaky }, 3, tasktest.Dead, task.ReasonRetriesSpent, "mail server busy"},
 		{"panic", func() (string, error) { panic("nil map") }, 1, tasktest.Retry, "", "task panicked: nil map"},
+		{"caller expires before the retry", func() (string, error) { return "", errFlaky }, 1, tasktest.Dead, task.ReasonCallerExpired, "mail server busy"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			env := newEnv(t, task.WithBackoff(time.Second, time.Second), task.WithLogger(nil))
 			mustRegister(t, env, d, func(context.Context, task.Info, task.Caller, greetArgs) (string, error) { return c.fn() })
-			o, err := tasktest.Execute(env, d, alice(time.Hour), greetArgs{Name: "x"}, tasktest.WithInfo(task.Info{Attempt: c.attempt}))
+			caller := alice(time.Hour)
+			if c.reason == task.ReasonCallerExpired {
+				caller = alice(300 * time.Millisecond) // expires before the backoff of at least 0.5s ends
+			}
+			o, err := tasktest.Execute(env, d, caller, greetArgs{Name: "x"}, tasktest.WithInfo(task.Info{Attempt: c.attempt}))
 			if err != nil {
 				t.Fatal(err)
 			}
