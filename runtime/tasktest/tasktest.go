@@ -32,8 +32,8 @@ type Env struct {
 }
 
 // New returns an Env whose worker is built with opts, as task.NewWorker builds one; the
-// client shares its keys, prefix and envelope size limit. Without a WithSigningKey, it
-// signs with a fixed test key. Options about Redis and fetching mean nothing here, and
+// client shares its keys, prefix and envelope size limit. Both sign with a fixed test
+// key, and seal callers with a key derived from it, as a deployment does by default. Options about Redis and fetching mean nothing here, and
 // the skew grace (WithSkewGrace) is 0: no worker of another version will ever run a task
 // this worker refuses. Useful ones are WithClockSkew, WithDefaultTimeout, WithBackoff,
 // WithMaxEnvelopeSize and WithLogger (default slog.Default()).
