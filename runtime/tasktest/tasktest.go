@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -205,7 +206,7 @@ func (s Submission) Decode(v any) error {
 func submissionOf(s local.Submission) Submission {
 	return Submission{
 		ID: task.ID(s.ID), Kind: s.Kind, Queue: s.Queue, Args: s.Args,
-		UserID: s.UserID, Scopes: s.Scopes, ExpiresAt: s.ExpiresAt,
+		UserID: s.UserID, Scopes: slices.Clone(s.Scopes), ExpiresAt: s.ExpiresAt,
 		SubmittedAt: s.SubmittedAt, Delay: s.Delay, DueAt: s.SubmittedAt.Add(s.Delay),
 		UniqueKey: s.UniqueKey, UniqueTTL: s.UniqueTTL,
 	}
