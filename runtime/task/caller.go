@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/taskgen/taskgen/internal/envelope"
 )
 
 // Redacted is what a Secret prints as, through every formatting path.
@@ -113,4 +115,9 @@ func (c Caller) LogValue() slog.Value {
 		attrs = append(attrs, slog.Time("expires_at", c.ExpiresAt))
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// wire is c in the envelope's codec, token in clear: only for SetCaller to seal.
+func (c Caller) wire() *envelope.Caller {
+	return &envelope.Caller{UserID: c.UserID, Token: c.Token.Reveal(), ExpiresAt: c.ExpiresAt, Scopes: c.Scopes}
 }

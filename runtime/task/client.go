@@ -17,6 +17,9 @@ type Client struct {
 	cfg    clientConfig
 	keys   *envelope.Keyring
 	broker *redisq.Broker
+	// recorder, set only on runtime/tasktest's clients (local.go), records each submit
+	// instead of enqueuing it.
+	recorder *recorder
 }
 
 // NewClient returns a client over rdb (one server, Sentinel or Cluster). A signing key
@@ -80,18 +83,14 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 			return "", fmt.Errorf("submit %s: caller %s: token expires at %s, before the task is due at %s: %w",
 				d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ready.Format(time.RFC3339), ErrCallerExpired)
 		}
-		wireCaller = &envelope.Caller{UserID: caller.UserID, Token: caller.Token.Reveal(), ExpiresAt: caller.ExpiresAt, Scopes: caller.Scopes}
+		wireCaller = caller.wire()
 	}
 	due := sc.readyAt(now)
 	if due.Sub(now) > MaxTaskLife {
 		return "", fmt.Errorf("submit %s: due at %s, more than MaxTaskLife (%s) from now: a task's envelope is valid for at most that long", d.Kind, due.Format(time.RFC3339), MaxTaskLife)
 	}
 	id := newID(queue, now)
-	e := &envelope.Envelope{
-		ID: string(id), Kind: d.Kind, Queue: queue, Schema: d.Schema,
-		MaxRetries: d.MaxRetries, TimeoutMS: d.Timeout.Milliseconds(), SubmittedAt: now.UTC(),
-		NotAfter: notAfter(now, due, d), Args: args,
-	}
+	e := d.envelope(id, now, due, args)
 	if err := c.keys.SetCaller(e, wireCaller); err != nil {
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
 	}
@@ -107,6 +106,9 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
 		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL, Schema: d.Schema, Wire: d.Wire,
 	}
+	if c.recorder != nil {
+		return c.recorder.record(ctx, t, e, wireCaller)
+	}
 	if c.cfg.durability.on() {
 		return c.submitDurable(ctx, t)
 	}
@@ -117,6 +119,16 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
 	}
 	return ID(got), nil
+}
+
+// envelope returns the unsigned envelope of a task of d with id, submitted at now with
+// args and due at due.
+func (d Def) envelope(id ID, now, due time.Time, args json.RawMessage) *envelope.Envelope {
+	return &envelope.Envelope{
+		ID: string(id), Kind: d.Kind, Queue: d.queue(), Schema: d.Schema,
+		MaxRetries: d.MaxRetries, TimeoutMS: d.Timeout.Milliseconds(), SubmittedAt: now.UTC(),
+		NotAfter: notAfter(now, due, d), Args: args,
+	}
 }
 
 // reshardPatience is how long Submit tries again while Cluster slots move, when its

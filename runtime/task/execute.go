@@ -66,10 +66,10 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	}
 	d.env, d.maxRetries = e, e.MaxRetries
 	d.log = append(d.log, "id", e.ID, "kind", e.Kind)
-	if !e.NotAfter.IsZero() && time.Now().After(e.NotAfter.Add(w.cfg.clockSkew)) {
+	if err := w.checkStale(e); err != nil {
 		// Refused by entry: the task's record may have expired long ago, and a copy must
 		// not end a task that is still running.
-		return untrusted(fmt.Errorf("%w: not after %s", ErrStale, e.NotAfter.Format(time.RFC3339)))
+		return untrusted(err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -101,27 +101,54 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	r.begin(e.ID, st.Lease)
 	d.log = append(d.log, "attempt", st.Attempts)
 
+	if skew := w.verifyAndCall(r.ctx, &d, e, freeSlot); skew {
+		return w.versionSkew(d, e)
+	}
+	if !d.ran {
+		return d
+	}
+	d.cause = context.Cause(r.ctx)
+	d.now = time.Now()
+	d.backoff = w.backoff(d.attempt)
+	return d
+}
+
+// checkStale refuses an envelope past its not-after time, with ErrStale.
+func (w *Worker) checkStale(e *envelope.Envelope) error {
+	if !e.NotAfter.IsZero() && time.Now().After(e.NotAfter.Add(w.cfg.clockSkew)) {
+		return fmt.Errorf("%w: not after %s", ErrStale, e.NotAfter.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// verifyAndCall is the part of a delivery that needs no stream entry and no lease, only
+// the envelope and this worker (and its store, for a producer's schema): it checks that e's kind is registered, its schema accepted, its caller
+// present and not expired, then calls the task function under parent with the task's
+// timeout. It fills d's refusal, or its run (ran, result, err, took), and reports a
+// refusal that a worker of another version may not make. The worker's deliveries and
+// runtime/tasktest's inline runs both go through it, so a test runs what a worker runs.
+func (w *Worker) verifyAndCall(parent context.Context, d *delivery, e *envelope.Envelope, freeSlot func()) (versionSkew bool) {
 	h, ok := w.handler(e.Kind)
 	if !ok {
 		d.refusal = fmt.Errorf("%w: %q is not registered on this worker (registered: %v)", ErrUnknownKind, e.Kind, w.Kinds())
-		return w.versionSkew(d, e)
+		return true
 	}
 	lenient := false
 	if e.Schema != h.def.Schema && (h.def.PreviousSchema == "" || e.Schema != h.def.PreviousSchema) {
 		switch err := w.acceptSchema(e, h); {
 		case errors.Is(err, ErrSchemaMismatch):
 			d.refusal = err
-			return w.versionSkew(d, e)
+			return true
 		case err != nil:
 			d.refusal = fmt.Errorf("%w: envelope has %q, worker has %q, and whether they are compatible is not known: %v", ErrSchemaMismatch, e.Schema, h.def.Schema, err)
-			return w.versionSkew(d, e)
+			return true
 		}
 		lenient = true
 	}
 	caller, err := w.caller(e)
 	if err != nil {
 		d.refusal = err
-		return d
+		return false
 	}
 	// The caller's user id and expiry go to the logs, never into Redis: what the worker
 	// writes there (states, dead-letter reasons and errors) holds no caller data.
@@ -131,31 +158,29 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 		// The token rested in Redis in clear: a client without sealing, or a block put
 		// there by someone who can write Redis but not seal.
 		d.refusal = fmt.Errorf("%w: the caller block arrived unsealed, and this worker accepts sealed callers only; the submitting client has WithPlainCallers (give it to the workers too while it does)", ErrBadSignature)
-		return d
+		return false
 	}
 	if h.def.Caller && caller.IsZero() {
 		d.refusal = fmt.Errorf("%w: the envelope carries no caller", ErrNoCaller)
-		return d
+		return false
 	}
 	if caller.Expired(time.Now(), w.cfg.clockSkew) {
 		d.refusal = fmt.Errorf("%w before the task started", ErrCallerExpired)
-		return d
+		return false
 	}
 
 	timeout := e.Timeout()
 	if timeout <= 0 {
 		timeout = w.cfg.defaultTimeout
 	}
-	runCtx, cancelRun := context.WithTimeout(r.ctx, timeout)
+	runCtx, cancelRun := context.WithTimeout(parent, timeout)
 	began := time.Now()
 	info := Info{ID: ID(e.ID), Kind: e.Kind, Attempt: d.attempt, MaxRetries: e.MaxRetries, SubmittedAt: e.SubmittedAt}
 	d.result, d.err = call(runCtx, h, info, caller, e.Args, lenient, w.log, d.log)
 	cancelRun()
 	freeSlot()
-	d.ran, d.took, d.cause = true, time.Since(began), context.Cause(r.ctx)
-	d.now = time.Now()
-	d.backoff = w.backoff(d.attempt)
-	return d
+	d.ran, d.took = true, time.Since(began)
+	return false
 }
 
 // versionSkew completes the facts of a delivery refused because this worker is of another

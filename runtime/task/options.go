@@ -156,7 +156,10 @@ func newClientConfig(rdb redis.UniversalClient, opts []ClientOption) (clientConf
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
-	keys, err := cfg.check(rdb)
+	if rdb == nil {
+		return cfg, nil, errors.New("nil Redis client")
+	}
+	keys, err := cfg.check()
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -201,11 +204,20 @@ func (c *clientConfig) checkDurability(rdb redis.UniversalClient) error {
 // newWorkerConfig applies opts over the defaults, checks the result and names the
 // consumer when no WithConsumerName did.
 func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConfig, *envelope.Keyring, error) {
+	if rdb == nil {
+		return workerConfig{}, nil, errors.New("nil Redis client")
+	}
+	return workerConfigOf(opts)
+}
+
+// workerConfigOf is newWorkerConfig without a Redis client, which runtime/tasktest's
+// worker does not have (see local.go).
+func workerConfigOf(opts []WorkerOption) (workerConfig, *envelope.Keyring, error) {
 	cfg := workerDefaults()
 	for _, o := range opts {
 		o.applyWorker(&cfg)
 	}
-	keys, err := cfg.check(rdb)
+	keys, err := cfg.check()
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -240,10 +252,7 @@ func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConf
 }
 
 // check checks what clients and workers share and returns the keyring of its keys.
-func (c *commonConfig) check(rdb redis.UniversalClient) (*envelope.Keyring, error) {
-	if rdb == nil {
-		return nil, errors.New("nil Redis client")
-	}
+func (c *commonConfig) check() (*envelope.Keyring, error) {
 	if c.prefix == "" {
 		return nil, errors.New("empty key prefix")
 	}

@@ -94,6 +94,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		// Such a worker would dead-letter every task of its queues as an unknown kind.
 		return errors.New("task.Worker.Run: no task registered; call the RegisterTasks of your task packages first")
 	}
+	if _, ok := w.store.(*localStore); ok {
+		return errors.New("task.Worker.Run: this is a runtime/tasktest worker, which has no Redis; run its tasks with tasktest.Run or Env.RunAll")
+	}
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("task.Worker.Run called twice")
 	}
