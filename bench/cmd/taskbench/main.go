@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -134,17 +135,36 @@ type machine struct {
 }
 
 func run(ctx context.Context, cfg config) error {
+	progress := io.Writer(os.Stderr)
+	if cfg.JSON {
+		progress = io.Discard
+	}
+	rep, err := measureAll(ctx, cfg, progress)
+	if err != nil {
+		return err
+	}
+	if cfg.JSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printTable(os.Stdout, rep)
+}
+
+// measureAll starts a redis-server, measures every system for cfg and returns the
+// report, saying on progress what it is doing.
+func measureAll(ctx context.Context, cfg config, progress io.Writer) (report, error) {
 	started := time.Now()
 	srv, err := redistest.StartServer()
 	if err != nil {
-		return err
+		return report{}, err
 	}
 	defer srv.Stop()
 	admin := srv.NewClient()
 	defer admin.Close()
 	version, err := redisVersion(ctx, admin)
 	if err != nil {
-		return err
+		return report{}, err
 	}
 	rep := report{Config: cfg, Started: started.UTC(), Machine: machine{
 		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
@@ -154,12 +174,12 @@ func run(ctx context.Context, cfg config) error {
 	log := logger()
 	signed, err := newTaskgen(srv.Addr, cfg.Concurrency, false, log)
 	if err != nil {
-		return err
+		return report{}, err
 	}
 	defer signed.close()
 	sealed, err := newTaskgen(srv.Addr, cfg.Concurrency, true, log)
 	if err != nil {
-		return err
+		return report{}, err
 	}
 	defer sealed.close()
 	aq := newAsynq(srv.Addr, cfg.Concurrency)
@@ -169,31 +189,27 @@ func run(ctx context.Context, cfg config) error {
 	b := &bench{admin: admin, tasks: cfg.Tasks, concurrency: cfg.Concurrency, rate: cfg.Rate, rateFor: cfg.RateFor, timeout: cfg.Timeout, rec: &workload.Recorder{}}
 	if cfg.Warmup > 0 {
 		for _, s := range systems {
-			if !cfg.JSON {
-				fmt.Fprintf(os.Stderr, "warm-up: %s, %d tasks\n", s.name(), cfg.Warmup)
-			}
+			fmt.Fprintf(progress, "warm-up: %s, %d tasks\n", s.name(), cfg.Warmup)
 			if err := b.warmUp(ctx, s, cfg.Warmup); err != nil {
-				return fmt.Errorf("warm-up: %w", err)
+				return report{}, fmt.Errorf("warm-up: %w", err)
 			}
 		}
 	}
 	for r := range cfg.Rounds {
 		for _, s := range systems {
-			if !cfg.JSON {
-				fmt.Fprintf(os.Stderr, "round %d/%d: %s\n", r+1, cfg.Rounds, s.name())
-			}
+			fmt.Fprintf(progress, "round %d/%d: %s\n", r+1, cfg.Rounds, s.name())
 			m, err := b.round(ctx, s, r+1)
 			if err != nil {
-				return fmt.Errorf("round %d: %w", r+1, err)
+				return report{}, fmt.Errorf("round %d: %w", r+1, err)
 			}
 			rep.Rounds = append(rep.Rounds, m)
 		}
 	}
 	if err := admin.FlushAll(ctx).Err(); err != nil {
-		return fmt.Errorf("flush redis-server: %w", err)
+		return report{}, fmt.Errorf("flush redis-server: %w", err)
 	}
-	if !cfg.JSON && cfg.XaddRequests > 0 {
-		fmt.Fprintln(os.Stderr, "redis-benchmark XADD")
+	if cfg.XaddRequests > 0 {
+		fmt.Fprintln(progress, "redis-benchmark XADD")
 	}
 	rep.Xadd = xaddLimit(ctx, srv.Addr, cfg.XaddRequests)
 	for _, s := range systems {
@@ -201,10 +217,5 @@ func run(ctx context.Context, cfg config) error {
 	}
 	rep.Goals = goals(rep.Medians[0], rep.Medians[2], rep.Xadd, cfg)
 	rep.Took = time.Since(started)
-	if cfg.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	return printTable(os.Stdout, rep)
+	return rep, nil
 }

@@ -97,7 +97,8 @@ type interval struct {
 	calls      map[string]int64
 }
 
-// delta returns what happened from a to b, without the INFO command of a.
+// delta returns what happened from a to b, without the INFO command of a and without
+// the commands that set new connections up (see handshakeCommand).
 func delta(a, b snapshot) interval {
 	d := interval{
 		elapsed: b.takenAt.Sub(a.takenAt), redisCPU: b.cpu - a.cpu, processCPU: b.rusageAt - a.rusageAt,
@@ -107,7 +108,7 @@ func delta(a, b snapshot) interval {
 		if n -= a.calls[name]; name == "info" {
 			n--
 		}
-		if n > 0 {
+		if n > 0 && !handshakeCommand(name) {
 			d.calls[name] = n
 		}
 	}
@@ -137,9 +138,8 @@ func processCPU() time.Duration {
 
 // roundTrips is a go-redis hook that counts the round trips a client makes: one per
 // command sent alone, one per pipeline or transaction, whatever it holds. A connection's
-// handshake (HELLO, AUTH, SELECT, CLIENT SETNAME/SETINFO), which go-redis sends through
-// the same hooks when its pool opens a connection, is not counted: a pool opens its
-// connections once, so they would only add noise that shrinks with the number of tasks.
+// handshake, which go-redis sends through the same hooks when its pool opens a
+// connection, is not counted (see handshakeCommand).
 type roundTrips struct{ n atomic.Int64 }
 
 func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -163,12 +163,18 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 
 // handshake tells the commands go-redis sends to set a new connection up.
-func handshake(cmd redis.Cmder) bool {
-	switch cmd.Name() {
+func handshake(cmd redis.Cmder) bool { return handshakeCommand(cmd.Name()) }
+
+// handshakeCommand tells the names, as go-redis or INFO commandstats give them ("client"
+// or "client|setinfo"), of the commands that set a connection up: HELLO, AUTH, SELECT,
+// READONLY, CLIENT SETNAME/SETINFO. A pool opens its connections once, so counting them
+// would add noise that only shrinks with the number of tasks.
+func handshakeCommand(name string) bool {
+	switch name {
 	case "hello", "auth", "select", "readonly", "client":
 		return true
 	}
-	return false
+	return strings.HasPrefix(name, "client|")
 }
 
 // countingClient returns a client of addr whose round trips are counted, with a
