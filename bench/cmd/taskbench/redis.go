@@ -205,12 +205,13 @@ func keptKeys(ctx context.Context, rdb *redis.Client) (map[string]keptPattern, e
 	out := map[string]keptPattern{}
 	for prefix, keys := range byPrefix {
 		ttls := make([]*redis.DurationCmd, len(keys))
+		types := make([]*redis.StatusCmd, len(keys))
 		pipe := rdb.Pipeline()
 		for i, k := range keys {
-			ttls[i] = pipe.PTTL(ctx, k)
+			ttls[i], types[i] = pipe.PTTL(ctx, k), pipe.Type(ctx, k)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("read the TTLs of %s*: %w", prefix, err)
+			return nil, fmt.Errorf("read the TTLs and types of %s*: %w", prefix, err)
 		}
 		for i, k := range keys {
 			pattern := k
@@ -222,6 +223,15 @@ func keptKeys(ctx context.Context, rdb *redis.Client) (map[string]keptPattern, e
 			if ttls[i].Val() > 0 { // -1: no TTL
 				p.Expiring++
 			}
+			if types[i].Val() == "stream" {
+				// A stream whose entries were deleted is a key of a few hundred bytes; one
+				// that keeps them is what grows with the tasks.
+				n, err := rdb.XLen(ctx, k).Result()
+				if err != nil {
+					return nil, fmt.Errorf("read the length of stream %s: %w", k, err)
+				}
+				p.StreamEntries += n
+			}
 			out[pattern] = p
 		}
 	}
@@ -231,8 +241,10 @@ func keptKeys(ctx context.Context, rdb *redis.Client) (map[string]keptPattern, e
 // collapseAt is the most keys of one prefix that keptKeys lists one by one.
 const collapseAt = 8
 
-// keptPattern counts the keys of one pattern, and those of them with a TTL.
+// keptPattern counts the keys of one pattern, those of them with a TTL, and the entries
+// of those that are streams.
 type keptPattern struct {
-	Keys     int `json:"keys"`
-	Expiring int `json:"expiring"`
+	Keys          int   `json:"keys"`
+	Expiring      int   `json:"expiring"`
+	StreamEntries int64 `json:"stream_entries,omitempty"`
 }

@@ -175,7 +175,12 @@ func printTable(w io.Writer, rep report) error {
 		patterns := slices.Sorted(maps.Keys(m.Kept))
 		parts := make([]string, 0, len(patterns))
 		for _, p := range patterns {
-			parts = append(parts, fmt.Sprintf("%s %d (%d)", p, m.Kept[p].Keys, m.Kept[p].Expiring))
+			k := m.Kept[p]
+			part := fmt.Sprintf("%s %d (%d)", p, k.Keys, k.Expiring)
+			if k.StreamEntries > 0 {
+				part += fmt.Sprintf(" [%d stream entries]", k.StreamEntries)
+			}
+			parts = append(parts, part)
 		}
 		if len(parts) == 0 {
 			parts = append(parts, "nothing")
