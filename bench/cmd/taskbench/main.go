@@ -5,9 +5,9 @@
 //
 // The workload is package workload's task: three small arguments and a caller with a
 // user id, a 40-byte token and an expiry; asynq's payload is the JSON of the same fields,
-// the token included. Each round measures, in this order, taskgen with callers signed in
-// clear (WithPlainCallers), taskgen signed and sealed (its default), and asynq, each on a
-// flushed server:
+// the token included. Each system first runs -warmup tasks unmeasured; then each round
+// measures, in this order, taskgen with callers signed in clear (WithPlainCallers),
+// taskgen signed and sealed (its default), and asynq, each on a flushed server:
 //
 //   - enqueue/s: -tasks tasks submitted from -concurrency goroutines, one Submit
 //     (generated SubmitOrder) or one asynq Client.Enqueue per task, no worker running;

@@ -89,7 +89,7 @@ func (b *bench) round(ctx context.Context, s system, round int) (measurement, er
 		return m, err
 	}
 
-	c0, w0 := s.trips()
+	c0, _ := s.trips()
 	start := time.Now()
 	if err := fanOut(ctx, b.tasks, b.concurrency, func(seq int) error { return s.submit(ctx, seq, time.Now().UnixNano()) }); err != nil {
 		return m, fmt.Errorf("%s: enqueue: %w", s.name(), err)
@@ -108,7 +108,7 @@ func (b *bench) round(ctx context.Context, s system, round int) (measurement, er
 	m.EnqueueCalls = d.calls
 
 	b.rec.Reset(b.tasks)
-	_, w0 = s.trips()
+	_, w0 := s.trips()
 	start = time.Now()
 	stop, err := s.startWorker(b.rec, b.concurrency)
 	if err != nil {
