@@ -3,7 +3,7 @@ GO ?= go
 # Commands that need root to install packages use sudo when not run as root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo generate check lint bench bench-gen fuzz chaos durability redis-server tools
+.PHONY: test demo generate check lint bench bench-all bench-gen fuzz chaos durability redis-server tools
 
 ## test: install redis-server and the diff tools if missing, then vet and run every test
 ## once (the tests start their own redis-server processes on free loopback ports): the
@@ -35,8 +35,21 @@ lint: check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: every benchmark, once.
-bench:
+## bench: issue 14's side-by-side run against asynq (bench/, a module of its own, so this
+## module never depends on asynq: it starts its own redis-server; see BENCHMARKS.md), then
+## the Go benchmarks of the envelope against plain JSON and of a worker's cost per task.
+## BENCH_FLAGS goes to the harness, BENCHTIME and BENCH_COUNT to the Go benchmarks; a smoke
+## run: make bench BENCH_FLAGS='-tasks 500 -rounds 1 -rate-for 1s' BENCHTIME=100x BENCH_COUNT=1
+BENCH_FLAGS ?=
+BENCHTIME ?= 1s
+BENCH_COUNT ?= 3
+bench: tools
+	cd bench && $(GO) run ./cmd/taskbench $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkEnvelope$$' -benchmem -benchtime $(BENCHTIME) -count $(BENCH_COUNT) ./internal/envelope
+	$(GO) test -run '^$$' -bench '^BenchmarkWorkerPerTask$$' -benchmem -benchtime $(BENCHTIME) -count $(BENCH_COUNT) ./runtime/task
+
+## bench-all: every benchmark of this module, once.
+bench-all:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-gen: the generator against a bare packages.Load of the same package.
@@ -68,11 +81,12 @@ fuzz:
 	done
 
 ## tools: install what the tests need and the machine lacks, as Debian packages with one
-## apt-get update: redis-server, and GNU diff, GNU patch and git, which the generator's
+## apt-get update: redis-server (and redis-tools' redis-benchmark, for make bench), and GNU diff, GNU patch and git, which the generator's
 ## tests check the diffs of taskgen -check against.
 tools:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v redis-benchmark >/dev/null 2>&1 || missing="$$missing redis-tools"; \
 	diff --version 2>/dev/null | grep -q 'GNU diffutils' || missing="$$missing diffutils"; \
 	patch --version 2>/dev/null | grep -q 'GNU patch' || missing="$$missing patch"; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
