@@ -24,6 +24,7 @@ import (
 	"github.com/taskgen/taskgen/runtime/redistest"
 	"github.com/taskgen/taskgen/runtime/task"
 	"github.com/taskgen/taskgen/runtime/taskotel"
+	"github.com/taskgen/taskgen/runtime/tasktest"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
@@ -370,5 +371,32 @@ func TestLinkOnlyStartsATraceLinkedToTheSendSpan(t *testing.T) {
 	}
 	if len(a.Links) != 1 || a.Links[0].SpanContext.SpanID() != send.SpanContext.SpanID() {
 		t.Errorf("attempt links %v, want one to the send span", a.Links)
+	}
+}
+
+// A worker option of taskotel given to runtime/tasktest traces its inline runs too:
+// each run is one ended span, with its outcome.
+func TestInlineRunsOfTasktestEndTheirSpans(t *testing.T) {
+	tel := newTelemetry(t)
+	observe, err := taskotel.Worker(taskotel.WithTracerProvider(tel.tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := tasktest.New(observe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := task.Def{Kind: "otel.inline", Queue: "q1", MaxRetries: 1}
+	if err := task.Register(env.Worker(), d, func(context.Context, task.Caller, string) (string, error) {
+		return "", errors.New("fails")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tasktest.Execute(env, d, task.Caller{}, "x"); err != nil {
+		t.Fatal(err)
+	}
+	spans := tel.spansNamed("process q1")
+	if len(spans) != 1 || attr(spans[0], taskotel.OutcomeKey).Emit() != string(task.OutcomeRetry) || spans[0].Status.Code != codes.Error {
+		t.Fatalf("spans %+v, want one ended span of outcome retry with an error status", spans)
 	}
 }
