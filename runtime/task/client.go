@@ -53,7 +53,7 @@ func Submit[A any](ctx context.Context, c *Client, d Def, caller Caller, args A,
 	return c.submit(ctx, d, caller, raw, opts)
 }
 
-func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.RawMessage, opts []SubmitOption) (ID, error) {
+func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.RawMessage, opts []SubmitOption) (submitted ID, err error) {
 	if c == nil {
 		return "", fmt.Errorf("submit %s: nil *task.Client", d.Kind)
 	}
@@ -90,7 +90,15 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: due at %s, more than MaxTaskLife (%s) from now: a task's envelope is valid for at most that long", d.Kind, due.Format(time.RFC3339), MaxTaskLife)
 	}
 	id := newID(queue, now)
+	if hook := c.cfg.observer.Submit; hook != nil {
+		var end func(ID, error)
+		ctx, end = hook(ctx, Submission{ID: id, Kind: d.Kind, Queue: queue, Delay: due.Sub(now)})
+		defer func() { end(submitted, err) }()
+	}
 	e := d.envelope(id, now, due, args)
+	if inject := c.cfg.observer.Inject; inject != nil {
+		e.Trace = traceCarrier(ctx, inject)
+	}
 	if err := c.keys.SetCaller(e, wireCaller); err != nil {
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
 	}

@@ -26,6 +26,7 @@ var errShutdown = errors.New("worker shutting down: the task is handed back to i
 func (w *Worker) handle(r *run, freeSlot func()) {
 	d := w.execute(r, freeSlot)
 	out := decide(d.facts)
+	w.observe(r.msg, &d, out)
 	w.settle(r, d, out)
 }
 
@@ -38,6 +39,10 @@ type delivery struct {
 	took   time.Duration
 	// startErr is why the delivery could not begin: Redis failed, nothing was written.
 	startErr error
+	// entry is the stream entry's id ("" for an inline run); attemptEnd is the
+	// WorkerObserver's end of the attempt, nil when none began.
+	entry      string
+	attemptEnd func(AttemptEnd)
 }
 
 // execute verifies the envelope, begins the delivery, checks the task and its caller, and
@@ -45,7 +50,7 @@ type delivery struct {
 func (w *Worker) execute(r *run, freeSlot func()) delivery {
 	defer freeSlot() // a no-op once the run freed it
 	m := r.msg
-	d := delivery{log: []any{"queue", m.Queue, "entry", m.EntryID}}
+	d := delivery{entry: m.EntryID, log: []any{"queue", m.Queue, "entry", m.EntryID}}
 	d.now = time.Now()
 	untrusted := func(err error) delivery {
 		d.refusal, d.untrusted = err, true
@@ -174,9 +179,10 @@ func (w *Worker) verifyAndCall(parent context.Context, d *delivery, e *envelope.
 		timeout = w.cfg.defaultTimeout
 	}
 	runCtx, cancelRun := context.WithTimeout(parent, timeout)
+	fnCtx := w.observeAttempt(runCtx, d, e)
 	began := time.Now()
 	info := Info{ID: ID(e.ID), Kind: e.Kind, Attempt: d.attempt, MaxRetries: e.MaxRetries, SubmittedAt: e.SubmittedAt}
-	d.result, d.err = call(runCtx, h, info, caller, e.Args, lenient, w.log, d.log)
+	d.result, d.err = call(fnCtx, h, info, caller, e.Args, lenient, w.log, d.log)
 	cancelRun()
 	freeSlot()
 	d.ran, d.took = true, time.Since(began)

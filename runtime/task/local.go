@@ -128,6 +128,7 @@ func (l *localEnv) Execute(data []byte, attempt int) local.Outcome {
 		}
 	}
 	out := decide(d.facts)
+	w.observe(redisq.Message{}, &d, out)
 	w.log.Debug("task "+out.why, d.log...)
 	o := local.Outcome{Attempt: attempt, Reason: out.reason, Message: out.message, Result: d.result, Err: d.err}
 	if d.refusal != nil {

@@ -109,6 +109,7 @@ type commonConfig struct {
 type clientConfig struct {
 	commonConfig
 	durability Durability
+	observer   ClientObserver // WithClientObserver
 }
 
 type workerConfig struct {
@@ -125,6 +126,7 @@ type workerConfig struct {
 	clockSkew       time.Duration
 	skewGrace       time.Duration
 	consumer        string
+	observer        WorkerObserver // WithWorkerObserver
 }
 
 func defaults() commonConfig {

@@ -51,9 +51,22 @@ func run() error {
 	_, _ = rand.Read(key)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	signing, logging := task.WithSigningKey("demo-1", key), task.WithLogger(logger)
+	tracing, err := newTracing()
+	if err != nil {
+		return err
+	}
+	defer tracing.shutdown()
+	traceWorker, err := tracing.workerOption()
+	if err != nil {
+		return err
+	}
+	traceClient, err := tracing.clientOption()
+	if err != nil {
+		return err
+	}
 
 	step("Start a worker; its lifespan state (the mailer) goes in through RegisterTasks")
-	worker, err := task.NewWorker(rdb, signing, logging, task.WithQueues("email"))
+	worker, err := task.NewWorker(rdb, signing, logging, task.WithQueues("email"), traceWorker)
 	if err != nil {
 		return err
 	}
@@ -68,7 +81,7 @@ func run() error {
 	go func() { workerDone <- worker.Run(workerCtx) }()
 
 	step("Start the HTTP API; its auth middleware puts the caller on the request context")
-	client, err := task.NewClient(rdb, signing, logging)
+	client, err := task.NewClient(rdb, signing, logging, traceClient)
 	if err != nil {
 		return err
 	}
@@ -81,7 +94,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.Routes(tokens), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: tracing.middleware(api.Routes(tokens)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
@@ -104,6 +117,12 @@ func run() error {
 	if !mailer.sawToken("alice", "alice-token-7f3a9c") {
 		return errors.New("the task did not see alice's token")
 	}
+
+	step("Her request's trace crossed Redis: the stdout exporter's spans of it, one line each")
+	if n := tracing.spans.printTrace("process email", "messaging.message.id", "taskgen.task.outcome"); n != 3 {
+		return fmt.Errorf("alice's trace has %d spans, want 3: the request, the send and the attempt", n)
+	}
+	say("only the trace context crossed, as the client's explicit propagator wrote it into the signed envelope")
 
 	step("Bob's token expires in 1s; he asks for his welcome mail in 2s")
 	_, err = signup(base, "bob-token-51e0d2", `{"email":"bob@example.com","name":"Bob","delay_ms":2000}`)
