@@ -615,4 +615,6 @@ var scripts = map[string]*redis.Script{
 	"retry": retryScript, "dead": deadScript, "release": releaseScript, "defer": deferScript,
 	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
 	"endLost": endLostScript,
+	"leadSchedule": leadScheduleScript, "fenceSchedule": fenceScheduleScript,
+	"advanceSchedule": advanceScheduleScript, "releaseSchedule": releaseScheduleScript,
 }
