@@ -21,7 +21,7 @@ var tickDef = task.Def{Kind: "test.tick", Queue: "q1", MaxRetries: 1, Schema: "v
 
 // tickRuns records the runs of tickDef's tasks.
 type tickRuns struct {
-	mu      sync.Mutex
+	mu        sync.Mutex
 	runs      map[task.ID]int
 	callers   map[string]bool
 	submitted map[task.ID]time.Time
