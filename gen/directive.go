@@ -85,7 +85,8 @@ func parseDirective(text string) (directive, []directiveError) {
 		}
 		seen[key] = true
 		valueOffset := w.offset + len(key) + 1
-		if strings.HasPrefix(value, `"`) {
+		quoted := strings.HasPrefix(value, `"`)
+		if quoted {
 			inner, ok := unquote(value)
 			if !ok {
 				fail(valueOffset, `malformed quoted value %s: write key="value" with one closing quote and no quote inside; %s`, value, validOptions)
@@ -139,7 +140,11 @@ func parseDirective(text string) (directive, []directiveError) {
 			}
 		case "schedule":
 			if err := taskspec.CheckSchedule(value); err != nil {
-				fail(valueOffset, "%v", err)
+				hint := ""
+				if !quoted {
+					hint = `; quote a spec that has spaces: schedule="0 6 * * *"`
+				}
+				fail(valueOffset, "%v%s", err, hint)
 				continue
 			}
 			d.schedule, d.scheduleOffset = value, w.offset
