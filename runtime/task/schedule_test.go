@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,4 +249,85 @@ func schedules(t *testing.T, h *harness) []task.ScheduleInfo {
 		t.Fatal(err)
 	}
 	return infos
+}
+
+// The schedule's lock and records are under the prefix, passed in KEYS, so a worker
+// logged in as a Redis user limited to the prefix leads a schedule, on a server of its
+// own to set the ACL user on.
+func TestSchedulesRunAsAnACLUserLimitedToThePrefix(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.NewClient()
+	defer admin.Close()
+	ctx := context.Background()
+	if err := setACLUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "app", Password: "app-password"})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "outside:{schedule}:key", "x", 0).Err(); err == nil {
+		t.Fatal("the ACL does not restrict keys, the test would prove nothing")
+	}
+	const lease = 300 * time.Millisecond
+	w, err := task.NewWorker(rdb, task.WithSigningKey("k1", signingKey), task.WithQueues("q1"), task.WithLease(lease),
+		task.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newTickRuns()
+	r.register(t, w, lease)
+	start := redisNow(t, rdb)
+	stop := run(t, w)
+	time.Sleep(3500 * time.Millisecond)
+	end := redisNow(t, rdb)
+	h := &harness{rdb: admin, prefix: task.DefaultPrefix}
+	checkTicks(t, h, r, start.Unix()+2, end.Unix()-1, true)
+	stop()
+}
+
+// A worker given WithoutSchedules runs the tasks of scheduled kinds but never submits
+// them: alone, it leaves the schedule without a leader.
+func TestAWorkerWithoutSchedulesNeverLeads(t *testing.T) {
+	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		h := newHarness(t, rdb)
+		const lease = 200 * time.Millisecond
+		w := h.worker(t, task.WithLease(lease), task.WithoutSchedules())
+		r := newTickRuns()
+		r.register(t, w, lease)
+		start := redisNow(t, rdb)
+		run(t, w)
+		time.Sleep(2 * time.Second)
+		for s, id := range tickIDs(t, h, start.Unix()-1, start.Unix()+3) {
+			if id != "" {
+				t.Errorf("tick %d was submitted, by a worker without schedules", s)
+			}
+		}
+		if infos := schedules(t, h); len(infos) != 0 {
+			t.Errorf("schedules = %+v, want none", infos)
+		}
+	})
+}
+
+func TestScheduleOptionsAreChecked(t *testing.T) {
+	rdb := redistest.Client(t)
+	for _, c := range []struct {
+		opt  task.WorkerOption
+		want string
+	}{
+		{task.WithScheduleLease(10 * time.Millisecond), "WithScheduleLease"},
+		{task.WithScheduleCatchUp(-time.Second), "WithScheduleCatchUp"},
+	} {
+		_, err := task.NewWorker(rdb, task.WithSigningKey("k1", signingKey), c.opt)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("NewWorker with a bad %s: %v, want an error naming it", c.want, err)
+		}
+	}
+	w, err := task.NewWorker(rdb, task.WithSigningKey("k1", signingKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := tickDef
+	bad.Schedule = "0 6 * *"
+	if err := task.Register(w, bad, func(context.Context, task.Caller, struct{}) (struct{}, error) { return struct{}{}, nil }); err == nil || !strings.Contains(err.Error(), "invalid schedule") {
+		t.Errorf("Register with schedule %q: %v, want an invalid schedule error", bad.Schedule, err)
+	}
 }
