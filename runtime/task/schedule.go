@@ -37,7 +37,7 @@ import (
 //
 // No tick is missed: a tick is recorded done only after its submit succeeded, so a leader
 // that crashed (or whose Redis failed) before 3 leaves it to the next leader, which takes
-// the lock one lease later at most and submits every tick after the recorded one. The
+// the lock within a lease and a third and submits every tick after the recorded one. The
 // bound on catching up: the ticks of the last WithScheduleCatchUp (default
 // DefaultScheduleCatchUp) are all submitted; older missed ticks are skipped and logged,
 // except that when none is that recent the newest of them is still submitted, so that a
