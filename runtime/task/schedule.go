@@ -246,8 +246,8 @@ func (s *scheduler) pass(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	now, held := reply.now, reply.held
-	// Renewed at started at the latest: submit no tick past half the lease from then,
-	// renew first.
+	// The locks were renewed no earlier than started, so they stand until a lease after
+	// it at least: past half of that, renew before submitting more.
 	renewBy := started.Add(s.lease / 2)
 	wait := s.lease / 3
 	for i, k := range s.kinds {

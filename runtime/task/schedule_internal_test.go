@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/taskgen/taskgen/internal/taskspec"
 	"github.com/taskgen/taskgen/runtime/redistest"
 )
 
@@ -111,5 +112,40 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// The catch-up rules: every missed tick within the window, older ones skipped, except the
+// newest missed tick when none is within the window.
+func TestMissedTicksAreCaughtUpWithinTheWindow(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 5, 0, 0, time.UTC)
+	at := func(h, m int) time.Time { return time.Date(2026, 3, 10, h, m, 0, 0, time.UTC) }
+	day := func(d int) time.Time { return time.Date(2026, 3, d, 6, 0, 0, 0, time.UTC) }
+	for _, c := range []struct {
+		name     string
+		spec     string
+		catchUp  time.Duration
+		covered  time.Time
+		due      []time.Time
+		skipped  int
+		lastSkip time.Time
+	}{
+		{"nothing missed", "*/10 * * * *", time.Hour, at(12, 0), nil, 0, time.Time{}},
+		{"all within the window", "*/10 * * * *", time.Hour, at(11, 35), []time.Time{at(11, 40), at(11, 50), at(12, 0)}, 0, time.Time{}},
+		{"older ones skipped", "*/20 * * * *", time.Hour, at(9, 0), []time.Time{at(11, 20), at(11, 40), at(12, 0)}, 6, at(11, 0)},
+		{"only the newest of a daily schedule", "0 6 * * *", time.Hour, day(7), []time.Time{day(10)}, 2, day(9)},
+		{"no window: the newest only", "*/10 * * * *", 0, at(11, 0), []time.Time{at(12, 0)}, 5, at(11, 50)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sched, err := taskspec.ParseSchedule(c.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &scheduler{catchUp: c.catchUp}
+			due, skipped, last := s.dueTicks(&scheduled{sched: sched, covered: c.covered}, now)
+			if !slices.EqualFunc(due, c.due, time.Time.Equal) || skipped != c.skipped || !last.Equal(c.lastSkip) {
+				t.Errorf("dueTicks = %v, %d skipped through %s; want %v, %d skipped through %s", due, skipped, last, c.due, c.skipped, c.lastSkip)
+			}
+		})
 	}
 }
