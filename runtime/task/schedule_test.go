@@ -149,7 +149,7 @@ func redisNow(t *testing.T, rdb redis.UniversalClient) time.Time {
 func TestEachTickIsSubmittedOnceAmongSeveralWorkers(t *testing.T) {
 	redistest.ForEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
 		h := newHarness(t, rdb)
-		const lease = 300 * time.Millisecond
+		const lease = 500 * time.Millisecond
 		r := newTickRuns()
 		start := redisNow(t, rdb)
 		for i := range 3 {
