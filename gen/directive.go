@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/taskgen/taskgen/internal/taskspec"
 )
@@ -18,7 +19,7 @@ import (
 const directivePrefix = taskspec.DirectivePrefix
 
 // validOptions is appended to every option error, so that the fix is in the message.
-const validOptions = "valid options are queue=NAME, retries=N, timeout=DURATION, lifespan=p1,p2"
+const validOptions = `valid options are queue=NAME, retries=N, timeout=DURATION, lifespan=p1,p2, schedule="CRON"`
 
 // mangledMessage is the error for a directive that lost its form, usually to gofmt.
 const mangledMessage = `//task must be written //task:<kind> with no space after // (gofmt turns "//task" into "// task")`
@@ -35,6 +36,10 @@ type directive struct {
 	retriesSet bool
 	// lifespanOffset is the byte offset of the lifespan= option in the comment, for errors.
 	lifespanOffset int
+	// schedule is the schedule= option's spec, unquoted ("" when not given), and
+	// scheduleOffset the byte offset of the option in the comment, for errors.
+	schedule       string
+	scheduleOffset int
 }
 
 // directiveError is a problem at a byte offset of a directive comment.
@@ -69,7 +74,7 @@ func parseDirective(text string) (directive, []directiveError) {
 			continue
 		}
 		switch key {
-		case "queue", "retries", "timeout", "lifespan":
+		case "queue", "retries", "timeout", "lifespan", "schedule":
 		default:
 			fail(w.offset, "unknown option %q; %s", key, validOptions)
 			continue
@@ -79,6 +84,17 @@ func parseDirective(text string) (directive, []directiveError) {
 			continue
 		}
 		seen[key] = true
+		valueOffset := w.offset + len(key) + 1
+		quoted := strings.HasPrefix(value, `"`)
+		if quoted {
+			inner, ok := unquote(value)
+			if !ok {
+				fail(valueOffset, `malformed quoted value %s: write key="value" with one closing quote and no quote inside; %s`, value, validOptions)
+				continue
+			}
+			value = inner
+			valueOffset++
+		}
 		switch key {
 		case "queue":
 			if err := taskspec.CheckQueue(value); err != nil {
@@ -122,6 +138,16 @@ func parseDirective(text string) (directive, []directiveError) {
 			if !bad {
 				d.lifespan = names
 			}
+		case "schedule":
+			if err := taskspec.CheckSchedule(value); err != nil {
+				hint := ""
+				if !quoted {
+					hint = `; quote a spec that has spaces: schedule="0 6 * * *"`
+				}
+				fail(valueOffset, "%v%s", err, hint)
+				continue
+			}
+			d.schedule, d.scheduleOffset = value, w.offset
 		}
 	}
 	return d, errs
@@ -133,23 +159,63 @@ type word struct {
 	text   string
 }
 
-// splitWords splits text[from:] at spaces and tabs, keeping the offsets.
+// splitWords splits text[from:] at spaces and tabs, keeping the offsets. A quoted value
+// (key="...") is part of its word, spaces and all: a cron spec has spaces.
 func splitWords(text string, from int) []word {
+	return scanWords(text, from, func(r rune) bool { return r == ' ' || r == '\t' })
+}
+
+// fields is strings.Fields, but keeping a quoted value (key="...") in its word, as
+// splitWords does.
+func fields(s string) []string {
+	var out []string
+	for _, w := range scanWords(s, 0, unicode.IsSpace) {
+		out = append(out, w.text)
+	}
+	return out
+}
+
+// scanWords splits text[from:] at the runes sep reports, except inside a quoted value: a
+// '"' right after a word's '=' runs to the next '"' (or to the end of the text, for
+// parseDirective to report).
+func scanWords(text string, from int, sep func(rune) bool) []word {
 	var words []word
 	start := -1
-	for i := from; i <= len(text); i++ {
-		if i == len(text) || text[i] == ' ' || text[i] == '\t' {
+	for i := from; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		switch {
+		case sep(r):
 			if start >= 0 {
 				words = append(words, word{offset: start, text: text[start:i]})
 				start = -1
 			}
-			continue
-		}
-		if start < 0 {
+		case start < 0:
 			start = i
 		}
+		if r == '"' && start >= 0 && i > start && text[i-1] == '=' {
+			end := strings.IndexByte(text[i+1:], '"')
+			if end < 0 {
+				i = len(text)
+				continue
+			}
+			size = end + 2
+		}
+		i += size
+	}
+	if start >= 0 {
+		words = append(words, word{offset: start, text: text[start:]})
 	}
 	return words
+}
+
+// unquote returns the text between the quotes of a quoted value, "..." with no quote
+// inside; ok is false for anything else.
+func unquote(value string) (inner string, ok bool) {
+	if len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' {
+		return "", false
+	}
+	inner = value[1 : len(value)-1]
+	return inner, !strings.Contains(inner, `"`)
 }
 
 // misspelledMessage is the error for a line that is almost a directive: a misspelled,
@@ -293,7 +359,7 @@ func isDirectiveTail(s string) bool {
 	if s == "" || unicode.IsSpace(rune(s[0])) {
 		return false
 	}
-	fields := strings.Fields(s)
+	fields := fields(s)
 	if taskspec.CheckKind(fields[0]) != nil || strings.HasSuffix(fields[0], ".") {
 		return false
 	}
@@ -328,7 +394,7 @@ func isMangledDirective(text string) bool {
 		after := trimmed[len("task:"):]
 		return after != "" && !unicode.IsSpace(rune(after[0]))
 	case strings.HasPrefix(trimmed, "task ") || strings.HasPrefix(trimmed, "task\t"):
-		fields := strings.Fields(trimmed[len("task"):])
+		fields := fields(trimmed[len("task"):])
 		for _, f := range fields {
 			if !strings.Contains(f, "=") {
 				return false

@@ -28,6 +28,9 @@ func formatDirective(d directive) string {
 	if d.lifespan != nil {
 		b.WriteString(" lifespan=" + strings.Join(d.lifespan, ","))
 	}
+	if d.schedule != "" {
+		b.WriteString(` schedule="` + d.schedule + `"`)
+	}
 	return b.String()
 }
 
@@ -42,6 +45,7 @@ func formatDirective(d directive) string {
 func FuzzParseDirective(f *testing.F) {
 	f.Add("//task:email.send_welcome queue=email retries=5 timeout=30s lifespan=deps")
 	f.Add("// task queue=email")
+	f.Add(`//task:reports.daily schedule="0 6 * * *" lifespan=db`)
 	f.Fuzz(func(t *testing.T, text string) {
 		mistake := directiveMistake(text)
 		if strings.HasPrefix(text, directivePrefix) {
@@ -73,7 +77,7 @@ func checkParse(t *testing.T, text string) {
 	if err := taskspec.CheckKind(d.kind); err != nil {
 		t.Errorf("parseDirective(%q) accepted kind %q: %v", text, d.kind, err)
 	}
-	if d.retries < 0 || d.timeout < 0 || (d.queue != "" && taskspec.CheckQueue(d.queue) != nil) {
+	if d.retries < 0 || d.timeout < 0 || (d.queue != "" && taskspec.CheckQueue(d.queue) != nil) || (d.schedule != "" && taskspec.CheckSchedule(d.schedule) != nil) {
 		t.Errorf("parseDirective(%q) accepted invalid options: %+v", text, d)
 	}
 	line := formatDirective(d)
@@ -82,6 +86,7 @@ func checkParse(t *testing.T, text string) {
 		t.Fatalf("parseDirective(%q) = %+v, written back as %q, which does not parse: %v", text, d, line, errs)
 	}
 	d.lifespanOffset, again.lifespanOffset = 0, 0
+	d.scheduleOffset, again.scheduleOffset = 0, 0
 	if !reflect.DeepEqual(d, again) {
 		t.Errorf("options do not round-trip: %q parses as %+v, written back as %q, which parses as %+v", text, d, line, again)
 	}

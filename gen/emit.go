@@ -471,6 +471,9 @@ func (e *emitter) def(t *taskModel) {
 	if t.hasCaller {
 		items = append(items, jen.Line().Id("Caller").Op(":").True())
 	}
+	if t.dir.schedule != "" {
+		items = append(items, jen.Line().Id("Schedule").Op(":").Lit(t.dir.schedule))
+	}
 	items = append(items, jen.Line())
 	e.f.Commentf("%s describes task %s (%s).", t.taskName, t.dir.kind, t.display)
 	e.f.Var().Id(t.taskName).Op("=").Qual(taskPkgPath, "Def").Values(items...)

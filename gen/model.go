@@ -351,6 +351,9 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 	}
 	b.nameArgs(t)
 	b.results(t, sig)
+	if fd.dir.schedule != "" {
+		b.scheduleArgs(fd, t)
+	}
 
 	// A type built on an undefined name (tolerated while loading because this run
 	// generates it) cannot be written into the generated code.
@@ -412,6 +415,23 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 		}
 	}
 	return t
+}
+
+// scheduleArgs reports the arguments of a task with a schedule= option: the workers
+// submit a scheduled task by themselves, with no arguments to give it (a directive has no
+// argument defaults). What a scheduled task may take is what the worker fills in: a
+// context, a task.Caller (the schedule's System caller), a task.Info, and lifespan state.
+func (b *modelBuilder) scheduleArgs(fd *funcDirective, t *taskModel) {
+	var names []string
+	for _, p := range t.args() {
+		names = append(names, paramLabel(p))
+	}
+	if len(names) == 0 {
+		return
+	}
+	b.errorf(fd.comment.Slash+token.Pos(fd.dir.scheduleOffset),
+		"schedule= on %s, which takes arguments (%s): a scheduled task is submitted by the workers with no arguments, so it may take only a context.Context, a task.Caller, a task.Info and lifespan= values; make them lifespan state, or leave schedule= out and call %s from a scheduler of your own",
+		t.display, strings.Join(names, ", "), t.submitName)
 }
 
 // filledIn checks a parameter the task gets from the runtime, never from its submitter's

@@ -71,6 +71,22 @@ const (
 // first bytes: envelope.Sign writes the version first and the id second.
 const claimPattern = `^{"v":%d+,"id":"([^"\\]+)"`
 
+// Fields of a schedule lock (ScheduleKeys.Lock).
+const (
+	LockOwner = "owner" // the consumer name of the worker that leads the kind
+	LockToken = "token" // its fencing token
+)
+
+// Fields of the schedule state hash (ScheduleKeys.State), each followed by the kind.
+const (
+	ScheduleFieldToken   = "token:"   // the newest fencing token given for the kind's lock
+	ScheduleFieldCovered = "covered:" // Redis time (ms) up to which every tick is submitted or skipped
+	ScheduleFieldLast    = "last:"    // the newest submitted tick (ms)
+	ScheduleFieldLastID  = "last_id:" // the task id of that tick
+	ScheduleFieldSpec    = "spec:"    // the schedule its leader runs
+	ScheduleFieldQueue   = "queue:"   // the kind's queue
+)
+
 // DoneMarker is the element pushed on a task's done list when it finishes.
 const DoneMarker = "done"
 
@@ -87,6 +103,9 @@ var protocolNames = map[string]string{
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace, "t_consumer": TickConsumer,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
+	"l_owner": LockOwner, "l_token": LockToken,
+	"sc_token": ScheduleFieldToken, "sc_covered": ScheduleFieldCovered, "sc_last": ScheduleFieldLast,
+	"sc_last_id": ScheduleFieldLastID, "sc_spec": ScheduleFieldSpec, "sc_queue": ScheduleFieldQueue,
 }
 
 // expand replaces every $name placeholder of src with its protocol name, quoted as a Lua

@@ -614,5 +614,7 @@ var scripts = map[string]*redis.Script{
 	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
 	"retry": retryScript, "dead": deadScript, "release": releaseScript, "defer": deferScript,
 	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
-	"endLost": endLostScript,
+	"endLost":      endLostScript,
+	"leadSchedule": leadScheduleScript, "fenceSchedule": fenceScheduleScript,
+	"advanceSchedule": advanceScheduleScript, "releaseSchedule": releaseScheduleScript,
 }

@@ -36,6 +36,12 @@ type Def struct {
 	// Caller is true when the task function takes a task.Caller: Submit then refuses an
 	// empty caller with ErrNoCaller.
 	Caller bool
+	// Schedule, when not empty, makes the task periodic: the workers that register it
+	// submit it once per tick of this schedule, with empty arguments, as
+	// System(SchedulePrefix + Kind) (see WithoutSchedules and the README's periodic
+	// tasks). The syntax is the directive's schedule= option's: a 5-field cron spec in
+	// UTC unless prefixed CRON_TZ=<zone>, a descriptor such as @daily, or @every DURATION.
+	Schedule string
 }
 
 // check returns what is wrong with d, by the rules the generator applies too (package
@@ -49,6 +55,11 @@ func (d Def) check() error {
 	}
 	if d.MaxRetries < 0 {
 		return fmt.Errorf("%s: negative MaxRetries", d.Kind)
+	}
+	if d.Schedule != "" {
+		if err := taskspec.CheckSchedule(d.Schedule); err != nil {
+			return fmt.Errorf("%s: %w", d.Kind, err)
+		}
 	}
 	return nil
 }

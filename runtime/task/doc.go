@@ -51,6 +51,11 @@
 //     task in memory; with [WithDurability] it returns once replicas (WAIT) or append-only
 //     files (WAITAOF, Redis 7.2+) confirm it, and otherwise returns the task's ID with
 //     [ErrNotDurable]. README.md's "Durability" measures what each setup loses.
+//   - Periodic tasks with an explicit caller. A [Def] with a Schedule is submitted by
+//     the workers, once per tick, as [System]("schedule:<kind>"); one worker at a time
+//     leads each kind, through a lock with a lease and a fencing token, and a unique key
+//     per tick keeps a tick from being submitted twice, through leader crashes and stalls
+//     ([WithoutSchedules], [WithScheduleLease], [WithScheduleCatchUp]; schedule.go).
 //
 // # Defaults
 //
@@ -73,6 +78,7 @@
 // (decide.go, the worker's whole failure policy in a table); the settler (settle.go)
 // writes outcomes in batches, each write with a context of its own, trying a failed write
 // again while the lease is renewed; the heartbeater (heartbeat.go) renews the lease of
-// every delivery held (leases.go) until its outcome is written. A slot is freed when the
+// every delivery held (leases.go) until its outcome is written; the scheduler
+// (schedule.go) leads the schedules of the scheduled Defs it can. A slot is freed when the
 // task function returns, before its outcome is written.
 package task

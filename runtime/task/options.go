@@ -127,6 +127,9 @@ type workerConfig struct {
 	skewGrace       time.Duration
 	consumer        string
 	observer        WorkerObserver // WithWorkerObserver
+	noSchedules     bool           // WithoutSchedules
+	scheduleLease   time.Duration  // WithScheduleLease; 0: lease
+	scheduleCatchUp time.Duration  // WithScheduleCatchUp
 }
 
 func defaults() commonConfig {
@@ -149,6 +152,7 @@ func workerDefaults() workerConfig {
 		shutdownTimeout: DefaultShutdownTimeout,
 		clockSkew:       DefaultClockSkew,
 		skewGrace:       DefaultSkewGrace,
+		scheduleCatchUp: DefaultScheduleCatchUp,
 	}
 }
 
@@ -238,6 +242,10 @@ func workerConfigOf(opts []WorkerOption) (workerConfig, *envelope.Keyring, error
 		return cfg, nil, fmt.Errorf("clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
 	case cfg.skewGrace < 0:
 		return cfg, nil, fmt.Errorf("skew grace %s: want 0 or more (WithSkewGrace)", cfg.skewGrace)
+	case cfg.scheduleLease != 0 && cfg.scheduleLease < minLease:
+		return cfg, nil, fmt.Errorf("schedule lease %s is too short: want at least %s (WithScheduleLease)", cfg.scheduleLease, minLease)
+	case cfg.scheduleCatchUp < 0:
+		return cfg, nil, fmt.Errorf("schedule catch-up %s: want 0 or more (WithScheduleCatchUp)", cfg.scheduleCatchUp)
 	}
 	for _, q := range cfg.queues {
 		if err := taskspec.CheckQueue(q); err != nil {

@@ -104,6 +104,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("task.Worker.Run: %w", err)
 	}
+	sched, err := w.newScheduler()
+	if err != nil {
+		return fmt.Errorf("task.Worker.Run: %w", err)
+	}
 	// Built before any goroutine starts and never changed after: read without a lock.
 	for _, q := range queues {
 		w.promoters[q] = &promoter{w: w, queue: q, wake: make(chan struct{}, 1)}
@@ -141,6 +145,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		loops.Add(2)
 		go func() { defer loops.Done(); f.run(ctx) }()
 		go func() { defer loops.Done(); p.run(ctx) }()
+	}
+	if sched != nil { // schedule.go
+		loops.Add(1)
+		go func() { defer loops.Done(); sched.run(ctx) }()
 	}
 
 	<-ctx.Done()
