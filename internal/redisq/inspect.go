@@ -109,12 +109,14 @@ func (b *Broker) QueueStats(ctx context.Context, queue string) (QueueStats, erro
 	} else if !noStream(err) {
 		return st, fmt.Errorf("read the group of %s: %w", queue, err)
 	}
-	if lag >= 0 {
+	if lag >= 0 && lag <= xlen.Val() {
 		st.Pending = lag
 	} else {
 		// The lag is unknown after entries ahead of the group were deleted (a canceled or
-		// deleted pending task). Every delivered entry leaves the stream when settled, so
-		// what the stream holds besides the group's pending entries is undelivered.
+		// deleted pending task), and cannot exceed what the stream holds. Every delivered
+		// entry leaves the stream when settled, so what the stream holds besides the
+		// group's pending entries is undelivered (less any pending entry deleted from the
+		// stream while its worker ran it, which is rare: an XTRIM or XDEL from outside).
 		st.Pending = max(xlen.Val()-st.Running, 0)
 	}
 	if st.Pending > 0 {
