@@ -305,7 +305,19 @@ func TestInspectorActions(t *testing.T) {
 		if err := in.Cancel(ctx, queued2); err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range []task.ID{delayed, queued} {
+		// A deleted task gives up its unique key: a submit with the key makes a new task.
+		uniq, _ := task.Submit(ctx, h.client, inspectSlow, aliceLong, echoArgs{Msg: "u"}, task.Delay(time.Hour), task.Unique("u1", time.Hour))
+		if err := in.Delete(ctx, uniq); err != nil {
+			t.Fatal(err)
+		}
+		again, err := task.Submit(ctx, h.client, inspectSlow, aliceLong, echoArgs{Msg: "u"}, task.Delay(time.Hour), task.Unique("u1", time.Hour))
+		if err != nil || again == uniq {
+			t.Errorf("submit with the unique key of a deleted task: %s, %v; want a new task", again, err)
+		}
+		if err := in.Delete(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []task.ID{delayed, queued, uniq, again} {
 			if _, err := in.Status(ctx, id); !errors.Is(err, task.ErrNotFound) {
 				t.Errorf("Status of deleted %s: %v, want ErrNotFound", id, err)
 			}
