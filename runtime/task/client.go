@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,9 @@ type Client struct {
 	// recorder, set only on runtime/tasktest's clients (local.go), records each submit
 	// instead of enqueuing it.
 	recorder *recorder
+	// registered holds the queues this client has recorded in the registry of queues
+	// (for the Inspector): once per queue and process.
+	registered sync.Map
 }
 
 // NewClient returns a client over rdb (one server, Sentinel or Cluster). A signing key
@@ -117,6 +121,7 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 	if c.recorder != nil {
 		return c.recorder.record(ctx, t, e, wireCaller)
 	}
+	c.register(ctx, queue)
 	if c.cfg.durability.on() {
 		return c.submitDurable(ctx, t)
 	}
@@ -137,6 +142,21 @@ func (d Def) envelope(id ID, now, due time.Time, args json.RawMessage) *envelope
 		MaxRetries: d.MaxRetries, TimeoutMS: d.Timeout.Milliseconds(), SubmittedAt: now.UTC(),
 		NotAfter: notAfter(now, due, d), Args: args,
 	}
+}
+
+// register records queue in the registry of queues, the first time this client submits
+// to it. A failure is logged, not returned: the registry serves the Inspector's listing
+// of queues only, and the next submit tries again.
+func (c *Client) register(ctx context.Context, queue string) {
+	if _, done := c.registered.Load(queue); done {
+		return
+	}
+	_, err := bounded(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.broker.Register(ctx, queue) })
+	if err != nil {
+		c.cfg.logger.Warn("cannot record the queue in the registry of queues; the inspector lists it once a worker of it starts", "queue", queue, "err", err)
+		return
+	}
+	c.registered.Store(queue, true)
 }
 
 // reshardPatience is how long Submit tries again while Cluster slots move, when its

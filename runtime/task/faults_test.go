@@ -47,8 +47,8 @@ func TestSubmitRefusesATaskDueAfterItsCallerExpires(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a task due before the expiry was refused: %v", err)
 		}
-		if keys := prefixKeys(t, h); len(keys) != 2 || !strings.HasSuffix(keys[0], ":delayed") || !strings.HasSuffix(keys[1], ":task:"+string(id)) {
-			t.Errorf("keys = %v, want only the delayed set and the state of the one task accepted", keys)
+		if keys := prefixKeys(t, h); len(keys) != 3 || keys[0] != h.prefix+":queues" || !strings.HasSuffix(keys[1], ":delayed") || !strings.HasSuffix(keys[2], ":task:"+string(id)) {
+			t.Errorf("keys = %v, want only the registry of queues, the delayed set and the state of the one task accepted", keys)
 		}
 	})
 }

@@ -25,7 +25,7 @@ type ClientObserver struct {
 	Submit func(ctx context.Context, s Submission) (context.Context, func(id ID, err error))
 	// Inject, when set, writes the trace context of ctx into carrier (a
 	// propagation.TextMapCarrier, say). The entries go into the envelope, signed, and a
-	// WorkerObserver reads them back as Attempt.Trace. This is the only way anything of
+	// WorkerObserver reads them back as AttemptStart.Trace. This is the only way anything of
 	// the submitting ctx reaches a worker: no other ctx value crosses. Entries with an
 	// empty value are dropped; an envelope.CheckTrace limit broken (more than 8 entries,
 	// keys other than lower-case header names, values over 8 KiB or not printable
@@ -60,7 +60,7 @@ type WorkerObserver struct {
 	// submitter's). The ctx it returns is the one the task function gets: it must be
 	// derived from ctx. end is called once the worker has decided the attempt's outcome,
 	// before that outcome is written to Redis. end must not be nil.
-	Attempt func(ctx context.Context, a Attempt) (context.Context, func(AttemptEnd))
+	Attempt func(ctx context.Context, a AttemptStart) (context.Context, func(AttemptEnd))
 	// Refused is called for a delivery the worker ended without running its function:
 	// dead-lettered (bad signature, unknown kind past the skew grace, expired caller...)
 	// or handed back for a worker of another version.
@@ -73,8 +73,8 @@ func WithWorkerObserver(o WorkerObserver) WorkerOption {
 	return workerOption(func(c *workerConfig) { c.observer = o })
 }
 
-// Attempt describes an attempt that is about to run, for a WorkerObserver.
-type Attempt struct {
+// AttemptStart describes an attempt that is about to run, for a WorkerObserver.
+type AttemptStart struct {
 	ID    ID
 	Kind  string
 	Queue string
@@ -105,9 +105,12 @@ const (
 	// OutcomeDead: the task failed for good and goes to the dead-letter stream, for the
 	// reason given (one of the Reason constants).
 	OutcomeDead Outcome = "dead"
-	// OutcomeCanceled: the worker lost the task's lease while it ran: another worker
-	// took it over and decides its outcome.
+	// OutcomeCanceled: an operator canceled the task while it ran (Inspector.Cancel); it
+	// ends canceled, not retried.
 	OutcomeCanceled Outcome = "canceled"
+	// OutcomeLeaseLost: the worker lost the task's lease while it ran: another worker
+	// took it over and decides its outcome.
+	OutcomeLeaseLost Outcome = "lease_lost"
 	// OutcomeHandedBack: the task goes back to its queue without spending an attempt:
 	// interrupted by shutdown, or (for a Refusal) refused for a version skew.
 	OutcomeHandedBack Outcome = "handed_back"
@@ -165,7 +168,7 @@ func (w *Worker) observeAttempt(ctx context.Context, d *delivery, e *envelope.En
 	if hook == nil {
 		return ctx
 	}
-	ctx, d.attemptEnd = hook(ctx, Attempt{
+	ctx, d.attemptEnd = hook(ctx, AttemptStart{
 		ID: ID(e.ID), Kind: e.Kind, Queue: e.Queue, Attempt: d.attempt, MaxRetries: e.MaxRetries,
 		SubmittedAt: e.SubmittedAt, Ready: entryTime(d.entry), Trace: e.Trace,
 	})
@@ -187,8 +190,10 @@ func (w *Worker) observe(m redisq.Message, d *delivery, out outcome) {
 			end.Outcome = OutcomeDead
 		case actRelease:
 			end.Outcome = OutcomeHandedBack
-		default:
+		case actCancel:
 			end.Outcome = OutcomeCanceled
+		default:
+			end.Outcome = OutcomeLeaseLost
 		}
 		d.attemptEnd(end)
 		return

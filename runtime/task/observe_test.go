@@ -21,7 +21,7 @@ type observed struct {
 	submissions []task.Submission
 	submitEnds  []error
 	submitIDs   []task.ID
-	attempts    []task.Attempt
+	attempts    []task.AttemptStart
 	ends        []task.AttemptEnd
 	refusals    []task.Refusal
 }
@@ -44,7 +44,7 @@ func (o *observed) client(inject func(context.Context, map[string]string)) task.
 
 func (o *observed) worker() task.WorkerOption {
 	return task.WithWorkerObserver(task.WorkerObserver{
-		Attempt: func(ctx context.Context, a task.Attempt) (context.Context, func(task.AttemptEnd)) {
+		Attempt: func(ctx context.Context, a task.AttemptStart) (context.Context, func(task.AttemptEnd)) {
 			o.mu.Lock()
 			o.attempts = append(o.attempts, a)
 			o.mu.Unlock()

@@ -55,6 +55,11 @@ const (
 	// DefaultDurabilityTimeout is how long a durable submit waits for each confirmation
 	// (WAIT, WAITAOF) when its Durability has no Timeout: 1 second.
 	DefaultDurabilityTimeout = time.Second
+	// DefaultDeadLetterMaxCount and DefaultDeadLetterMaxAge cap each queue's dead-letter
+	// stream without WithDeadLetterRetention: 100,000 entries, and 30 days (MaxTaskLife:
+	// a dead letter older than that cannot be requeued as it was anyway).
+	DefaultDeadLetterMaxCount int64 = 100_000
+	DefaultDeadLetterMaxAge         = 30 * 24 * time.Hour
 )
 
 // durabilityCheckTimeout bounds NewClient's check of the Redis version (INFO) when a
@@ -130,6 +135,8 @@ type workerConfig struct {
 	noSchedules     bool           // WithoutSchedules
 	scheduleLease   time.Duration  // WithScheduleLease; 0: lease
 	scheduleCatchUp time.Duration  // WithScheduleCatchUp
+	deadMaxCount    int64
+	deadMaxAge      time.Duration
 }
 
 func defaults() commonConfig {
@@ -153,6 +160,8 @@ func workerDefaults() workerConfig {
 		clockSkew:       DefaultClockSkew,
 		skewGrace:       DefaultSkewGrace,
 		scheduleCatchUp: DefaultScheduleCatchUp,
+		deadMaxCount:    DefaultDeadLetterMaxCount,
+		deadMaxAge:      DefaultDeadLetterMaxAge,
 	}
 }
 
@@ -246,6 +255,8 @@ func workerConfigOf(opts []WorkerOption) (workerConfig, *envelope.Keyring, error
 		return cfg, nil, fmt.Errorf("schedule lease %s is too short: want at least %s (WithScheduleLease)", cfg.scheduleLease, minLease)
 	case cfg.scheduleCatchUp < 0:
 		return cfg, nil, fmt.Errorf("schedule catch-up %s: want 0 or more (WithScheduleCatchUp)", cfg.scheduleCatchUp)
+	case cfg.deadMaxCount < 0 || cfg.deadMaxAge < 0:
+		return cfg, nil, fmt.Errorf("dead-letter retention of %d entries and %s: want 0 (no cap) or more (WithDeadLetterRetention)", cfg.deadMaxCount, cfg.deadMaxAge)
 	}
 	for _, q := range cfg.queues {
 		if err := taskspec.CheckQueue(q); err != nil {
@@ -457,6 +468,16 @@ func WithSkewGrace(d time.Duration) WorkerOption {
 // that disagree between the token issuer and the worker; default DefaultClockSkew (0).
 func WithClockSkew(d time.Duration) WorkerOption {
 	return workerOption(func(c *workerConfig) { c.clockSkew = d })
+}
+
+// WithDeadLetterRetention caps each queue's dead-letter stream at maxCount entries and
+// maxAge of age; zero for either turns that cap off. Defaults DefaultDeadLetterMaxCount
+// and DefaultDeadLetterMaxAge. The worker trims as it dead-letters a task, approximately
+// (XTRIM with ~, whole stream nodes only, so the stream may keep up to a hundred or so
+// entries past a cap), and records the cap in Redis, where Inspector.Queue shows it. The
+// workers of one queue should agree on it: each applies its own.
+func WithDeadLetterRetention(maxCount int64, maxAge time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.deadMaxCount, c.deadMaxAge = maxCount, maxAge })
 }
 
 // WithConsumerName sets the worker's consumer name in the Redis consumer groups; default

@@ -51,6 +51,7 @@ func TestEachOptionIsTakenByTheSidesItConcerns(t *testing.T) {
 		{"WithClockSkew", task.WithClockSkew, false, true},
 		{"WithSkewGrace", task.WithSkewGrace, false, true},
 		{"WithConsumerName", task.WithConsumerName, false, true},
+		{"WithDeadLetterRetention", task.WithDeadLetterRetention, false, true},
 	}
 	listed := map[string]bool{}
 	for _, tt := range tests {

@@ -1013,7 +1013,7 @@ func testSealedCaller(t *testing.T, h *harness) {
 		var logs syncBuffer
 		leaveEveryKindOfKey(t, h, task.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 		dump := dumpPrefix(t, h)
-		for _, want := range []string{":stream (stream)", ":delayed (zset)", ":dead (stream)", ":task:", ":done:", ":unique:"} {
+		for _, want := range []string{":stream (stream)", ":delayed (zset)", ":retry (zset)", ":dead (stream)", ":task:", ":done:", ":unique:", ":meta (hash)", ":queues (set)"} {
 			if !strings.Contains(dump, want) {
 				t.Errorf("the dump has no %s key: it would not prove the caller is absent there", want)
 			}
@@ -1148,6 +1148,8 @@ func keyContent(ctx context.Context, rdb redis.UniversalClient, key string) (typ
 		v, _ = rdb.HGetAll(ctx, key).Result()
 	case "list":
 		v, _ = rdb.LRange(ctx, key, 0, -1).Result()
+	case "set":
+		v, _ = rdb.SMembers(ctx, key).Result()
 	default:
 		v, _ = rdb.Get(ctx, key).Result()
 	}

@@ -33,7 +33,7 @@
 //   - messaging.process.duration: how long task functions ran, in seconds, with
 //     taskgen.task.outcome;
 //   - taskgen.task.outcomes: how attempts and refused deliveries ended, by
-//     taskgen.task.outcome (succeeded, retry, dead, canceled, handed_back) and
+//     taskgen.task.outcome (succeeded, retry, dead, canceled, lease_lost, handed_back) and
 //     taskgen.task.reason (for dead: retries_exhausted, permanent, bad_signature...);
 //     a failure is an outcome retry or dead;
 //   - taskgen.task.wait.duration: from when the task became ready (its submit, or the

@@ -152,7 +152,7 @@ func Worker(opts ...Option) (task.WorkerOption, error) {
 	}
 	tracer := c.tracers.Tracer(ScopeName)
 	o := task.WorkerObserver{
-		Attempt: func(ctx context.Context, a task.Attempt) (context.Context, func(task.AttemptEnd)) {
+		Attempt: func(ctx context.Context, a task.AttemptStart) (context.Context, func(task.AttemptEnd)) {
 			attrs := []attribute.KeyValue{
 				semconv.MessagingDestinationName(a.Queue), KindKey.String(a.Kind),
 			}
@@ -225,7 +225,7 @@ func newInstruments(meter metric.Meter) (*instruments, error) {
 	ins.consumed, errs[0] = messagingconv.NewClientConsumedMessages(meter)
 	ins.process, errs[1] = messagingconv.NewProcessDuration(meter, durationBuckets)
 	ins.outcomes, errs[2] = meter.Int64Counter("taskgen.task.outcomes", metric.WithUnit("{outcome}"),
-		metric.WithDescription("How attempts and refused deliveries ended, by outcome (succeeded, retry, dead, canceled, handed_back) and, for dead tasks, reason."))
+		metric.WithDescription("How attempts and refused deliveries ended, by outcome (succeeded, retry, dead, canceled, lease_lost, handed_back) and, for dead tasks, reason."))
 	ins.wait, errs[3] = meter.Float64Histogram("taskgen.task.wait.duration", metric.WithUnit("s"), durationBuckets,
 		metric.WithDescription("Time from a task becoming ready (its submit, or the end of its delay or retry backoff) to the start of its attempt."))
 	if err := errors.Join(errs[:]...); err != nil {
