@@ -28,6 +28,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"taskURL":   taskURL,
 		"queueURL":  queueURL,
 		"paused":    pausedWord,
+		"attempts":  attemptsText,
 	}
 	pages := map[string]*template.Template{}
 	for _, name := range pageNames {

@@ -109,7 +109,7 @@ func timePtr(t time.Time) *time.Time {
 func toQueueJSON(q task.QueueInfo) queueJSON {
 	return queueJSON{
 		Name: q.Name, Paused: q.Paused, Pending: q.Pending, Running: q.Running, Scheduled: q.Delayed,
-		Retrying: q.Retrying, Dead: q.Dead, OldestPendingSeconds: q.OldestPending.Seconds(),
+		Retrying: q.Retrying, Dead: q.Dead, OldestPendingSeconds: q.OldestPending.Round(time.Millisecond).Seconds(),
 		DeadRetention: retentionJSON{MaxCount: q.Retention.MaxCount, MaxAgeSeconds: q.Retention.MaxAge.Seconds()},
 	}
 }
@@ -262,7 +262,7 @@ func (e *env) printDetail(d task.TaskDetail) error {
 	if d.DeadEntry != "" {
 		line("dead entry:", d.DeadEntry)
 	}
-	line("attempts:", fmt.Sprintf("%d of %d", d.TaskSummary.Attempts, d.MaxRetries+1))
+	line("attempts:", attemptsText(d))
 	if d.Schedule != "" {
 		line("schedule:", d.Schedule)
 	}
@@ -285,6 +285,15 @@ func (e *env) printDetail(d task.TaskDetail) error {
 		line(fmt.Sprintf("attempt %d:", a.N), when(a.At)+"  "+oneLine(a.Error, 160))
 	}
 	return w.Flush()
+}
+
+// attemptsText is the attempts made, and the most allowed when the envelope that says so
+// is at hand (a finished task's record may not keep it).
+func attemptsText(d task.TaskDetail) string {
+	if len(d.Args) == 0 {
+		return fmt.Sprint(d.TaskSummary.Attempts)
+	}
+	return fmt.Sprintf("%d of at most %d", d.TaskSummary.Attempts, d.MaxRetries+1)
 }
 
 func callerText(c *task.CallerInfo, now time.Time) string {
@@ -315,6 +324,9 @@ func callerText(c *task.CallerInfo, now time.Time) string {
 }
 
 func signatureText(s task.SignatureInfo) string {
+	if s.KeyID == "" && !s.Verified && s.Problem == "" {
+		return "-" // nothing signed is kept (a finished task's record)
+	}
 	key := orDash(s.KeyID)
 	if s.Verified {
 		return "verified, key " + key
