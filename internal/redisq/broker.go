@@ -20,7 +20,21 @@ import (
 type Broker struct {
 	rdb    redis.UniversalClient
 	prefix string
+	// retention caps the dead-letter streams this broker's workers write to (see
+	// SetRetention); zero values: no cap.
+	retention Retention
 }
+
+// Retention is the cap on a dead-letter stream: MaxCount entries and MaxAge of age, each
+// applied approximately (XTRIM with ~: whole macro nodes only), zero for none.
+type Retention struct {
+	MaxCount int64
+	MaxAge   time.Duration
+}
+
+// SetRetention sets the cap the broker's dead-letter writes apply, and that EnsureGroup
+// records in each queue's meta hash for the inspector. Call it before use.
+func (b *Broker) SetRetention(r Retention) { b.retention = r }
 
 // New returns a broker over rdb for keys under prefix.
 func New(rdb redis.UniversalClient, prefix string) *Broker {
@@ -86,10 +100,28 @@ func (b *Broker) enqueue(ctx context.Context, s redis.Scripter, t Task, durable 
 }
 
 // EnsureGroup creates the queue's stream and consumer group if they do not exist.
+// It also records the queue in the registry (Registry) and the broker's dead-letter
+// retention in the queue's meta hash, for the inspector.
 func (b *Broker) EnsureGroup(ctx context.Context, queue string) error {
 	err := b.rdb.XGroupCreateMkStream(ctx, b.Keys(queue).Stream(), Group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("create consumer group on %s: %w", b.Keys(queue).Stream(), err)
+	}
+	if err := b.Register(ctx, queue); err != nil {
+		return err
+	}
+	meta := b.Keys(queue).Meta()
+	err = b.rdb.HSet(ctx, meta, MetaDeadMaxCount, b.retention.MaxCount, MetaDeadMaxAge, b.retention.MaxAge.Milliseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("record the retention of %s in %s: %w", queue, meta, err)
+	}
+	return nil
+}
+
+// Register adds queue to the registry of queues (Registry), for the inspector to list.
+func (b *Broker) Register(ctx context.Context, queue string) error {
+	if err := b.rdb.SAdd(ctx, Registry(b.prefix), queue).Err(); err != nil {
+		return fmt.Errorf("register queue %s in %s: %w", queue, Registry(b.prefix), err)
 	}
 	return nil
 }
@@ -166,11 +198,11 @@ func classify(err error) error {
 // Fetch reads up to count new entries of queue for consumer. An entry whose fields
 // exceed maxSize bytes is not read: it comes back Oversized, for the caller to
 // dead-letter with a Refuse settlement, and no more of it than its id crosses the
-// network. When there is nothing to read, Fetch blocks up to block for a new entry, on
+// network. A paused queue (Keys.Paused) hands over nothing. When there is nothing to read, Fetch blocks up to block for a new entry, on
 // the queue's notify stream, and returns nothing: call it again.
 func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int) ([]Message, error) {
 	k := b.Keys(queue)
-	res, err := fetchScript.Run(ctx, b.rdb, []string{k.Stream(), k.Notify()}, Group, consumer, count, maxSize+len(EnvelopeField)).Slice()
+	res, err := fetchScript.Run(ctx, b.rdb, []string{k.Stream(), k.Notify(), k.Paused()}, Group, consumer, count, maxSize+len(EnvelopeField)).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOGROUP") {
 			return nil, fmt.Errorf("read %s: %w", k.Stream(), ErrNoGroup)
@@ -364,6 +396,9 @@ const (
 	// LeaseTaken: another consumer holds the entry, or another delivery of the task
 	// began since: this run must stop and write nothing.
 	LeaseTaken LeaseStatus = -1
+	// LeaseCancel: the consumer holds the delivery and its lease is renewed, but an
+	// operator asked for the task to be canceled: stop the run and settle it Cancel.
+	LeaseCancel LeaseStatus = 2
 )
 
 // Heartbeat renews the leases consumer holds on queue, so that Reclaim on other workers
@@ -417,16 +452,26 @@ func (b *Broker) Heartbeat(ctx context.Context, queue, consumer string, lease ti
 // Promote moves up to limit tasks of queue whose time has come, by Redis's clock, from
 // the delayed set to the stream. It returns how many it moved and how long until the next
 // delayed task is due, negative when none waits.
+//
+// It drains both the delayed set and the retry set (Keys.Retry), up to limit each, and
+// reports the larger of the two counts it moved.
 func (b *Broker) Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error) {
 	k := b.Keys(queue)
-	res, err := promoteScript.Run(ctx, b.rdb, []string{k.Delayed(), k.Stream(), k.Notify()}, limit).Int64Slice()
-	if err != nil {
-		return 0, 0, fmt.Errorf("promote %s: %w", k.Delayed(), classify(err))
+	next = -1
+	for _, set := range []string{k.Delayed(), k.Retry()} {
+		res, err := promoteScript.Run(ctx, b.rdb, []string{set, k.Stream(), k.Notify()}, limit).Int64Slice()
+		if err != nil {
+			return moved, 0, fmt.Errorf("promote %s: %w", set, classify(err))
+		}
+		if len(res) != 2 {
+			return moved, 0, fmt.Errorf("promote %s: unexpected reply %v", set, res)
+		}
+		moved = max(moved, int(res[0]))
+		if d := time.Duration(res[1]) * time.Millisecond; res[1] >= 0 && (next < 0 || d < next) {
+			next = d
+		}
 	}
-	if len(res) != 2 {
-		return 0, 0, fmt.Errorf("promote %s: unexpected reply %v", k.Delayed(), res)
-	}
-	return int(res[0]), time.Duration(res[1]) * time.Millisecond, nil
+	return moved, next, nil
 }
 
 // StartRequest is one delivery about to begin.
@@ -436,6 +481,9 @@ type StartRequest struct {
 	Consumer string
 	// Runs is how many deliveries of the task may begin: its first attempt and retries.
 	Runs int
+	// TTL is how long the final state of a task that ends canceled at its start (a cancel
+	// request was pending) stays readable.
+	TTL time.Duration
 }
 
 // StartOutcome says whether a delivery may begin.
@@ -449,7 +497,8 @@ const (
 	// StartNoRecord: the task has no state: it finished and its record expired, or the
 	// entry was written past the client. Dead-letter the entry with a Refuse settlement.
 	StartNoRecord
-	// StartFinished: the task has finished already; the duplicate entry was removed.
+	// StartFinished: the task has finished already (or was canceled, now or before); the
+	// entry was removed unrun.
 	StartFinished
 	// StartWorkerLost: earlier deliveries began and never settled as often as the task
 	// may run. The delivery began (Start.Lease is set) without counting an attempt:
@@ -467,8 +516,8 @@ type Start struct {
 // StartDelivery begins a delivery: it raises the task's lease token and counts the attempt.
 func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, error) {
 	k := b.Keys(r.Message.Queue)
-	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID), k.Entries()},
-		Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID).Int64Slice()
+	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID), k.Entries(), k.Done(r.TaskID)},
+		Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID, ttlMS(max(r.TTL, time.Minute))).Int64Slice()
 	if err != nil {
 		return Start{}, fmt.Errorf("start %s: %w", r.TaskID, classify(err))
 	}
@@ -517,6 +566,8 @@ const (
 	// Error and, the first time, when (see SkewSince): a worker of another version may
 	// run it.
 	Defer
+	// Cancel ends a running task canceled, with Error and MAC (see cancelScript).
+	Cancel
 )
 
 func (k SettleKind) String() string {
@@ -533,6 +584,8 @@ func (k SettleKind) String() string {
 		return "refuse"
 	case Defer:
 		return "defer"
+	case Cancel:
+		return "cancel"
 	}
 	return fmt.Sprintf("SettleKind(%d)", int(k))
 }
@@ -568,11 +621,15 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 		return completeScript, []string{k.Stream(), k.State(s.TaskID), k.Done(s.TaskID), k.Entries()},
 			[]any{Group, m.EntryID, s.Lease, s.Result, ttlMS(s.TTL), s.MAC}
 	case Retry:
-		return retryScript, []string{k.Stream(), k.Delayed(), k.State(s.TaskID), k.Entries()},
+		return retryScript, []string{k.Stream(), k.Retry(), k.State(s.TaskID), k.Entries()},
 			[]any{Group, m.EntryID, s.Lease, m.Envelope, max(s.Delay.Milliseconds(), 0), s.Error}
 	case Dead:
 		return deadScript, []string{k.Stream(), k.Dead(), k.State(s.TaskID), k.Done(s.TaskID), k.Entries()},
-			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC, s.Vouch}
+			[]any{Group, m.EntryID, s.Lease, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.TaskID, s.MAC, s.Vouch,
+				b.retention.MaxCount, b.retention.MaxAge.Milliseconds()}
+	case Cancel:
+		return cancelScript, []string{k.Stream(), k.State(s.TaskID), k.Done(s.TaskID), k.Entries()},
+			[]any{Group, m.EntryID, s.Lease, s.Error, ttlMS(s.TTL), s.MAC}
 	case Release:
 		return releaseScript, []string{k.Stream(), k.State(s.TaskID), k.Notify(), k.Entries()}, []any{Group, m.EntryID, s.Lease, m.Envelope}
 	case Defer:
@@ -587,7 +644,8 @@ func (b *Broker) call(s Settlement) (*redis.Script, []string, []any) {
 		if m.Oversized {
 			unread = "1"
 		}
-		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID, s.MAC, unread, MaxDigestSize}
+		return deadEntryScript, keys, []any{Group, m.EntryID, s.Consumer, m.Envelope, s.Reason, s.Error, ttlMS(s.TTL), s.ClaimedID, s.MAC, unread, MaxDigestSize,
+			b.retention.MaxCount, b.retention.MaxAge.Milliseconds()}
 	}
 	panic(fmt.Sprintf("redisq: settlement of unknown kind %d", s.Kind))
 }
@@ -657,7 +715,9 @@ type State struct {
 }
 
 // Finished reports whether the task reached a final state.
-func (s State) Finished() bool { return s.State == StateSucceeded || s.State == StateDead }
+func (s State) Finished() bool {
+	return s.State == StateSucceeded || s.State == StateDead || s.State == StateCanceled
+}
 
 // ErrNoTask reports a task that does not exist or whose state expired.
 var ErrNoTask = errors.New("no such task")

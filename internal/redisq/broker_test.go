@@ -741,6 +741,7 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 	var (
 		stream  = redisq.Keys.Stream
 		delayed = redisq.Keys.Delayed
+		retry   = redisq.Keys.Retry
 		dead    = redisq.Keys.Dead
 		tick    = redisq.Keys.Tick
 		notify  = redisq.Keys.Notify
@@ -762,7 +763,7 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 			_, err := b.Fetch(ctx, "q", "w", 10, 0, 1<<20)
 			return err
 		}},
-		{name: "start", keys: keys(stream, state, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+		{name: "start", keys: keys(stream, state, entries, done), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
 			_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
 			return err
 		}},
@@ -787,7 +788,7 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 		{name: "complete", keys: keys(stream, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
 			return settleOne(b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
 		}},
-		{name: "retry", keys: keys(stream, delayed, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+		{name: "retry", keys: keys(stream, retry, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
 			return settleOne(b, redisq.Settlement{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l})
 		}},
 		{name: "dead", keys: keys(stream, dead, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
@@ -802,7 +803,10 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 		{name: "refuse", keys: keys(stream, dead, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
 			return settleOne(b, redisq.Settlement{Kind: redisq.Refuse, Message: m, Consumer: "w", ClaimedID: "q/1", TTL: time.Minute})
 		}},
-		{name: "promote", keys: keys(delayed, stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+		{name: "cancel", keys: keys(stream, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+			return settleOne(b, redisq.Settlement{Kind: redisq.Cancel, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
+		}},
+		{name: "promote", keys: keys(delayed, retry, stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
 			_, _, err := b.Promote(ctx, "q", 10)
 			return err
 		}},
@@ -1011,7 +1015,7 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET HSETNX ZRANGEBYSCORE ZREM ZRANGE
 		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET XRANGE PERSIST XGROUP DELCONSUMER
 		NX PX KEEPTTL * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
-		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE`) {
+		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE XTRIM MINID EXISTS HEXISTS table`) {
 		allowed[w] = true
 	}
 	quoted := regexp.MustCompile(`'([^'\n]*)'`)

@@ -20,6 +20,17 @@ func (k Keys) Stream() string { return k.base + "stream" }
 // score is the due time in Unix milliseconds, member the envelope.
 func (k Keys) Delayed() string { return k.base + "delayed" }
 
+// Retry is the sorted set of tasks waiting for a retry backoff, as Delayed is for Delay
+// and At: apart, so that the inspector counts each with ZCARD. The promoter drains both.
+func (k Keys) Retry() string { return k.base + "retry" }
+
+// Paused is the string whose presence pauses the queue: workers fetch no new entries.
+func (k Keys) Paused() string { return k.base + "paused" }
+
+// Meta is the hash in which the queue's workers record the options others need to see,
+// such as the dead-letter retention (MetaDeadMaxCount, MetaDeadMaxAge).
+func (k Keys) Meta() string { return k.base + "meta" }
+
 // Tick is the hash through which the lease scripts tell a stall of Redis from the death
 // of a worker (see TickSeen).
 func (k Keys) Tick() string { return k.base + "tick" }
@@ -53,3 +64,8 @@ func (k Keys) Done(id string) string { return k.base + "done:" + id }
 // Unique is the key that holds the id of the task of kind submitted with a uniqueness key.
 // The kind is part of it: two kinds of one queue using the same key do not collide.
 func (k Keys) Unique(kind, key string) string { return k.base + "unique:" + kind + ":" + key }
+
+// Registry is the set of every queue's name under prefix, written by workers at start
+// and by clients on their first submit to a queue. It has no hash tag of a queue: it is
+// one key in a slot of its own, written only by single-key commands.
+func Registry(prefix string) string { return prefix + ":queues" }

@@ -1,6 +1,9 @@
 package redisq
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // The names Go and the Lua scripts share. Each is written here once: the scripts refer
 // to them as $name placeholders that script() replaces, and TestScriptsUseOnlyProtocolNames
@@ -32,6 +35,28 @@ const (
 	FieldSkewSince = "skew_ms"      // Redis time a worker first handed the task back for a version skew
 )
 
+// Fields of a task's state hash the inspector reads and writes (see inspect.go).
+const (
+	FieldDue       = "due_ms"     // the score of the task's member in the delayed or retry set
+	FieldHistory   = "history"    // JSON array of the last MaxHistory attempts' errors: [{"n":1,"e":"...","at":ms}]
+	FieldCancel    = "cancel"     // a cancel request for a running task: the outcome MAC of its canceled end
+	FieldDeadEntry = "dead_entry" // the task's entry in the dead-letter stream
+	FieldUnique    = "unique"     // the unique key the task's submit holds, if any
+)
+
+// Fields of a queue's meta hash (Keys.Meta).
+const (
+	MetaDeadMaxCount = "dead_max_count"  // the dead-letter stream's cap on entries its workers apply
+	MetaDeadMaxAge   = "dead_max_age_ms" // the dead-letter stream's cap on age, in ms
+)
+
+// MaxHistory is how many attempts' errors a task's history keeps, and MaxHistoryError
+// the bytes of each error it keeps.
+const (
+	MaxHistory      = 20
+	MaxHistoryError = 512
+)
+
 // Fields of a dead-letter entry, besides EnvelopeField and the state fields FieldKind,
 // FieldReason, FieldError and FieldAttempts.
 const (
@@ -54,6 +79,7 @@ const (
 	StateRetrying  = "retrying"
 	StateSucceeded = "succeeded"
 	StateDead      = "dead"
+	StateCanceled  = "canceled"
 )
 
 // Fields of a queue's tick hash (Keys.Tick), which tells a stall of Redis from the death
@@ -87,7 +113,13 @@ var protocolNames = map[string]string{
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace, "t_consumer": TickConsumer,
 	"s_retrying": StateRetrying, "s_succeeded": StateSucceeded, "s_dead": StateDead,
+	"s_canceled": StateCanceled, "f_due": FieldDue, "f_history": FieldHistory, "f_cancel": FieldCancel,
+	"f_dead_entry": FieldDeadEntry, "f_unique": FieldUnique, "cancel_message": CancelMessage,
+	"max_history": strconv.Itoa(MaxHistory), "max_history_error": strconv.Itoa(MaxHistoryError),
 }
+
+// CancelMessage is the error a task canceled by an operator records.
+const CancelMessage = "canceled by an operator"
 
 // expand replaces every $name placeholder of src with its protocol name, quoted as a Lua
 // string. It panics on an unknown placeholder: that is a typo in a script.

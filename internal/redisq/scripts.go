@@ -49,6 +49,27 @@ local function signal_done(done, ttl)
   redis.call('RPUSH', done, $done)
   redis.call('PEXPIRE', done, ttl)
 end
+-- remember appends attempt's error to the task's bounded history (FieldHistory), for the
+-- inspector: the last MaxHistory attempts, each error cut to MaxHistoryError bytes. A
+-- history that does not decode (written outside taskgen) starts over.
+local function remember(state, err, now)
+  local list = {}
+  local h = redis.call('HGET', state, $f_history)
+  if h then
+    local ok, v = pcall(cjson.decode, h)
+    if ok and type(v) == 'table' then list = v end
+  end
+  local n = tonumber(redis.call('HGET', state, $f_attempts)) or 0
+  table.insert(list, {n = n, e = string.sub(err, 1, tonumber($max_history_error)), at = now})
+  while #list > tonumber($max_history) do table.remove(list, 1) end
+  redis.call('HSET', state, $f_history, cjson.encode(list))
+end
+-- trim_dead caps a dead-letter stream by count and by age (ms; 0: no cap), approximately:
+-- whole macro nodes only, so a trim stays cheap (it may keep a little more than the cap).
+local function trim_dead(dead, count, age, now)
+  if tonumber(count) > 0 then redis.call('XTRIM', dead, 'MAXLEN', '~', count) end
+  if tonumber(age) > 0 then redis.call('XTRIM', dead, 'MINID', '~', now - tonumber(age)) end
+end
 -- observe records in the queue's tick hash that a worker reached Redis now, and returns
 -- the time before which no takeover may happen: one lease after Redis had heard from no
 -- worker for longer than half a lease, and at least a second. Redis itself stalled then
@@ -129,10 +150,12 @@ local now = now_ms()
 local state = $s_pending
 if tonumber(ARGV[4]) > 0 then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
+  redis.call('HSET', KEYS[3], $f_due, now + tonumber(ARGV[4]))
   state = $s_scheduled
 else
   ready(KEYS[1], KEYS[4], ARGV[1])
 end
+if #KEYS == 6 then redis.call('HSET', KEYS[3], $f_unique, KEYS[6]) end
 redis.call('HSET', KEYS[3], $f_state, state, $f_kind, ARGV[3], $f_attempts, 0,
   $f_submitted, now, $f_digest, redis.sha1hex(ARGV[1]))
 return {1, ARGV[2]}
@@ -279,6 +302,7 @@ if bad then return bad end
 local mark = '0-0'
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if #last == 1 then mark = last[1][1] end
+if #KEYS == 3 and redis.call('EXISTS', KEYS[3]) == 1 then return {mark, {}, {}} end
 local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 local small, big = {}, {}
 if r then
@@ -318,24 +342,40 @@ return {mark, small, big}
 //
 // Keys and arguments:
 //
-//	KEYS[1] stream   KEYS[2] state   KEYS[3] entries
+// A task that was canceled (see cancelScript) is finished: its delivery is removed unrun.
+// One with a cancel request pending (FieldCancel: an earlier run was asked to stop, and
+// handed the task back before it learned of it) ends canceled here, unrun, with the MAC
+// the request carries.
+//
+//	KEYS[1] stream   KEYS[2] state   KEYS[3] entries   KEYS[4] done
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
-//	ARGV[5] task id
+//	ARGV[5] task id  ARGV[6] ttl ms of a final state
 //
 // Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
 // record, {-2} for a finished task, {-3, attempts, lease} when its runs are spent.
 var startScript = script(`
 local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'hash', 'none'}})
 if bad then return bad end
+bad = #KEYS == 4 and check({{KEYS[4], 'list', 'none'}})
+if bad then return bad end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
-local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts, $f_entry)
+local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts, $f_entry, $f_cancel)
 local st = v[1]
 if not st then return {-1} end
-if st == $s_succeeded or st == $s_dead then
+if st == $s_succeeded or st == $s_dead or st == $s_canceled or (v[4] and #KEYS == 4) then
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
   redis.call('XDEL', KEYS[1], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
+  if st ~= $s_succeeded and st ~= $s_dead and st ~= $s_canceled then
+    -- A cancel was requested while an earlier run went on, and that run handed the task
+    -- back before its heartbeat learned of it: the task ends canceled now, unrun.
+    redis.call('HDEL', KEYS[2], $f_cancel, $f_result)
+    redis.call('HSET', KEYS[2], $f_state, $s_canceled, $f_reason, $s_canceled, $f_error, $cancel_message,
+      $f_finished, now_ms(), $f_mac, v[4])
+    redis.call('PEXPIRE', KEYS[2], ARGV[6])
+    signal_done(KEYS[4], ARGV[6])
+  end
   return {-2}
 end
 local attempts = tonumber(v[2]) or 0
@@ -350,7 +390,8 @@ return {1, attempts, lease}
 `)
 
 // heartbeatScript renews the leases a consumer holds, and only those. For each entry it
-// answers 1 (held: renewed), 0 (gone: no longer pending, because it was settled) or -1
+// answers 1 (held: renewed), 2 (held and renewed, but an operator asked for the task to be
+// canceled: FieldCancel), 0 (gone: no longer pending, because it was settled) or -1
 // (taken: another consumer holds the entry, or another delivery of the task began since
 // this one, or another worker ended it as lost, so this run must stop and write nothing).
 //
@@ -383,6 +424,7 @@ for i = 3, #KEYS do
       redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, entry, 'JUSTID')
     end
     out[i - 2] = 1
+    if lease ~= '0' and redis.call('HEXISTS', KEYS[i], $f_cancel) == 1 then out[i - 2] = 2 end
   end
 end
 return out
@@ -403,7 +445,7 @@ if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
-redis.call('HDEL', KEYS[2], $f_error, $f_reason)
+redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel)
 redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 signal_done(KEYS[3], ARGV[5])
@@ -413,7 +455,11 @@ return 1
 // retryScript schedules the next attempt of a failed task after a delay, with the same
 // envelope: the attempt count lives in the state, so a retry re-signs nothing.
 //
-//	KEYS[1] stream   KEYS[2] delayed  KEYS[3] state   KEYS[4] entries
+// The task waits in the retry set (Keys.Retry), apart from the delayed set, so that each
+// is counted with ZCARD; its due time and the attempt's error are recorded for the
+// inspector.
+//
+//	KEYS[1] stream   KEYS[2] retry    KEYS[3] state   KEYS[4] entries
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease  ARGV[4] envelope  ARGV[5] delay ms
 //	ARGV[6] error text
 //
@@ -426,8 +472,10 @@ if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
-redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[4])
-redis.call('HSET', KEYS[3], $f_state, $s_retrying, $f_error, ARGV[6])
+local now = now_ms()
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
+remember(KEYS[3], ARGV[6], now)
+redis.call('HSET', KEYS[3], $f_state, $s_retrying, $f_error, ARGV[6], $f_due, now + tonumber(ARGV[5]))
 return 1
 `)
 
@@ -437,6 +485,7 @@ return 1
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] envelope (as received)
 //	ARGV[5] reason   ARGV[6] error text  ARGV[7] ttl ms   ARGV[8] task id
 //	ARGV[9] outcome MAC   ARGV[10] the worker's vouch for the envelope
+//	ARGV[11] the dead-letter stream's cap on entries   ARGV[12] its cap on age, ms (0: none)
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
 var deadScript = script(`
@@ -450,10 +499,12 @@ local v = redis.call('HMGET', KEYS[3], $f_kind, $f_attempts)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[5], ARGV[2])
-redis.call('XADD', KEYS[2], '*', $d_id, ARGV[8], $f_kind, v[1] or '', $d_entry, ARGV[2],
+local de = redis.call('XADD', KEYS[2], '*', $d_id, ARGV[8], $f_kind, v[1] or '', $d_entry, ARGV[2],
   $f_reason, ARGV[5], $f_error, ARGV[6], $f_attempts, v[2] or 0, $d_failed, now, $d_vouch, ARGV[10], $env, ARGV[4])
-redis.call('HDEL', KEYS[3], $f_result)
-redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
+if #ARGV >= 12 then trim_dead(KEYS[2], ARGV[11], ARGV[12], now) end
+remember(KEYS[3], ARGV[6], now)
+redis.call('HDEL', KEYS[3], $f_result, $f_cancel)
+redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9], $f_dead_entry, de)
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
 signal_done(KEYS[4], ARGV[7])
 return 1
@@ -503,7 +554,7 @@ redis.call('HDEL', KEYS[4], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
 redis.call('HINCRBY', KEYS[3], $f_attempts, -1)
 redis.call('HSETNX', KEYS[3], $f_skew_since, now)
-redis.call('HSET', KEYS[3], $f_state, $s_scheduled, $f_error, ARGV[6])
+redis.call('HSET', KEYS[3], $f_state, $s_scheduled, $f_error, ARGV[6], $f_due, now + tonumber(ARGV[5]))
 return 1
 `)
 
@@ -525,6 +576,7 @@ return 1
 //	ARGV[5] reason   ARGV[6] error text ARGV[7] ttl ms     ARGV[8] claimed task id
 //	ARGV[9] outcome MAC of the claimed task, written only when the entry is its envelope
 //	ARGV[10] '1' when the envelope is to be read from the stream   ARGV[11] MaxDigestSize
+//	ARGV[12] the dead-letter stream's cap on entries   ARGV[13] its cap on age, ms (0: none)
 //
 // Returns 1 when dead-lettered, 0 when another consumer holds the entry.
 var deadEntryScript = script(`
@@ -557,11 +609,12 @@ if genuine then id = ARGV[8] end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
-redis.call('XADD', KEYS[2], '*', $d_id, id, $f_kind, kind, $d_entry, ARGV[2], $f_reason, ARGV[5],
+local de = redis.call('XADD', KEYS[2], '*', $d_id, id, $f_kind, kind, $d_entry, ARGV[2], $f_reason, ARGV[5],
   $f_error, ARGV[6], $f_attempts, attempts, $d_failed, now, $d_size, size, $env, env)
+if #ARGV >= 13 then trim_dead(KEYS[2], ARGV[12], ARGV[13], now) end
 if genuine then
-  redis.call('HDEL', KEYS[4], $f_result)
-  redis.call('HSET', KEYS[4], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9])
+  redis.call('HDEL', KEYS[4], $f_result, $f_cancel)
+  redis.call('HSET', KEYS[4], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9], $f_dead_entry, de)
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
   signal_done(KEYS[5], ARGV[7])
 end
@@ -583,10 +636,36 @@ if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 ready(KEYS[2], KEYS[5], ARGV[2])
-redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished, $f_mac)
+redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished, $f_mac, $f_cancel, $f_dead_entry)
 redis.call('HSET', KEYS[3], $f_state, $s_pending, $f_attempts, 0, $f_kind, ARGV[3], $f_digest, redis.sha1hex(ARGV[2]))
 redis.call('PERSIST', KEYS[3])
 redis.call('DEL', KEYS[4])
+return 1
+`)
+
+// cancelScript ends a running task canceled: an operator asked for it (FieldCancel) and
+// the worker stopped its run. It is fenced like completeScript; the outcome is final, not
+// retried, whatever the run returned.
+//
+//	KEYS[1] stream   KEYS[2] state    KEYS[3] done   KEYS[4] entries
+//	ARGV[1] group    ARGV[2] entry id ARGV[3] lease  ARGV[4] error text  ARGV[5] ttl ms
+//	ARGV[6] outcome MAC
+//
+// Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
+var cancelScript = script(`
+local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'list', 'none'}, {KEYS[4], 'hash', 'none'}})
+if bad then return bad end
+local f = fence(KEYS[2], ARGV[3])
+if f ~= 1 then return f end
+local now = now_ms()
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
+remember(KEYS[2], ARGV[4], now)
+redis.call('HDEL', KEYS[2], $f_result, $f_cancel)
+redis.call('HSET', KEYS[2], $f_state, $s_canceled, $f_reason, $s_canceled, $f_error, ARGV[4], $f_finished, now, $f_mac, ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+signal_done(KEYS[3], ARGV[5])
 return 1
 `)
 
@@ -614,5 +693,6 @@ var scripts = map[string]*redis.Script{
 	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
 	"retry": retryScript, "dead": deadScript, "release": releaseScript, "defer": deferScript,
 	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
-	"endLost": endLostScript,
+	"endLost": endLostScript, "cancel": cancelScript,
+	"cancelTask": cancelTaskScript, "deleteTask": deleteTaskScript, "resume": resumeScript,
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,9 @@ type Client struct {
 	cfg    clientConfig
 	keys   *envelope.Keyring
 	broker *redisq.Broker
+	// registered holds the queues this client has recorded in the registry of queues
+	// (for the Inspector): once per queue and process.
+	registered sync.Map
 }
 
 // NewClient returns a client over rdb (one server, Sentinel or Cluster). A signing key
@@ -103,6 +107,7 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: envelope is %d bytes, over the %d byte limit (WithMaxEnvelopeSize); pass large data by reference: %w",
 			d.Kind, len(data), c.cfg.maxEnvelope, ErrMalformed)
 	}
+	c.register(ctx, queue)
 	t := redisq.Task{
 		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
 		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL, Schema: d.Schema, Wire: d.Wire,
@@ -117,6 +122,21 @@ func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.Raw
 		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
 	}
 	return ID(got), nil
+}
+
+// register records queue in the registry of queues, the first time this client submits
+// to it. A failure is logged, not returned: the registry serves the Inspector's listing
+// of queues only, and the next submit tries again.
+func (c *Client) register(ctx context.Context, queue string) {
+	if _, done := c.registered.Load(queue); done {
+		return
+	}
+	_, err := bounded(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.broker.Register(ctx, queue) })
+	if err != nil {
+		c.cfg.logger.Warn("cannot record the queue in the registry of queues; the inspector lists it once a worker of it starts", "queue", queue, "err", err)
+		return
+	}
+	c.registered.Store(queue, true)
 }
 
 // reshardPatience is how long Submit tries again while Cluster slots move, when its

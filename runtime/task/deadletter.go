@@ -74,8 +74,15 @@ func (c *Client) RequeueResigned(ctx context.Context, d DeadLetter) error {
 }
 
 func (c *Client) requeue(ctx context.Context, d DeadLetter, resign bool) error {
+	return requeue(ctx, c.broker, c.keys, c.cfg.maxEnvelope, d.Queue, d.EntryID, resign)
+}
+
+// requeue is Requeue and RequeueResigned of the client and the inspector: one code path
+// for dead letter entryID of queue.
+func requeue(ctx context.Context, b *redisq.Broker, keys *envelope.Keyring, maxEnvelope int, queue, entryID string, resign bool) error {
+	d := DeadLetter{Queue: queue, EntryID: entryID}
 	entry, err := bounded(ctx, func(ctx context.Context) (redisq.DeadEntry, error) {
-		return c.broker.DeadLetter(ctx, d.Queue, d.EntryID)
+		return b.DeadLetter(ctx, d.Queue, d.EntryID)
 	})
 	if err != nil {
 		return fmt.Errorf("requeue: %w", err)
@@ -88,15 +95,15 @@ func (c *Client) requeue(ctx context.Context, d DeadLetter, resign bool) error {
 	var data []byte
 	var e *envelope.Envelope
 	if resign {
-		if err := c.keys.CheckVouch(entry.Envelope, entry.Failure.ID, entry.Failure.Vouch); err != nil {
+		if err := keys.CheckVouch(entry.Envelope, entry.Failure.ID, entry.Failure.Vouch); err != nil {
 			return fmt.Errorf("requeue %s re-signed: %w", d.EntryID, err)
 		}
-		data, e, err = c.keys.Resign(entry.Envelope, fresh)
+		data, e, err = keys.Resign(entry.Envelope, fresh)
 	} else {
-		e, err = c.keys.Open(entry.Envelope, c.cfg.maxEnvelope)
+		e, err = keys.Open(entry.Envelope, maxEnvelope)
 		if err == nil {
 			fresh(e)
-			data, err = c.keys.Sign(e)
+			data, err = keys.Sign(e)
 		}
 	}
 	if err != nil {
@@ -106,7 +113,7 @@ func (c *Client) requeue(ctx context.Context, d DeadLetter, resign bool) error {
 		return fmt.Errorf("requeue %s: %w: envelope of %s on queue %q, dead letter of %s on %q", d.EntryID, ErrBadSignature, e.ID, e.Queue, entry.Failure.ID, d.Queue)
 	}
 	_, err = bounded(ctx, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, c.broker.Requeue(ctx, d.Queue, d.EntryID, e.ID, e.Kind, data)
+		return struct{}{}, b.Requeue(ctx, d.Queue, d.EntryID, e.ID, e.Kind, data)
 	})
 	if err != nil {
 		return fmt.Errorf("requeue %s: %w", d.EntryID, err)

@@ -60,10 +60,12 @@ const (
 	// actDefer hands the task back after a delay, spending no attempt: a worker of
 	// another version may run it (see redisq.Defer).
 	actDefer
+	// actCancel ends the task canceled: an operator asked for it while it ran.
+	actCancel
 )
 
 func (a action) String() string {
-	return [...]string{"none", "complete", "retry", "dead", "release", "refuse", "defer"}[a]
+	return [...]string{"none", "complete", "retry", "dead", "release", "refuse", "defer", "cancel"}[a]
 }
 
 // How long a task refused for a version skew waits before a worker tries it again: the
@@ -116,6 +118,10 @@ func decide(f facts) outcome {
 			why: "refused before its function ran"}
 	case !f.ran:
 		return outcome{why: "did not run"}
+	case errors.Is(f.cause, ErrCanceled):
+		// Whatever the function returned once its context was canceled: a success it
+		// raced to, or the context's error, the operator's cancel stands.
+		return outcome{action: actCancel, reason: ReasonCanceled, message: redisq.CancelMessage, why: "canceled by an operator while it ran"}
 	case f.err == nil:
 		// Written even when the lease was lost: the write is fenced, so it stands only if
 		// no other delivery began, and then it spares the task a second run.

@@ -38,6 +38,11 @@ var (
 	ErrKindMismatch = errors.New("task is of another kind")
 	// ErrNoDeadLetter: a dead letter to requeue or delete is not (any more) in its stream.
 	ErrNoDeadLetter = redisq.ErrNoDeadLetter
+	// ErrCanceled: an operator canceled the task (Inspector.Cancel). It is the
+	// context.Cause of a running task's context once the cancel reaches its worker, and
+	// what the *FailedError Result returns for a canceled task wraps. A canceled task is
+	// not retried.
+	ErrCanceled = errors.New("task canceled")
 )
 
 // ErrNotDurable: a Submit of a client with WithDurability enqueued the task on the

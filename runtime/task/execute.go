@@ -74,7 +74,7 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	st, err := w.store.StartDelivery(ctx, redisq.StartRequest{
-		Message: m, TaskID: e.ID, Consumer: w.cfg.consumer, Runs: e.MaxRetries + 1,
+		Message: m, TaskID: e.ID, Consumer: w.cfg.consumer, Runs: e.MaxRetries + 1, TTL: w.cfg.resultTTL,
 	})
 	cancel()
 	switch {
@@ -219,6 +219,9 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 		s.Kind = redisq.Release
 	case actDefer:
 		s.Kind, s.Delay = redisq.Defer, out.delay
+	case actCancel:
+		s.Kind = redisq.Cancel
+		s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.TaskID, State: redisq.StateCanceled, Reason: out.reason, Error: out.message}, d.env.KeyID)
 	case actRefuse:
 		s.Kind, s.Consumer = redisq.Refuse, w.cfg.consumer
 		s.ClaimedID = claimedID(r.msg, r.msg.Queue)
@@ -259,6 +262,8 @@ func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
 			append(args, "err", d.refusal, "retry_in", out.delay, "skew_grace", d.skewGrace)...)
 	case actDead, actRefuse:
 		w.log.Error("task failed for good: "+out.why, append(args, "reason", out.reason, "err", out.message)...)
+	case actCancel:
+		w.log.Warn("task "+out.why, append(args, "returned", d.err)...)
 	}
 }
 

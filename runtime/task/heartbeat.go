@@ -16,7 +16,8 @@ import (
 var errLeaseLost = errors.New("lease lost: another worker took the task over")
 
 // heartbeater renews the leases of every delivery the worker holds, every third of the
-// lease, and stops a run whose task another worker took over. A heartbeat that cannot
+// lease, and stops a run whose task another worker took over, or that an operator
+// canceled (Inspector.Cancel): such a run learns of it within a third of a lease. A heartbeat that cannot
 // reach Redis loses nothing: the leases stand until they run out by Redis's clock, and a
 // takeover needs that.
 type heartbeater struct {
@@ -77,6 +78,11 @@ func (h *heartbeater) beatQueue(queue string, runs []*run) {
 	}
 	for i, st := range statuses {
 		r := runs[i]
+		if st == redisq.LeaseCancel && h.leases.holds(r) && r.lease() == refs[i] {
+			h.log.Warn("an operator canceled a running task: stopping this run", "queue", queue, "entry", r.msg.EntryID, "id", refs[i].TaskID)
+			r.cancel(ErrCanceled)
+			continue
+		}
 		// A run whose outcome was written since the snapshot is gone, not lost.
 		if st != redisq.LeaseTaken || !h.leases.holds(r) || r.lease() != refs[i] {
 			continue

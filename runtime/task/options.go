@@ -55,6 +55,11 @@ const (
 	// DefaultDurabilityTimeout is how long a durable submit waits for each confirmation
 	// (WAIT, WAITAOF) when its Durability has no Timeout: 1 second.
 	DefaultDurabilityTimeout = time.Second
+	// DefaultDeadLetterMaxCount and DefaultDeadLetterMaxAge cap each queue's dead-letter
+	// stream without WithDeadLetterRetention: 100,000 entries, and 30 days (MaxTaskLife:
+	// a dead letter older than that cannot be requeued as it was anyway).
+	DefaultDeadLetterMaxCount int64 = 100_000
+	DefaultDeadLetterMaxAge         = 30 * 24 * time.Hour
 )
 
 // durabilityCheckTimeout bounds NewClient's check of the Redis version (INFO) when a
@@ -125,6 +130,8 @@ type workerConfig struct {
 	clockSkew       time.Duration
 	skewGrace       time.Duration
 	consumer        string
+	deadMaxCount    int64
+	deadMaxAge      time.Duration
 }
 
 func defaults() commonConfig {
@@ -147,6 +154,8 @@ func workerDefaults() workerConfig {
 		shutdownTimeout: DefaultShutdownTimeout,
 		clockSkew:       DefaultClockSkew,
 		skewGrace:       DefaultSkewGrace,
+		deadMaxCount:    DefaultDeadLetterMaxCount,
+		deadMaxAge:      DefaultDeadLetterMaxAge,
 	}
 }
 
@@ -224,6 +233,8 @@ func newWorkerConfig(rdb redis.UniversalClient, opts []WorkerOption) (workerConf
 		return cfg, nil, fmt.Errorf("clock skew %s: want 0 or more (WithClockSkew)", cfg.clockSkew)
 	case cfg.skewGrace < 0:
 		return cfg, nil, fmt.Errorf("skew grace %s: want 0 or more (WithSkewGrace)", cfg.skewGrace)
+	case cfg.deadMaxCount < 0 || cfg.deadMaxAge < 0:
+		return cfg, nil, fmt.Errorf("dead-letter retention of %d entries and %s: want 0 (no cap) or more (WithDeadLetterRetention)", cfg.deadMaxCount, cfg.deadMaxAge)
 	}
 	for _, q := range cfg.queues {
 		if err := taskspec.CheckQueue(q); err != nil {
@@ -438,6 +449,16 @@ func WithSkewGrace(d time.Duration) WorkerOption {
 // that disagree between the token issuer and the worker; default DefaultClockSkew (0).
 func WithClockSkew(d time.Duration) WorkerOption {
 	return workerOption(func(c *workerConfig) { c.clockSkew = d })
+}
+
+// WithDeadLetterRetention caps each queue's dead-letter stream at maxCount entries and
+// maxAge of age; zero for either turns that cap off. Defaults DefaultDeadLetterMaxCount
+// and DefaultDeadLetterMaxAge. The worker trims as it dead-letters a task, approximately
+// (XTRIM with ~, whole stream nodes only, so the stream may keep up to a hundred or so
+// entries past a cap), and records the cap in Redis, where Inspector.Queue shows it. The
+// workers of one queue should agree on it: each applies its own.
+func WithDeadLetterRetention(maxCount int64, maxAge time.Duration) WorkerOption {
+	return workerOption(func(c *workerConfig) { c.deadMaxCount, c.deadMaxAge = maxCount, maxAge })
 }
 
 // WithConsumerName sets the worker's consumer name in the Redis consumer groups; default

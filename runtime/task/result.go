@@ -39,6 +39,9 @@ const (
 	// ran it, and that worker died: its envelope went with the entry, so nothing can run
 	// it again. Another worker ends it, so that Result returns.
 	ReasonEntryLost = "entry_lost"
+	// ReasonCanceled: an operator canceled the task (Inspector.Cancel); it is not
+	// retried. Result's *FailedError wraps ErrCanceled.
+	ReasonCanceled = redisq.StateCanceled
 )
 
 // reasonErrors maps a recorded reason back to the error it stands for, so errors.Is
@@ -56,6 +59,7 @@ var reasonErrors = []struct {
 	{ReasonNoRecord, errNoRecord},
 	{ReasonCorrupt, errCorrupt},
 	{ReasonStale, ErrStale},
+	{ReasonCanceled, ErrCanceled},
 }
 
 // FailedError is what Result returns for a task that failed for good. errors.Is matches
@@ -140,7 +144,7 @@ func result[R any](ctx context.Context, c *Client, kind string, id ID) (R, error
 				return zero, fmt.Errorf("result of %s: decode into %T: %w", id, r, err)
 			}
 			return r, nil
-		case redisq.StateDead:
+		case redisq.StateDead, redisq.StateCanceled:
 			return zero, &FailedError{ID: id, Kind: st.Kind, Reason: st.Reason, Message: st.Error, Attempts: st.Attempts}
 		}
 		if signaled {

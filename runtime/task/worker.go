@@ -55,7 +55,9 @@ func NewWorker(rdb redis.UniversalClient, opts ...WorkerOption) (*Worker, error)
 	if err != nil {
 		return nil, fmt.Errorf("task.NewWorker: %w", err)
 	}
-	return newWorker(cfg, keys, redisq.New(rdb, cfg.prefix)), nil
+	b := redisq.New(rdb, cfg.prefix)
+	b.SetRetention(redisq.Retention{MaxCount: cfg.deadMaxCount, MaxAge: cfg.deadMaxAge})
+	return newWorker(cfg, keys, b), nil
 }
 
 // newWorker assembles a worker on st: the broker, or a test's fake.
