@@ -44,6 +44,7 @@ type summaryJSON struct {
 	DueAt      *time.Time `json:"due_at,omitempty"`
 	EnqueuedAt *time.Time `json:"enqueued_at,omitempty"`
 	DeadEntry  string     `json:"dead_entry,omitempty"`
+	FailedAt   *time.Time `json:"failed_at,omitempty"`
 }
 
 type pageJSON struct {
@@ -63,6 +64,8 @@ type detailJSON struct {
 	Caller      *callerJSON     `json:"caller,omitempty"`
 	Signature   signatureJSON   `json:"signature"`
 	Schedule    string          `json:"schedule,omitempty"`
+	// CancelRequested: Cancel asked the running task to stop; its worker has not settled it.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 }
 
 type attemptJSON struct {
@@ -118,7 +121,7 @@ func toSummaryJSON(s task.TaskSummary) summaryJSON {
 	return summaryJSON{
 		ID: s.ID, Queue: s.Queue, Kind: s.Kind, State: string(s.State), Attempts: s.Attempts,
 		Error: s.Error, Reason: s.Reason, UserID: s.UserID, DueAt: timePtr(s.DueAt),
-		EnqueuedAt: timePtr(s.EnqueuedAt), DeadEntry: s.DeadEntry,
+		EnqueuedAt: timePtr(s.EnqueuedAt), DeadEntry: s.DeadEntry, FailedAt: timePtr(s.FailedAt),
 	}
 }
 
@@ -126,7 +129,7 @@ func toDetailJSON(d task.TaskDetail) detailJSON {
 	out := detailJSON{
 		summaryJSON: toSummaryJSON(d.TaskSummary), MaxRetries: d.MaxRetries,
 		SubmittedAt: timePtr(d.SubmittedAt), StartedAt: timePtr(d.StartedAt), FinishedAt: timePtr(d.FinishedAt),
-		History: []attemptJSON{}, Args: d.Args, Result: d.Result, Schedule: d.Schedule,
+		History: []attemptJSON{}, Args: d.Args, Result: d.Result, Schedule: d.Schedule, CancelRequested: d.CancelRequested,
 		Signature: signatureJSON{KeyID: d.Signature.KeyID, Verified: d.Signature.Verified, Problem: d.Signature.Problem},
 	}
 	for _, a := range d.Attempts {
@@ -227,7 +230,12 @@ func (e *env) printPage(p task.Page) error {
 		_, err := fmt.Fprintln(e.stdout, "no tasks")
 		return err
 	}
-	err := e.table("ID\tKIND\tSTATE\tATTEMPTS\tUSER\tDUE\tERROR", func(w io.Writer) {
+	// One page holds one state: dead letters have a failure time where the others are due.
+	whenHeader, whenOf := "DUE", func(s task.TaskSummary) time.Time { return s.DueAt }
+	if p.Tasks[0].State == task.StateDead {
+		whenHeader, whenOf = "FAILED", func(s task.TaskSummary) time.Time { return s.FailedAt }
+	}
+	err := e.table("ID\tKIND\tSTATE\tATTEMPTS\tUSER\t"+whenHeader+"\tERROR", func(w io.Writer) {
 		for _, s := range p.Tasks {
 			id := string(s.ID)
 			if id == "" {
@@ -237,7 +245,7 @@ func (e *env) printPage(p task.Page) error {
 			if s.Reason != "" {
 				errText = s.Reason + ": " + s.Error
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", id, s.Kind, s.State, s.Attempts, orDash(s.UserID), when(s.DueAt), oneLine(errText, 60))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", id, s.Kind, s.State, s.Attempts, orDash(s.UserID), when(whenOf(s)), oneLine(errText, 60))
 		}
 	})
 	if err == nil && p.Next != "" {
@@ -272,6 +280,12 @@ func (e *env) printDetail(d task.TaskDetail) error {
 	}
 	line("started:", when(d.StartedAt))
 	line("finished:", when(d.FinishedAt))
+	if !d.FailedAt.IsZero() {
+		line("failed:", when(d.FailedAt))
+	}
+	if d.CancelRequested {
+		line("cancel:", "requested; the worker has not settled the task yet")
+	}
 	line("caller:", callerText(d.Caller, time.Now()))
 	line("signature:", signatureText(d.Signature))
 	if d.Error != "" {
