@@ -182,6 +182,21 @@ func TestProgressBar(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("a progress bar off a terminal wrote %q", buf.String())
 	}
+
+	// On a terminal it redraws one line, at most ten times a second but always at the
+	// end, and ends the line when done.
+	p = newProgress(&buf, "requeue q", true)
+	p.update(1000, 3000)
+	p.update(2000, 3000) // within 100ms of the last draw: skipped
+	p.update(3000, 3000)
+	p.finish()
+	want := "\rrequeue q [==========>                   ] 1000/3000\rrequeue q [==============================] 3000/3000\n"
+	if buf.String() != want {
+		t.Errorf("on a terminal the bar wrote %q, want %q", buf.String(), want)
+	}
+	if isTerminal(&buf) {
+		t.Errorf("a buffer counts as a terminal")
+	}
 }
 
 func TestFormsRedirectOnlyWithinTheConsole(t *testing.T) {
