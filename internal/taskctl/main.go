@@ -245,7 +245,7 @@ exit codes: 0 ok, 1 failed, 2 usage, 3 not found. 'taskctl COMMAND -h' for a com
 `, EnvRedisURL, DefaultRedisURL, EnvSigningKeys, EnvSealKey, EnvRetiredKeys, EnvKeysFile, EnvConsoleToken)
 }
 
-// stderrIsTerminal reports whether w is a terminal, where a progress bar belongs.
+// isTerminal reports whether w is a terminal, where a progress bar belongs.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {

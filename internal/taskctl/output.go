@@ -180,13 +180,12 @@ func pausedWord(p bool) string {
 	return "active"
 }
 
-// age formats a duration for a person: "-" for none, else rounded to what matters.
+// age formats a duration for a person: "-" for none, else to the second, or to the
+// minute past an hour.
 func age(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "-"
-	case d < time.Minute:
-		return d.Round(time.Second).String()
 	case d < time.Hour:
 		return d.Round(time.Second).String()
 	default:

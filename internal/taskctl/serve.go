@@ -91,7 +91,9 @@ func checkListen(addr string, tls bool) error {
 // serveUntil serves h on ln until ctx ends, then shuts down, letting requests in flight
 // finish for up to 5 seconds.
 func serveUntil(ctx context.Context, ln net.Listener, h http.Handler, certFile, keyFile string) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	// The write timeout leaves room for a bulk requeue of a long dead-letter stream, which
+	// answers only when done.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Minute}
 	done := make(chan error, 1)
 	go func() {
 		if certFile != "" {
