@@ -27,5 +27,5 @@
 //
 // Exit codes: 0 success; 1 the operation failed (Redis, a refused action, a bulk action
 // that skipped entries); 2 usage (unknown command or flag, bad argument, bad key
-// configuration); 3 not found (the task, dead letter or queue does not exist).
+// configuration); 3 not found (the task or dead letter does not exist).
 package taskctl

@@ -19,7 +19,7 @@ const (
 	ExitOK       = 0 // the command did what it was asked
 	ExitFailed   = 1 // the operation failed, or a bulk action skipped entries
 	ExitUsage    = 2 // bad command line or key configuration
-	ExitNotFound = 3 // the task, dead letter or queue does not exist
+	ExitNotFound = 3 // the task or dead letter does not exist
 )
 
 // Environment variables Main reads. Keys are read only from the environment or a keys
