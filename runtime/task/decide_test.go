@@ -75,6 +75,10 @@ func TestDecide(t *testing.T) {
 		{"success after the lease was lost: fenced write", ran(facts{cause: errLeaseLost}), actComplete, "", "", 0},
 		{"failure after the lease was lost", ran(facts{err: boom, cause: errLeaseLost}), actNone, "", "", 0},
 		{"failure at shutdown", ran(facts{err: context.Canceled, cause: errShutdown}), actRelease, "", "", 0},
+		// An operator's cancel stands whatever the function returned after it.
+		{"canceled by an operator", ran(facts{err: context.Canceled, cause: ErrCanceled}), actCancel, ReasonCanceled, "canceled by an operator", 0},
+		{"success after an operator's cancel", ran(facts{cause: ErrCanceled}), actCancel, ReasonCanceled, "canceled by an operator", 0},
+		{"permanent failure after an operator's cancel", ran(facts{err: Permanent(boom), cause: ErrCanceled, attempt: 4}), actCancel, ReasonCanceled, "canceled by an operator", 0},
 		{"failure at shutdown on the last attempt", ran(facts{err: context.Canceled, cause: errShutdown, attempt: 4}), actRelease, "", "", 0},
 		{"permanent failure", ran(facts{err: Permanent(boom)}), actDead, ReasonPermanent, "503", 0},
 		{"task returned a refusal error", ran(facts{err: fmt.Errorf("%w: token revoked", ErrCallerExpired)}), actDead, ReasonCallerExpired, "revoked", 0},
