@@ -91,3 +91,31 @@ func TestActionsOnTheWrongTaskExitWithWhatIsWrong(t *testing.T) {
 		t.Errorf("after deleting the dead task by id: %+v, %v", q, err)
 	}
 }
+
+// A running task canceled from taskctl stops, ends canceled and is not retried, even
+// after it ran past its lease.
+func TestCancelStopsARunningTask(t *testing.T) {
+	d := newDeployment(t, false)
+	in := d.inspector(t)
+	id := d.submit(t, slowDef, bob, "stuck")
+	select {
+	case <-d.started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the slow task did not start")
+	}
+	time.Sleep(lease + lease/2)
+	if out, stderr, code := ctl(t, d.env, "cancel", string(id)); code != ExitOK || !strings.Contains(out, "canceled: "+string(id)) {
+		t.Fatalf("cancel: exit %d\n%s%s", code, out, stderr)
+	}
+	waitState(t, in, id, task.StateCanceled)
+	out, _, code := ctl(t, d.env, "show", string(id), "--json")
+	var shown detailJSON
+	if err := json.Unmarshal([]byte(out), &shown); code != ExitOK || err != nil || shown.State != "canceled" || shown.Attempts != 1 {
+		t.Errorf("show after cancel: exit %d, %+v, %v", code, shown.summaryJSON, err)
+	}
+	select {
+	case again := <-d.started:
+		t.Errorf("the canceled task %s ran again", again)
+	case <-time.After(lease):
+	}
+}
