@@ -119,3 +119,27 @@ func TestCancelStopsARunningTask(t *testing.T) {
 	case <-time.After(lease):
 	}
 }
+
+// With a seal key of its own (WithSealKey), a deployment's callers open only with that
+// key: without TASKGEN_SEAL_KEY taskctl shows them sealed and unreadable, with it their
+// user, and never the token either way.
+func TestTheSealKeyComesFromTheEnvironment(t *testing.T) {
+	seal := []byte("0123456789abcdef0123456789abcdef")
+	d := newDeployment(t, false, task.WithSealKey(seal))
+	in := d.inspector(t)
+	id := d.submit(t, idleDef, bob, "sealed")
+	waitState(t, in, id, task.StatePending)
+
+	out, _, code := ctl(t, d.env, "show", string(id))
+	if code != ExitOK || !strings.Contains(out, "sealed (no seal key opens it)") || strings.Contains(out, "bob") {
+		t.Errorf("show without the seal key: exit %d\n%s", code, out)
+	}
+	out, _, code = ctl(t, withEnv(d, EnvSealKey, base64.StdEncoding.EncodeToString(seal)), "show", string(id), "--json")
+	var shown detailJSON
+	if err := json.Unmarshal([]byte(out), &shown); code != ExitOK || err != nil || shown.Caller == nil || shown.Caller.UserID != "bob" || !shown.Caller.Sealed || !shown.Caller.Readable {
+		t.Errorf("show with the seal key: exit %d, %+v, %v\n%s", code, shown.Caller, err, out)
+	}
+	if strings.Contains(out, "bob-token") {
+		t.Errorf("show printed the token:\n%s", out)
+	}
+}

@@ -53,8 +53,9 @@ type deployment struct {
 const lease = time.Second
 
 // newDeployment starts a worker of ctlq on the shared Redis under a fresh prefix; plain
-// makes its client and worker pass callers in clear (WithPlainCallers).
-func newDeployment(t *testing.T, plain bool) *deployment {
+// makes its client and worker pass callers in clear (WithPlainCallers); extra options go
+// to the client, the worker and the inspector.
+func newDeployment(t *testing.T, plain bool, extra ...task.Option) *deployment {
 	t.Helper()
 	d := &deployment{rdb: redistest.Client(t), prefix: redistest.Prefix(t), release: make(chan struct{}), started: make(chan task.ID, 16)}
 	d.failing.Store(true)
@@ -62,6 +63,7 @@ func newDeployment(t *testing.T, plain bool) *deployment {
 	if plain {
 		d.opts = append(d.opts, task.WithPlainCallers())
 	}
+	d.opts = append(d.opts, extra...)
 	var copts []task.ClientOption
 	wopts := []task.WorkerOption{task.WithQueues("ctlq"), task.WithBackoff(10*time.Millisecond, 50*time.Millisecond), task.WithLease(lease)}
 	for _, o := range d.opts {
