@@ -61,7 +61,16 @@
 // ([WithResultTTL]) and, when Run's context ends, wait 30 s for running tasks before
 // cancelling them ([WithShutdownTimeout]), and hand back a task of an unknown kind or
 // schema for 15 min ([WithSkewGrace]). Envelopes are at most 1 MiB
-// ([WithMaxEnvelopeSize]).
+// ([WithMaxEnvelopeSize]). Each queue's dead-letter stream keeps at most 100,000 entries
+// of at most 30 days ([WithDeadLetterRetention]).
+//
+// # Operating
+//
+// An [Inspector] shows the queues (counts by state, listings paged by cursor, one task in
+// detail with its caller as metadata only, never its token) and acts on them: requeue and
+// delete dead letters, delete or [Inspector.Cancel] a task (a running one sees
+// [ErrCanceled] as its context's cause and is not retried), pause and resume a queue.
+// [Client.Status] reads a task's state without waiting for its end.
 //
 // # How a worker is built
 //

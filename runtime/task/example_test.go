@@ -185,3 +185,22 @@ func ExampleRegisterWithInfo() {
 	// attempt 2 of 3: 1250 cents charged once <nil>
 	// worker stopped: <nil>
 }
+
+// CallerInfo.ExpiresIn words a caller's expiry for a person, as the inspector's CLI and
+// console show it.
+func ExampleCallerInfo_ExpiresIn() {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []task.CallerInfo{
+		{UserID: "alice", ExpiresAt: now.Add(4*time.Minute + 10*time.Second), Readable: true},
+		{UserID: "bob", ExpiresAt: now.Add(-3 * time.Hour), Readable: true},
+		{UserID: "system:digest", Readable: true},
+		{Sealed: true},
+	} {
+		fmt.Printf("%q: %s\n", c.UserID, c.ExpiresIn(now))
+	}
+	// Output:
+	// "alice": expires in 4m
+	// "bob": expired 3h ago
+	// "system:digest": no expiry
+	// "": unknown expiry
+}

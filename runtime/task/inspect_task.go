@@ -49,15 +49,19 @@ type CallerInfo struct {
 	Scopes    []string
 	ExpiresAt time.Time
 	Sealed    bool // the caller block was sealed in Redis
-	Readable  bool // false: sealed and the inspector has no seal key that opens it
+	// Readable is false when the inspector cannot vouch for the metadata: the block is
+	// sealed and no seal key of the inspector opens it, or the envelope does not verify
+	// with its keys (then nothing of the caller is shown).
+	Readable bool
 }
 
-// ExpiresIn returns "expires in 4m", "expired 3h ago" or "no expiry", relative to now,
-// rounded to the second below a minute and to the minute above.
+// ExpiresIn returns "expires in 4m", "expired 3h ago" or "no expiry" ("unknown expiry"
+// when not Readable), relative to now, rounded down to seconds, minutes, hours (under
+// two days) or days.
 func (c CallerInfo) ExpiresIn(now time.Time) string {
 	if c.ExpiresAt.IsZero() {
 		if !c.Readable {
-			return "unknown expiry (sealed)"
+			return "unknown expiry"
 		}
 		return "no expiry"
 	}
@@ -68,15 +72,18 @@ func (c CallerInfo) ExpiresIn(now time.Time) string {
 	return "expired " + roughly(-d) + " ago"
 }
 
-// roughly is d for a person: seconds under a minute, minutes under a day, else hours.
+// roughly is d for a person, rounded down: seconds under a minute, minutes under an
+// hour, hours under two days, else days.
 func roughly(d time.Duration) string {
 	switch {
 	case d < time.Minute:
-		return d.Truncate(time.Second).String()
-	case d < 24*time.Hour:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	case d < time.Hour:
 		return strconv.Itoa(int(d/time.Minute)) + "m"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
 	}
-	return strconv.Itoa(int(d/time.Hour)) + "h"
+	return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 }
 
 // SignatureInfo is what the inspector made of an envelope's signature.
