@@ -81,12 +81,15 @@ fuzz:
 	done
 
 ## tools: install what the tests need and the machine lacks, as Debian packages with one
-## apt-get update: redis-server (and redis-tools' redis-benchmark, for make bench), and GNU diff, GNU patch and git, which the generator's
-## tests check the diffs of taskgen -check against.
+## apt-get update: redis-server (and redis-tools' redis-benchmark, for make bench), GNU
+## diff, GNU patch and git, which the generator's tests check the diffs of taskgen -check
+## against, and chromium, which the taskctl console's browser test drives headless
+## ($$CHROME names another binary).
 tools:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v redis-benchmark >/dev/null 2>&1 || missing="$$missing redis-tools"; \
+	[ -n "$$CHROME" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
 	diff --version 2>/dev/null | grep -q 'GNU diffutils' || missing="$$missing diffutils"; \
 	patch --version 2>/dev/null | grep -q 'GNU patch' || missing="$$missing patch"; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \

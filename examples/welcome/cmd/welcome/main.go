@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/taskgen/taskgen/examples/welcome"
+	"github.com/taskgen/taskgen/internal/taskctl"
 	"github.com/taskgen/taskgen/runtime/task"
 )
 
@@ -39,7 +41,7 @@ func say(format string, args ...any)  { fmt.Printf("    "+format+"\n", args...) 
 
 func run() error {
 	ctx := context.Background()
-	rdb, closeRedis, err := connect()
+	rdb, redisURL, closeRedis, err := connect()
 	if err != nil {
 		return err
 	}
@@ -164,27 +166,37 @@ func run() error {
 		return err
 	}
 	say("worker stopped cleanly")
+
+	step("What an operator sees: taskctl queues, in-process, with the demo's Redis and key")
+	ctlEnv := map[string]string{
+		taskctl.EnvRedisURL:    redisURL,
+		taskctl.EnvSigningKeys: "demo-1:" + base64.StdEncoding.EncodeToString(key),
+	}
+	if code := taskctl.Main(ctx, []string{"queues"}, func(k string) string { return ctlEnv[k] }, os.Stdout, os.Stderr); code != taskctl.ExitOK {
+		return fmt.Errorf("taskctl queues exited %d", code)
+	}
+	say("(taskctl tasks email --state pending, taskctl show ID, taskctl serve: see the README's Operating)")
 	return nil
 }
 
-// connect returns TASKGEN_REDIS_URL's Redis, or an embedded miniredis.
-func connect() (redis.UniversalClient, func(), error) {
+// connect returns TASKGEN_REDIS_URL's Redis, or an embedded miniredis, and its URL.
+func connect() (redis.UniversalClient, string, func(), error) {
 	if url := os.Getenv("TASKGEN_REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, nil, fmt.Errorf("TASKGEN_REDIS_URL: %w", err)
+			return nil, "", nil, fmt.Errorf("TASKGEN_REDIS_URL: %w", err)
 		}
 		rdb := redis.NewClient(opt)
 		step("Redis: %s (from TASKGEN_REDIS_URL)", opt.Addr)
-		return rdb, func() { rdb.Close() }, nil
+		return rdb, url, func() { rdb.Close() }, nil
 	}
 	mr, err := miniredis.Run()
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	step("Redis: embedded miniredis on %s (set TASKGEN_REDIS_URL to use a real server)", mr.Addr())
-	return rdb, func() { rdb.Close(); mr.Close() }, nil
+	return rdb, "redis://" + mr.Addr(), func() { rdb.Close(); mr.Close() }, nil
 }
 
 func signup(base, token, body string) (string, error) {
