@@ -30,6 +30,26 @@ func queuesCommand() *command {
 	}
 }
 
+func schedulesCommand() *command {
+	return &command{
+		name: "schedules", args: "", summary: "list the periodic tasks the workers lead, with their next runs",
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 0 {
+				return usagef("schedules takes no arguments")
+			}
+			in, err := e.connect(ctx)
+			if err != nil {
+				return err
+			}
+			ss, err := in.Schedules(ctx)
+			if err != nil {
+				return err
+			}
+			return e.printSchedules(ss)
+		},
+	}
+}
+
 // listableStates are the states List takes, in the order the console shows them.
 var listableStates = []task.TaskState{task.StatePending, task.StateScheduled, task.StateRunning, task.StateRetrying, task.StateDead}
 

@@ -29,6 +29,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"queueURL":  queueURL,
 		"paused":    pausedWord,
 		"attempts":  attemptsText,
+		"retention": retention,
 	}
 	pages := map[string]*template.Template{}
 	for _, name := range pageNames {
@@ -135,7 +136,10 @@ func (c *Console) failErr(w http.ResponseWriter, r *http.Request, s *session, er
 	c.fail(w, r, s, http.StatusBadGateway, err.Error())
 }
 
-type overviewData struct{ Queues []task.QueueInfo }
+type overviewData struct {
+	Queues    []task.QueueInfo
+	Schedules []task.ScheduleInfo
+}
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	qs, err := c.in.Queues(r.Context())
@@ -143,7 +147,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		c.failErr(w, r, s, err)
 		return
 	}
-	c.render(w, r, s, "overview", overviewData{Queues: qs})
+	ss, err := c.in.Schedules(r.Context())
+	if err != nil {
+		c.failErr(w, r, s, err)
+		return
+	}
+	c.render(w, r, s, "overview", overviewData{Queues: qs, Schedules: ss})
 }
 
 type queueData struct {

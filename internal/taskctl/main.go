@@ -70,7 +70,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		queuesCommand(), tasksCommand(), showCommand(), requeueCommand(), deleteCommand(),
+		queuesCommand(), schedulesCommand(), tasksCommand(), showCommand(), requeueCommand(), deleteCommand(),
 		cancelCommand(), pauseCommand(), resumeCommand(), purgeCommand(), serveCommand(),
 	}
 }

@@ -166,9 +166,58 @@ func (e *env) printQueues(qs []task.QueueInfo) error {
 		_, err := fmt.Fprintln(e.stdout, "no queues (none has been submitted to or served under this prefix)")
 		return err
 	}
-	return e.table("QUEUE\tSTATE\tPENDING\tRUNNING\tSCHEDULED\tRETRYING\tDEAD\tOLDEST PENDING", func(w io.Writer) {
+	return e.table("QUEUE\tSTATE\tPENDING\tRUNNING\tSCHEDULED\tRETRYING\tDEAD\tOLDEST PENDING\tDEAD CAP", func(w io.Writer) {
 		for _, q := range qs {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", q.Name, pausedWord(q.Paused), q.Pending, q.Running, q.Delayed, q.Retrying, q.Dead, age(q.OldestPending))
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", q.Name, pausedWord(q.Paused), q.Pending, q.Running, q.Delayed, q.Retrying, q.Dead, age(q.OldestPending), retention(q.Retention))
+		}
+	})
+}
+
+// retention formats a dead-letter cap: "100000 / 720h0m0s", "none" for a cap turned off,
+// "-" when no worker of the queue has recorded one.
+func retention(r task.DeadRetention) string {
+	if r == (task.DeadRetention{}) {
+		return "-"
+	}
+	count, age := "no count cap", "no age cap"
+	if r.MaxCount > 0 {
+		count = fmt.Sprintf("%d entries", r.MaxCount)
+	}
+	if r.MaxAge > 0 {
+		age = r.MaxAge.String()
+	}
+	return count + " / " + age
+}
+
+type scheduleJSON struct {
+	Kind   string     `json:"kind"`
+	Queue  string     `json:"queue"`
+	Spec   string     `json:"spec"`
+	Next   *time.Time `json:"next,omitempty"`
+	Last   *time.Time `json:"last,omitempty"`
+	LastID string     `json:"last_id,omitempty"`
+	Leader string     `json:"leader,omitempty"`
+}
+
+func (e *env) printSchedules(ss []task.ScheduleInfo) error {
+	if e.json {
+		out := make([]scheduleJSON, 0, len(ss))
+		for _, s := range ss {
+			out = append(out, scheduleJSON{Kind: s.Kind, Queue: s.Queue, Spec: s.Spec, Next: timePtr(s.Next), Last: timePtr(s.Last), LastID: string(s.LastID), Leader: s.Leader})
+		}
+		return e.writeJSON(out)
+	}
+	if len(ss) == 0 {
+		_, err := fmt.Fprintln(e.stdout, "no schedules (no worker with a periodic task has led one under this prefix)")
+		return err
+	}
+	return e.table("KIND\tQUEUE\tSCHEDULE\tNEXT\tLAST\tLEADER", func(w io.Writer) {
+		for _, s := range ss {
+			leader := s.Leader
+			if leader == "" {
+				leader = "none"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Kind, s.Queue, s.Spec, when(s.Next), when(s.Last), leader)
 		}
 	})
 }

@@ -102,6 +102,17 @@ type ScheduleInfo struct {
 	Leader string
 }
 
+// Schedules lists every scheduled kind the workers under the inspector's prefix
+// recorded, sorted by kind, with its spec, queue, last tick, next tick and leader. It
+// needs no Defs: the workers record each kind's spec and queue when they lead it.
+func (in *Inspector) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
+	infos, err := bounded(ctx, func(ctx context.Context) ([]ScheduleInfo, error) { return schedulesOf(ctx, in.broker) })
+	if err != nil {
+		return nil, fmt.Errorf("list schedules: %w", err)
+	}
+	return infos, nil
+}
+
 // schedulesOf reads what the workers recorded of every scheduled kind under broker's
 // prefix, sorted by kind. It needs no Defs: the workers record each kind's spec and
 // queue.

@@ -244,7 +244,11 @@ func TestAScheduleSurvivesItsLeadersCrash(t *testing.T) {
 // schedules reads the schedule records, as an inspector would.
 func schedules(t *testing.T, h *harness) []task.ScheduleInfo {
 	t.Helper()
-	infos, err := task.SchedulesOf(context.Background(), h.broker(t))
+	in, err := task.NewInspector(h.rdb, h.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := in.Schedules(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
