@@ -38,7 +38,10 @@
 //     a failure is an outcome retry or dead;
 //   - taskgen.task.wait.duration: from when the task became ready (its submit, or the
 //     end of its delay or retry backoff, by Redis's clock) to the start of the attempt,
-//     in seconds.
+//     in seconds;
+//   - taskgen.queue.depth and taskgen.queue.oldest_pending, registered apart with
+//     QueueDepth: each queue's tasks by taskgen.task.state and the age of its oldest
+//     pending task, read from a task.Inspector at each collection.
 //
 // Every metric is exportable to Prometheus with the OpenTelemetry Prometheus exporter
 // (dots become underscores, units become suffixes).

@@ -209,9 +209,8 @@ func Worker(opts ...Option) (task.WorkerOption, error) {
 	return task.WithWorkerObserver(o), nil
 }
 
-// instruments are a worker's metrics. Queue depth is not among them: it needs the
-// queue counts of task.Inspector, and is to be an observable gauge made here, beside
-// these, reading them at collection time.
+// instruments are a worker's metrics. Queue depth is not among them: it is the
+// deployment's, read from task.Inspector (see QueueDepth).
 type instruments struct {
 	consumed messagingconv.ClientConsumedMessages
 	process  messagingconv.ProcessDuration
