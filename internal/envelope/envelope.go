@@ -77,8 +77,13 @@ type Envelope struct {
 	Caller   json.RawMessage `json:"caller,omitempty"` // the plain caller block, when not sealed
 	Sealed   *Sealed         `json:"sealed,omitempty"` // the sealed caller block, with WithSealKey
 	Args     json.RawMessage `json:"args"`
-	KeyID    string          `json:"kid"`
-	Sig      []byte          `json:"sig"`
+	// Trace is the trace context of the submitting request, as a propagator wrote it
+	// (W3C traceparent, tracestate, baggage...), when the client was given one; nil
+	// otherwise, and then the field is absent. It is signed like the rest, so whoever can
+	// write Redis cannot attach a task's spans to another trace. See CheckTrace.
+	Trace map[string]string `json:"trace,omitempty"`
+	KeyID string            `json:"kid"`
+	Sig   []byte            `json:"sig"`
 }
 
 // PeekID returns the id an envelope claims, without verifying anything: "" when data does
@@ -170,7 +175,7 @@ func (e *Envelope) check() error {
 	case !e.NotAfter.IsZero() && e.NotAfter.Location() != time.UTC:
 		return fmt.Errorf("%w: not_after is not in UTC", ErrMalformed)
 	}
-	return nil
+	return CheckTrace(e.Trace)
 }
 
 // decodeStrict decodes the one JSON value in data into v, refusing unknown fields and

@@ -64,6 +64,17 @@ func FuzzOpen(f *testing.F) {
 			f.Add(bytes.Replace(data, []byte(`"kind"`), []byte(`"KIND"`), 1))
 			f.Add(bytes.Replace(data, []byte(`{"v":1,`), []byte(`{"v":1,"kind":"x",`), 1))
 		}
+		// The trace carrier: signed, then with a duplicate, an upper-case and an empty entry.
+		e := sample()
+		e.Trace = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b"}
+		data, err := kr.Sign(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		f.Add(bytes.Replace(data, []byte(`{"traceparent"`), []byte(`{"tracestate":"x","traceparent"`), 1))
+		f.Add(bytes.Replace(data, []byte(`"tracestate"`), []byte(`"TraceState"`), 1))
+		f.Add(bytes.Replace(data, []byte(`"a=b"`), []byte(`""`), 1))
 	}
 	f.Add([]byte(`{"v":1}`))
 	f.Add([]byte(`{"v":1,"id":"q/x","kind":"k","queue":"q","args":{},"kid":"a","sig":"AA=="}`))

@@ -324,6 +324,10 @@ func signedBytes(scope string, e *Envelope) []byte {
 		num(e.NotAfter.Unix())
 		num(int64(e.NotAfter.Nanosecond()))
 	}
+	// Likewise appended only when set: envelopes without a trace sign as before.
+	if len(e.Trace) > 0 {
+		appendTrace(e.Trace, str)
+	}
 	return b
 }
 
