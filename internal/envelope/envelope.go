@@ -27,7 +27,8 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the envelope format this package writes and the only one it reads.
+// Version is the envelope format whose signature covers its decoded values (see
+// signedBytes): what a Keyring writes unless WritingVersion says Version2. Open reads both.
 const Version = 1
 
 // DefaultMaxSize is the default limit on an encoded envelope: 1 MiB.
@@ -140,6 +141,11 @@ func decode(data []byte) (*Envelope, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
+	// A version 2 envelope starts with v2Start, which Open and Resign send to decodeV2:
+	// the same values in version 1's layout are not a text Sign writes.
+	if e.Version != Version {
+		return nil, fmt.Errorf("%w: version %d in the layout of version %d", ErrMalformed, e.Version, Version)
+	}
 	if e.KeyID == "" || len(e.Sig) == 0 {
 		return nil, fmt.Errorf("%w: unsigned", ErrBadSignature)
 	}
@@ -150,8 +156,8 @@ func decode(data []byte) (*Envelope, error) {
 // signature, Sign before signing, so Sign never writes an envelope Open refuses.
 func (e *Envelope) check() error {
 	switch {
-	case e.Version != Version:
-		return fmt.Errorf("%w: version %d, this worker reads version %d", ErrMalformed, e.Version, Version)
+	case e.Version != Version && e.Version != Version2:
+		return fmt.Errorf("%w: version %d, this worker reads versions %d and %d", ErrMalformed, e.Version, Version, Version2)
 	case e.ID == "":
 		return fmt.Errorf("%w: no id", ErrMalformed)
 	case e.Kind == "":

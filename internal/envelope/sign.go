@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -44,6 +45,12 @@ type Keyring struct {
 	// opens holds every seal key that opens a caller block, by seal key id: the given
 	// seal key, and the keys derived from each signing key (see derivedSeal).
 	opens map[string]cipher.AEAD
+	// writes is the version Sign gives a new envelope: Version until WritingVersion
+	// says otherwise (see the package documentation on rolling deploys).
+	writes int
+	// v2Prefixes holds, for each signing key, the start of the version 2 envelopes it
+	// signs (see v2Prefix): how Open finds the key before parsing anything.
+	v2Prefixes [][]byte
 }
 
 // derivedPrefix starts the id of a seal key derived from a signing key.
@@ -95,8 +102,9 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 	if !signing[0].Retired.IsZero() {
 		return nil, fmt.Errorf("signing key %q is retired, and the first key signs: give a key that is not retired first", signing[0].ID)
 	}
-	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}}
+	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}, writes: Version}
 	for _, k := range signing {
+		kr.v2Prefixes = append(kr.v2Prefixes, v2Prefix(k.ID))
 		aead, id, err := derivedSeal(scope, k)
 		if err != nil {
 			return nil, err
@@ -215,12 +223,28 @@ func (k *Keyring) sealAD(id string) []byte {
 	return []byte("taskgen.caller.v1\x00" + k.scope + "\x00" + id)
 }
 
-// Sign sets e's version, key id and signature (with the first signing key) and returns
-// the encoded envelope. It first puts e's args and caller block in compact form and its
+// WritingVersion returns a copy of k whose Sign writes new envelopes in format version
+// (Version or Version2); both read both. Turn Version2 on only once every worker that
+// may read the envelopes runs a release that reads it (see the package documentation).
+func (k *Keyring) WritingVersion(version int) (*Keyring, error) {
+	if version != Version && version != Version2 {
+		return nil, fmt.Errorf("envelope version %d: this release writes version %d or %d", version, Version, Version2)
+	}
+	c := *k
+	c.writes = version
+	return &c, nil
+}
+
+// Sign sets e's key id and signature (with the first signing key) and returns the
+// encoded envelope, in the version e has (an envelope re-signed for a retry keeps its
+// format) or, for a new envelope (Version 0), the one the keyring writes (see
+// WritingVersion). It first puts e's args and caller block in compact form and its
 // submission time in UTC, and refuses (with ErrMalformed) an envelope that Open would
 // refuse: no id, kind, queue or args, a negative or overlong limit, text that is not UTF-8.
 func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
-	e.Version = Version
+	if e.Version == 0 {
+		e.Version = k.writes
+	}
 	key := k.signing[0]
 	e.KeyID = key.ID
 	e.Sig = nil
@@ -230,6 +254,13 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	if err := e.check(); err != nil {
 		return nil, fmt.Errorf("encode envelope: %w", err)
 	}
+	if e.Version == Version2 {
+		data, err := k.encodeV2(e, key)
+		if err != nil {
+			return nil, fmt.Errorf("encode envelope: %w", err)
+		}
+		return data, nil
+	}
 	e.Sig = k.mac(key.Secret, e)
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -238,15 +269,20 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	return data, nil
 }
 
-// Open decodes data and verifies its signature. It refuses data longer than maxSize
-// (0: DefaultMaxSize) before parsing it, and data that is not exactly what Sign writes
-// (see the package documentation) after verifying it.
+// Open verifies data and decodes it. It refuses data longer than maxSize (0:
+// DefaultMaxSize) before reading it, and data that is not exactly what Sign writes (see
+// the package documentation). A version 2 envelope is verified before it is parsed; a
+// version 1 envelope, whose signature covers decoded values, is decoded, verified, then
+// checked against the one text Sign writes for it.
 func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
 	if len(data) > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxSize)
+	}
+	if bytes.HasPrefix(data, []byte(v2Start)) {
+		return k.openV2(data)
 	}
 	e, err := decode(data)
 	if err != nil {
@@ -439,11 +475,14 @@ func (k *Keyring) vouchMAC(secret, data []byte, id string) []byte {
 // (CheckVouch). The caller block is kept as it is: it must still open with this keyring,
 // or the re-signed envelope is refused with ErrBadSignature as the original would be.
 func (k *Keyring) Resign(data []byte, change func(*Envelope)) ([]byte, *Envelope, error) {
-	e, err := decode(data)
-	if err != nil {
-		return nil, nil, err
+	var e *Envelope
+	var err error
+	if bytes.HasPrefix(data, []byte(v2Start)) {
+		e, err = decodeV2(data)
+	} else if e, err = decode(data); err == nil {
+		err = canonical(data, e)
 	}
-	if err := canonical(data, e); err != nil {
+	if err != nil {
 		return nil, nil, err
 	}
 	if _, err := k.Caller(e); err != nil {
