@@ -222,10 +222,10 @@ func (e *Envelope) normalize() error {
 		}
 	}
 	var err error
-	if e.Args, err = compactJSON("args", e.Args); err != nil {
+	if e.Args, err = canonicalRaw("args", e.Args); err != nil {
 		return err
 	}
-	if e.Caller, err = compactJSON("caller block", e.Caller); err != nil {
+	if e.Caller, err = canonicalRaw("caller block", e.Caller); err != nil {
 		return err
 	}
 	e.SubmittedAt = e.SubmittedAt.Round(0).UTC()

@@ -183,13 +183,11 @@ func parseV2(body []byte) (*Envelope, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	for _, f := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"args", e.Args}, {"caller block", e.Caller}} {
-		if want, err := compactJSON(f.name, f.raw); err != nil || !bytes.Equal(want, f.raw) {
-			return nil, fmt.Errorf("%w: %s not compact JSON as json.Marshal writes it", ErrMalformed, f.name)
-		}
+	if !isCompactJSON(e.Args) {
+		return nil, fmt.Errorf("%w: args not compact JSON as json.Marshal writes it", ErrMalformed)
+	}
+	if e.Caller != nil && !isCompactJSON(e.Caller) {
+		return nil, fmt.Errorf("%w: caller block not compact JSON as json.Marshal writes it", ErrMalformed)
 	}
 	if err := e.check(); err != nil {
 		return nil, err

@@ -315,3 +315,32 @@ func FuzzV2String(f *testing.F) {
 		}
 	})
 }
+
+// isCompactJSON is compactJSON's fixed point, exactly: it accepts raw if and only if
+// compactJSON accepts raw and writes it back unchanged.
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}`, `{"a" :1}`, ` 1`, `"<"`, "\"\u2028\"", `01`, `1.`, `-`,
+		`"\ud800"`, `[1,]`, `{"a":1,}`, `"\x"`, "\"\xff\"", `1e5`, `[[[]]]`, `"\/"`, `nul`, `{"a"}`, `[1 2]`, `"a`, `{"a":1}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) == 0 {
+			return // compactJSON leaves an absent block absent; isCompactJSON is asked only of present ones
+		}
+		out, err := compactJSON("x", raw)
+		want := err == nil && bytes.Equal(out, raw)
+		if got := isCompactJSON(raw); got != want {
+			t.Fatalf("isCompactJSON(%q) = %v; compactJSON = %q, %v", raw, got, out, err)
+		}
+	})
+}
+
+func TestIsCompactJSONNestsAsDeepAsEncodingJSON(t *testing.T) {
+	for _, depth := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
+		raw := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+		out, err := compactJSON("x", raw)
+		if want := err == nil && bytes.Equal(out, raw); isCompactJSON(raw) != want {
+			t.Errorf("depth %d: isCompactJSON = %v, compactJSON err = %v", depth, !want, err)
+		}
+	}
+}
