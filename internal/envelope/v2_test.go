@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func keyringV2(t *testing.T, seal []byte, keys ...Key) *Keyring {
 // signRawV2 signs the version 2 text body (everything before "sig") as it stands: what a
 // holder of the key could write that Sign never would.
 func signRawV2(k *Keyring, body string) []byte {
-	sig := k.macV2(k.signing[0].Secret, []byte(body))
+	sig := k.macV2(0, []byte(body))
 	return []byte(body + sigField + base64.StdEncoding.EncodeToString(sig) + sigEnd)
 }
 
@@ -343,4 +344,28 @@ func TestIsCompactJSONNestsAsDeepAsEncodingJSON(t *testing.T) {
 			t.Errorf("depth %d: isCompactJSON = %v, compactJSON err = %v", depth, !want, err)
 		}
 	}
+}
+
+// parseCaller accepts only what Caller's strict decoder and canonical check accept, with
+// the same value, and appendCaller writes a Caller as json.Marshal does.
+func FuzzCallerBlock(f *testing.F) {
+	for _, s := range []string{`{"user_id":"u1","token":"tok","expires_at":"2030-01-01T00:00:00Z","scopes":["read","a<b"]}`,
+		`{"user_id":""}`, `{"user_id":"u","token":""}`, `{"user_id":"u","scopes":[]}`, `{"user_id":"u","expires_at":"0001-01-01T00:00:00Z"}`,
+		`{"user_id":"u","expires_at":"2030-01-01T01:00:00+01:00"}`, `{"user_id":"\u00fc"}`, `{"user_id":"ü","scopes":[""]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		c, ok := parseCaller(plain)
+		if !ok {
+			return
+		}
+		var strict Caller
+		if err := decodeStrict(plain, &strict); err != nil || canonical(plain, &strict) != nil || !reflect.DeepEqual(&strict, c) {
+			t.Fatalf("parseCaller accepted %q as %+v; the strict decoder: %+v, %v", plain, c, strict, err)
+		}
+		written, err := appendCaller(nil, c)
+		if want, _ := json.Marshal(c); err != nil || !bytes.Equal(written, want) || !bytes.Equal(written, plain) {
+			t.Fatalf("appendCaller(%+v) = %q, %v; json.Marshal: %q; read from %q", c, written, err, want, plain)
+		}
+	})
 }
