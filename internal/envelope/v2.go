@@ -460,9 +460,8 @@ func (r *reader) time() time.Time {
 		r.fail("an unterminated time")
 		return time.Time{}
 	}
-	text := r.b[r.i+1 : r.i+1+end]
-	t, err := time.Parse(time.RFC3339Nano, string(text))
-	if err != nil || t.Location() != time.UTC || string(t.AppendFormat(nil, time.RFC3339Nano)) != string(text) {
+	t, ok := parseUTC(r.b[r.i+1 : r.i+1+end])
+	if !ok {
 		r.fail("a time not in UTC as json.Marshal writes it")
 		return time.Time{}
 	}

@@ -369,3 +369,20 @@ func FuzzCallerBlock(f *testing.F) {
 		}
 	})
 }
+
+// parseUTC accepts exactly the texts json.Marshal writes for a UTC time, with their time.
+func FuzzParseUTC(f *testing.F) {
+	for _, s := range []string{"2026-01-02T03:04:05Z", "2026-01-02T03:04:05.000000006Z", "2026-01-02T03:04:05.5Z", "2026-01-02T03:04:05.50Z",
+		"2026-02-29T00:00:00Z", "2024-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-01-02T03:04:05+00:00",
+		"2026-01-02T24:00:00Z", "2026-01-02T03:04:60Z", "2026-01-02t03:04:05z", "2026-1-02T03:04:05Z", "2026-01-02T03:04:05.1234567890Z", "+026-01-02T03:04:05Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseUTC([]byte(s))
+		want, err := time.Parse(time.RFC3339Nano, s)
+		canon := err == nil && want.Location() == time.UTC && want.Format(time.RFC3339Nano) == s
+		if ok != canon || ok && (!got.Equal(want) || got.Location() != time.UTC || got != want) {
+			t.Fatalf("parseUTC(%q) = %v, %v; time.Parse: %v, %v (canonical: %v)", s, got, ok, want, err, canon)
+		}
+	})
+}
