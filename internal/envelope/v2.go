@@ -117,6 +117,9 @@ func (k *Keyring) openV2(data []byte) (*Envelope, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e.KeyID != key.ID { // the prefix holds the id as appendString writes it: cannot happen
+			return nil, fmt.Errorf("%w: key id %q read as %q", ErrMalformed, key.ID, e.KeyID)
+		}
 		e.Sig = sig
 		return e, nil
 	}
