@@ -8,9 +8,9 @@ import (
 
 // WithEnvelopeVersion sets the envelope format a client writes its tasks in: 1, the
 // default of this release, or 2, whose signature covers the envelope's own bytes, so a
-// worker checks it before it parses anything and then parses the envelope once (about
-// half the cost of version 1 per task; see BENCHMARKS.md). Workers of this release read
-// both whatever they are given; workers of earlier releases read only version 1.
+// worker checks it before it parses anything and then parses the envelope once (less
+// than half the cost of version 1 per task; see BENCHMARKS.md). Workers of this release
+// read both whatever they are given; workers of earlier releases read only version 1.
 //
 // So turn version 2 on in a rolling deploy only once every worker runs this release or
 // a later one: workers first, clients after. Only new envelopes take it: a task that is
