@@ -114,8 +114,8 @@ type Envelope struct {
 
 // PeekID returns the id an envelope claims, without verifying anything: "" when data does
 // not start as an envelope object with a string id. It reads only the first kilobytes,
-// where Sign writes the id (second, after the version), so it is cheap on an oversized
-// entry. Trust the result only as a name to report a refusal under.
+// where Sign writes the id (after the version, and in version 2 after the key id), so it
+// is cheap on an oversized entry. Trust the result only as a name to report a refusal under.
 func PeekID(data []byte) string {
 	dec := json.NewDecoder(io.LimitReader(bytes.NewReader(data), 4<<10))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {

@@ -60,6 +60,9 @@ func TestV2WritesItsFormatAndOpens(t *testing.T) {
 	if err != nil || c.UserID != "u1" || c.Token != "tok" {
 		t.Fatalf("Caller = %+v, %v", c, err)
 	}
+	if id := PeekID(data); id != e.ID {
+		t.Errorf("PeekID = %q, want %q", id, e.ID)
+	}
 	// The envelope does not alias the bytes it was opened from.
 	clear(data)
 	if got.Kind != "email.send" || string(got.Args) != `{"to":"a@example.com"}` {
