@@ -14,10 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -52,9 +52,10 @@ type Keyring struct {
 	// v2Prefixes holds, for each signing key, the start of the version 2 envelopes it
 	// signs (see v2Prefix): how Open finds the key before parsing anything.
 	v2Prefixes [][]byte
-	// v2MACs holds, for each signing key, its HMAC having taken in the head of the
-	// version 2 signed form; macV2 clones it and never writes to it, so it is shared.
-	v2MACs []hash.Hash
+	// v2MACs holds, for each signing key, the pool of its HMACs that macV2 uses, and
+	// v2Head what they take in before a version 2 text (see macV2).
+	v2MACs []*sync.Pool
+	v2Head []byte
 }
 
 // derivedPrefix starts the id of a seal key derived from a signing key.
@@ -106,10 +107,10 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 	if !signing[0].Retired.IsZero() {
 		return nil, fmt.Errorf("signing key %q is retired, and the first key signs: give a key that is not retired first", signing[0].ID)
 	}
-	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}, writes: Version}
+	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}, writes: Version, v2Head: v2Head(scope)}
 	for _, k := range signing {
 		kr.v2Prefixes = append(kr.v2Prefixes, v2Prefix(k.ID))
-		kr.v2MACs = append(kr.v2MACs, v2MAC(scope, k.Secret))
+		kr.v2MACs = append(kr.v2MACs, v2MACPool(k.Secret))
 		aead, id, err := derivedSeal(scope, k)
 		if err != nil {
 			return nil, err

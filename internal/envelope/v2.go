@@ -11,6 +11,7 @@ import (
 	"hash"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -48,34 +49,34 @@ func v2Prefix(id string) []byte {
 }
 
 // macV2 is the HMAC of a version 2 envelope's signed text under signing key i: the
-// domain tag and the scope, each length-prefixed, then the text as it stands. It clones
-// the key's HMAC with that head already written (see v2MAC), which saves hashing the
-// padded key and the head for every envelope.
+// domain tag and the scope, each length-prefixed (v2Head), then the text as it stands.
+// It takes the key's HMAC from a pool: an HMAC reset after its first use restores its
+// keyed state instead of hashing the padded key again, and the pool saves allocating one
+// per envelope.
 func (k *Keyring) macV2(i int, body []byte) []byte {
-	var h hash.Hash
-	if c, ok := k.v2MACs[i].(hash.Cloner); ok {
-		if clone, err := c.Clone(); err == nil {
-			h = clone
-		}
-	}
-	if h == nil { // every HMAC of the standard library clones: this is only a fallback
-		h = v2MAC(k.scope, k.signing[i].Secret)
-	}
+	pool := k.v2MACs[i]
+	h := pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(k.v2Head)
 	h.Write(body)
-	return h.Sum(nil)
+	sum := h.Sum(nil)
+	pool.Put(h)
+	return sum
 }
 
-// v2MAC returns the HMAC-SHA256 under secret that has taken in the head of every version
-// 2 signed form of scope.
-func v2MAC(scope string, secret []byte) hash.Hash {
-	h := hmac.New(sha256.New, secret)
+// v2Head is what every version 2 MAC of scope takes in before the text: v2Form and the
+// scope, each length-prefixed.
+func v2Head(scope string) []byte {
 	var head []byte
 	head = binary.AppendUvarint(head, uint64(len(v2Form)))
 	head = append(head, v2Form...)
 	head = binary.AppendUvarint(head, uint64(len(scope)))
-	head = append(head, scope...)
-	h.Write(head)
-	return h
+	return append(head, scope...)
+}
+
+// v2MACPool returns the pool of HMAC-SHA256 under secret that macV2 draws from.
+func v2MACPool(secret []byte) *sync.Pool {
+	return &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}
 }
 
 // splitV2 cuts a version 2 envelope into its signed text and its signature, checking

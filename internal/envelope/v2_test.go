@@ -2,8 +2,10 @@ package envelope
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -426,4 +428,25 @@ func FuzzDecodeV2(f *testing.F) {
 			t.Fatalf("decodeV2 accepted a text encodeV2 does not write for its values (%v):\n%q\n%q", err, data, out)
 		}
 	})
+}
+
+// macV2 is HMAC-SHA256 of the head and the text, however often its pooled HMACs are reused.
+func TestMACV2IsHMACSHA256OfHeadAndText(t *testing.T) {
+	k := keyringV2(t, nil, keyA, keyB)
+	for i, key := range []Key{keyA, keyB, keyA, keyA, keyB} {
+		body := []byte(strings.Repeat("x", i*50))
+		want := hmac.New(sha256.New, key.Secret)
+		want.Write(binary.AppendUvarint(nil, uint64(len(v2Form))))
+		want.Write([]byte(v2Form))
+		want.Write(binary.AppendUvarint(nil, uint64(len("taskgen"))))
+		want.Write([]byte("taskgen"))
+		want.Write(body)
+		idx := 0
+		if key.ID == keyB.ID {
+			idx = 1
+		}
+		if got := k.macV2(idx, body); !hmac.Equal(got, want.Sum(nil)) {
+			t.Fatalf("macV2 #%d under key %s = %x, want %x", i, key.ID, got, want.Sum(nil))
+		}
+	}
 }
