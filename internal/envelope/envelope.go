@@ -2,18 +2,43 @@
 // task through Redis, its HMAC-SHA256 signature, the optional AES-GCM seal of the caller
 // block, and the size limit a worker enforces before decoding anything.
 //
-// An envelope is signed over a canonical byte form of every field that affects execution
-// (see signedBytes), so whoever can write to Redis cannot change the kind, queue, id,
-// arguments, caller, schema or limits of a task, nor forge a new one, without a signing key.
+// An envelope is signed over every field that affects execution, so whoever can write to
+// Redis cannot change the kind, queue, id, arguments, caller, schema, limits or trace of
+// a task, nor forge a new one, without a signing key. Open reads two versions of it.
 //
-// The signature covers the decoded values, not the JSON text, so Open also insists on the
-// one text Sign writes for those values: UTF-8 with nothing before or after the object, the
-// keys of this version once each, in Sign's order and letter case, no whitespace, times in
-// UTC, and the spelling and escapes of encoding/json's Marshal (args and the caller block
-// are signed as the bytes they are, so they too must be as Marshal writes them). Anything
-// else is ErrMalformed, even with a valid signature. So an accepted envelope has exactly
-// one encoding, and no other JSON reader can find a duplicate or differently cased key in
-// it that encoding/json would have resolved another way.
+// Version 2 signs its own bytes. Sign writes the fields in one fixed order with the key
+// id second and the signature last:
+//
+//	{"v":2,"kid":"k1","id":…,"kind":…,…,"args":{…},"sig":"<44 characters of base64>"}
+//
+// and the MAC covers a domain tag, the scope, and the document up to and including the
+// comma before "sig". Open finds the key by comparing the document's start with each
+// key's `{"v":2,"kid":"<id>",`, checks the fixed-length tail, and verifies the MAC with
+// hmac.Equal before it parses a byte; then it parses once, with a reader of this one
+// schema (see parseV2). Even under a valid signature it accepts only the text Sign
+// writes: the keys of this version once each, in Sign's order and letter case, no
+// whitespace, times in UTC, strings, args and caller block with the spelling and escapes
+// of encoding/json's Marshal, nothing before or after the object.
+//
+// Version 1 signs a canonical byte form of the decoded values (see signedBytes), so Open
+// decodes it with encoding/json, verifies it, then insists on the one text Sign writes
+// for those values, by marshalling them again. The rules of the text are those above, in
+// version 1's field order (the key id and signature last).
+//
+// So an accepted envelope of either version has exactly one encoding, and no other JSON
+// reader can find a duplicate or differently cased key in it that encoding/json would
+// have resolved another way.
+//
+// # Rolling deploys
+//
+// Workers of earlier releases read only version 1, so a Keyring writes version 1 until
+// WritingVersion(Version2) (task.WithEnvelopeVersion(2)) says otherwise, and reads both.
+// Deploy this release to every worker first, then turn version 2 on for clients. Sign
+// keeps the version of an envelope it re-signs (a retry, Resign), so tasks queued in
+// either version keep running through the switch. Roll back in the reverse order:
+// clients to version 1 first, and workers to an earlier release only once the version 2
+// tasks have drained (dead letters included). Vouch,
+// CheckVouch, SignOutcome and VerifyOutcome do not depend on the version.
 package envelope
 
 import (
@@ -27,7 +52,8 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the envelope format this package writes and the only one it reads.
+// Version is the envelope format whose signature covers its decoded values (see
+// signedBytes): what a Keyring writes unless WritingVersion says Version2. Open reads both.
 const Version = 1
 
 // DefaultMaxSize is the default limit on an encoded envelope: 1 MiB.
@@ -88,8 +114,8 @@ type Envelope struct {
 
 // PeekID returns the id an envelope claims, without verifying anything: "" when data does
 // not start as an envelope object with a string id. It reads only the first kilobytes,
-// where Sign writes the id (second, after the version), so it is cheap on an oversized
-// entry. Trust the result only as a name to report a refusal under.
+// where Sign writes the id (after the version, and in version 2 after the key id), so it
+// is cheap on an oversized entry. Trust the result only as a name to report a refusal under.
 func PeekID(data []byte) string {
 	dec := json.NewDecoder(io.LimitReader(bytes.NewReader(data), 4<<10))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -140,6 +166,11 @@ func decode(data []byte) (*Envelope, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
+	// A version 2 envelope starts with v2Start, which Open and Resign send to decodeV2:
+	// the same values in version 1's layout are not a text Sign writes.
+	if e.Version != Version {
+		return nil, fmt.Errorf("%w: version %d in the layout of version %d", ErrMalformed, e.Version, Version)
+	}
 	if e.KeyID == "" || len(e.Sig) == 0 {
 		return nil, fmt.Errorf("%w: unsigned", ErrBadSignature)
 	}
@@ -150,8 +181,8 @@ func decode(data []byte) (*Envelope, error) {
 // signature, Sign before signing, so Sign never writes an envelope Open refuses.
 func (e *Envelope) check() error {
 	switch {
-	case e.Version != Version:
-		return fmt.Errorf("%w: version %d, this worker reads version %d", ErrMalformed, e.Version, Version)
+	case e.Version != Version && e.Version != Version2:
+		return fmt.Errorf("%w: version %d, this worker reads versions %d and %d", ErrMalformed, e.Version, Version, Version2)
 	case e.ID == "":
 		return fmt.Errorf("%w: no id", ErrMalformed)
 	case e.Kind == "":
@@ -216,10 +247,10 @@ func (e *Envelope) normalize() error {
 		}
 	}
 	var err error
-	if e.Args, err = compactJSON("args", e.Args); err != nil {
+	if e.Args, err = canonicalRaw("args", e.Args); err != nil {
 		return err
 	}
-	if e.Caller, err = compactJSON("caller block", e.Caller); err != nil {
+	if e.Caller, err = canonicalRaw("caller block", e.Caller); err != nil {
 		return err
 	}
 	e.SubmittedAt = e.SubmittedAt.Round(0).UTC()

@@ -76,6 +76,26 @@ func FuzzOpen(f *testing.F) {
 		f.Add(bytes.Replace(data, []byte(`"tracestate"`), []byte(`"TraceState"`), 1))
 		f.Add(bytes.Replace(data, []byte(`"a=b"`), []byte(`""`), 1))
 	}
+	// The same envelopes in version 2, and edits of its framing: the key id, the tail.
+	for _, kr := range []*Keyring{sealing, plain} {
+		for _, c := range []*Caller{caller, nil} {
+			e := sample()
+			e.Version = Version2
+			e.Trace = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=<b>"}
+			if err := kr.SetCaller(e, c); err != nil {
+				f.Fatal(err)
+			}
+			data, err := kr.Sign(e)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+			f.Add(append(bytes.Clone(data), '}'))
+			f.Add(bytes.Replace(data, []byte(`"kid":"a"`), []byte(`"kid":"A"`), 1))
+			f.Add(bytes.Replace(data, []byte(`{"v":2,`), []byte(`{"v":1,`), 1))
+			f.Add(bytes.Replace(data, []byte(`"kind":"email.send"`), []byte(`"kind":"email\u002esend"`), 1))
+		}
+	}
 	f.Add([]byte(`{"v":1}`))
 	f.Add([]byte(`{"v":1,"id":"q/x","kind":"k","queue":"q","args":{},"kid":"a","sig":"AA=="}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -145,9 +165,24 @@ func FuzzSignOpen(f *testing.F) {
 		[]byte(`{}`), "u", "", "", int64(-62167219201), true) // expires in year -1
 	f.Fuzz(func(t *testing.T, id, kind, queue, schema string, attempt, retries int, timeoutMS, sec, nsec int64, zone int32,
 		args []byte, user, token, scope string, expires int64, seal bool) {
+		for _, version := range []int{Version, Version2} {
+			signOpen(t, plain, sealing, version, id, kind, queue, schema, attempt, retries, timeoutMS, sec, nsec, zone, args, user, token, scope, expires, seal)
+		}
+	})
+}
+
+// signOpen is one case of FuzzSignOpen, written in the given envelope version.
+func signOpen(t *testing.T, plain, sealing *Keyring, version int, id, kind, queue, schema string, attempt, retries int, timeoutMS, sec, nsec int64, zone int32,
+	args []byte, user, token, scope string, expires int64, seal bool) {
+	t.Helper()
+	{
 		kr := plain
 		if seal {
 			kr = sealing
+		}
+		kr, err := kr.WritingVersion(version)
+		if err != nil {
+			t.Fatal(err)
 		}
 		at := time.Unix(sec, nsec).In(time.FixedZone("z", int(zone%86400)))
 		e := &Envelope{ID: id, Kind: kind, Queue: queue, Schema: schema, Attempt: attempt, MaxRetries: retries,
@@ -196,5 +231,5 @@ func FuzzSignOpen(f *testing.F) {
 			!gc.ExpiresAt.Equal(c.ExpiresAt) || !slices.Equal(gc.Scopes, c.Scopes)) {
 			t.Fatalf("caller %+v opened as %+v", c, gc)
 		}
-	})
+	}
 }

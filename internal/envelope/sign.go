@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -44,6 +46,16 @@ type Keyring struct {
 	// opens holds every seal key that opens a caller block, by seal key id: the given
 	// seal key, and the keys derived from each signing key (see derivedSeal).
 	opens map[string]cipher.AEAD
+	// writes is the version Sign gives a new envelope: Version until WritingVersion
+	// says otherwise (see the package documentation on rolling deploys).
+	writes int
+	// v2Prefixes holds, for each signing key, the start of the version 2 envelopes it
+	// signs (see v2Prefix): how Open finds the key before parsing anything.
+	v2Prefixes [][]byte
+	// v2MACs holds, for each signing key, the pool of its HMACs that macV2 uses, and
+	// v2Head what they take in before a version 2 text (see macV2).
+	v2MACs []*sync.Pool
+	v2Head []byte
 }
 
 // derivedPrefix starts the id of a seal key derived from a signing key.
@@ -95,8 +107,10 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 	if !signing[0].Retired.IsZero() {
 		return nil, fmt.Errorf("signing key %q is retired, and the first key signs: give a key that is not retired first", signing[0].ID)
 	}
-	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}}
+	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}, writes: Version, v2Head: v2Head(scope)}
 	for _, k := range signing {
+		kr.v2Prefixes = append(kr.v2Prefixes, v2Prefix(k.ID))
+		kr.v2MACs = append(kr.v2MACs, v2MACPool(k.Secret))
 		aead, id, err := derivedSeal(scope, k)
 		if err != nil {
 			return nil, err
@@ -147,9 +161,9 @@ func (k *Keyring) SetCaller(e *Envelope, c *Caller) error {
 	}
 	wire := *c
 	wire.ExpiresAt = c.ExpiresAt.Round(0).UTC()
-	plain, err := json.Marshal(&wire)
+	plain, err := appendCaller(make([]byte, 0, 64+len(c.UserID)+len(c.Token)+16*len(c.Scopes)), &wire)
 	if err != nil {
-		return fmt.Errorf("encode caller: %w: %v", ErrMalformed, err) // an expiry outside the years 0 to 9999
+		return fmt.Errorf("encode caller: %w", err) // an expiry outside the years 0 to 9999
 	}
 	if k.seal == nil {
 		e.Caller = plain
@@ -186,6 +200,9 @@ func (k *Keyring) Caller(e *Envelope) (*Caller, error) {
 	if len(plain) == 0 {
 		return nil, nil
 	}
+	if c, ok := parseCaller(plain); ok {
+		return c, nil
+	}
 	var c Caller
 	if !utf8.Valid(plain) {
 		return nil, fmt.Errorf("caller block: %w: not valid UTF-8", ErrMalformed)
@@ -215,12 +232,28 @@ func (k *Keyring) sealAD(id string) []byte {
 	return []byte("taskgen.caller.v1\x00" + k.scope + "\x00" + id)
 }
 
-// Sign sets e's version, key id and signature (with the first signing key) and returns
-// the encoded envelope. It first puts e's args and caller block in compact form and its
+// WritingVersion returns a copy of k whose Sign writes new envelopes in format version
+// (Version or Version2); both read both. Turn Version2 on only once every worker that
+// may read the envelopes runs a release that reads it (see the package documentation).
+func (k *Keyring) WritingVersion(version int) (*Keyring, error) {
+	if version != Version && version != Version2 {
+		return nil, fmt.Errorf("envelope version %d: this release writes version %d or %d", version, Version, Version2)
+	}
+	c := *k
+	c.writes = version
+	return &c, nil
+}
+
+// Sign sets e's key id and signature (with the first signing key) and returns the
+// encoded envelope, in the version e has (an envelope re-signed for a retry keeps its
+// format) or, for a new envelope (Version 0), the one the keyring writes (see
+// WritingVersion). It first puts e's args and caller block in compact form and its
 // submission time in UTC, and refuses (with ErrMalformed) an envelope that Open would
 // refuse: no id, kind, queue or args, a negative or overlong limit, text that is not UTF-8.
 func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
-	e.Version = Version
+	if e.Version == 0 {
+		e.Version = k.writes
+	}
 	key := k.signing[0]
 	e.KeyID = key.ID
 	e.Sig = nil
@@ -230,6 +263,13 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	if err := e.check(); err != nil {
 		return nil, fmt.Errorf("encode envelope: %w", err)
 	}
+	if e.Version == Version2 {
+		data, err := k.encodeV2(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode envelope: %w", err)
+		}
+		return data, nil
+	}
 	e.Sig = k.mac(key.Secret, e)
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -238,15 +278,20 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	return data, nil
 }
 
-// Open decodes data and verifies its signature. It refuses data longer than maxSize
-// (0: DefaultMaxSize) before parsing it, and data that is not exactly what Sign writes
-// (see the package documentation) after verifying it.
+// Open verifies data and decodes it. It refuses data longer than maxSize (0:
+// DefaultMaxSize) before reading it, and data that is not exactly what Sign writes (see
+// the package documentation). A version 2 envelope is verified before it is parsed; a
+// version 1 envelope, whose signature covers decoded values, is decoded, verified, then
+// checked against the one text Sign writes for it.
 func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
 	if len(data) > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxSize)
+	}
+	if bytes.HasPrefix(data, []byte(v2Start)) {
+		return k.openV2(data)
 	}
 	e, err := decode(data)
 	if err != nil {
@@ -439,11 +484,14 @@ func (k *Keyring) vouchMAC(secret, data []byte, id string) []byte {
 // (CheckVouch). The caller block is kept as it is: it must still open with this keyring,
 // or the re-signed envelope is refused with ErrBadSignature as the original would be.
 func (k *Keyring) Resign(data []byte, change func(*Envelope)) ([]byte, *Envelope, error) {
-	e, err := decode(data)
-	if err != nil {
-		return nil, nil, err
+	var e *Envelope
+	var err error
+	if bytes.HasPrefix(data, []byte(v2Start)) {
+		e, err = decodeV2(data)
+	} else if e, err = decode(data); err == nil {
+		err = canonical(data, e)
 	}
-	if err := canonical(data, e); err != nil {
+	if err != nil {
 		return nil, nil, err
 	}
 	if _, err := k.Caller(e); err != nil {

@@ -109,6 +109,7 @@ type commonConfig struct {
 	plain       bool // WithPlainCallers
 	logger      *slog.Logger
 	maxEnvelope int
+	envelope    int // WithEnvelopeVersion; 0: the envelope package's default
 }
 
 type clientConfig struct {
@@ -297,9 +298,9 @@ func (c *commonConfig) check() (*envelope.Keyring, error) {
 	case c.plain && c.sealKey != nil:
 		return nil, errors.New("WithSealKey and WithPlainCallers exclude each other: give one")
 	case c.plain || c.sealKey != nil:
-		return envelope.NewKeyring(c.prefix, c.signing, c.sealKey)
+		return c.writing(envelope.NewKeyring(c.prefix, c.signing, c.sealKey))
 	}
-	return envelope.NewDerivedKeyring(c.prefix, c.signing)
+	return c.writing(envelope.NewDerivedKeyring(c.prefix, c.signing))
 }
 
 // WithPrefix sets the prefix of every Redis key; default DefaultPrefix. Clients and
