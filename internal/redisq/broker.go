@@ -729,6 +729,27 @@ func (b *Broker) GetState(ctx context.Context, queue, id string) (State, error) 
 	if err != nil {
 		return State{}, fmt.Errorf("read %s: %w", k.State(id), err)
 	}
+	return stateOf(id, h)
+}
+
+// WatchState is GetState for a caller about to wait for the task with WaitDone: unless
+// the task has finished, it marks it as waited on, so that its finish signals the wait.
+// A task nobody watches finishes without a done list.
+func (b *Broker) WatchState(ctx context.Context, queue, id string) (State, error) {
+	k := b.Keys(queue)
+	flat, err := watchScript.Run(ctx, b.rdb, []string{k.State(id)}).StringSlice()
+	if err != nil {
+		return State{}, fmt.Errorf("read %s: %w", k.State(id), classify(err))
+	}
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		h[flat[i]] = flat[i+1]
+	}
+	return stateOf(id, h)
+}
+
+// stateOf reads the state hash h of task id.
+func stateOf(id string, h map[string]string) (State, error) {
 	if len(h) == 0 {
 		return State{}, fmt.Errorf("%s: %w", id, ErrNoTask)
 	}
@@ -775,7 +796,8 @@ func (b *Broker) SkewSince(ctx context.Context, queue, id string) (time.Time, er
 
 // WaitDone blocks until task id of queue signals completion or timeout passes; it reports
 // whether the signal came. The signal stays in place (BLMOVE rotates the list onto
-// itself), so every waiter sees it. It does not poll.
+// itself), so every waiter sees it. It does not poll. Only a task marked by WatchState
+// before it finished signals: call WatchState, then WaitDone while it is not finished.
 func (b *Broker) WaitDone(ctx context.Context, queue, id string, timeout time.Duration) (bool, error) {
 	k := b.Keys(queue)
 	err := b.rdb.BLMove(ctx, k.Done(id), k.Done(id), "LEFT", "RIGHT", timeout).Err()

@@ -65,8 +65,9 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "env-1" {
 		t.Fatalf("Fetch = %+v, %v", msgs, err)
 	}
-	if st, _ := b.GetState(ctx, "q", "q/1"); st.State != redisq.StatePending || st.Kind != "k" {
-		t.Errorf("state before completion = %+v", st)
+	// A Result about to wait watches the task: the watch reads the state and marks it.
+	if st, err := b.WatchState(ctx, "q", "q/1"); err != nil || st.State != redisq.StatePending || st.Kind != "k" {
+		t.Errorf("state before completion = %+v, %v", st, err)
 	}
 	st := begin(t, b, msgs[0], "q/1", "c1")
 	if st.Attempts != 1 || st.Lease != 1 {
@@ -83,9 +84,29 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 	if done, _ := b.WaitDone(ctx, "q", "q/1", time.Second); !done {
 		t.Error("a second waiter did not see the completion")
 	}
+
+	// A task nobody watched finishes without a done list; a watch of a finished task
+	// marks nothing, and reads the outcome.
+	if _, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("env-2")}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = b.Fetch(ctx, "q", "c1", 10, time.Second, 1<<20)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Fetch = %+v, %v", msgs, err)
+	}
+	st = begin(t, b, msgs[0], "q/2", "c1")
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: msgs[0], TaskID: "q/2", Lease: st.Lease, Result: []byte(`"ok"`), TTL: time.Minute})
+	if n, err := e.rdb.Exists(ctx, e.keys.Done("q/2")).Result(); n != 0 || err != nil {
+		t.Errorf("an unwatched task left a done list: exists = %d, %v", n, err)
+	}
+	if state, err := b.WatchState(ctx, "q", "q/2"); err != nil || string(state.Result) != `"ok"` {
+		t.Errorf("watch of a finished task = %+v, %v", state, err)
+	}
+	if w, err := e.rdb.HExists(ctx, e.keys.State("q/2"), redisq.FieldWaiting).Result(); w || err != nil {
+		t.Errorf("a watch of a finished task marked it: %v, %v", w, err)
+	}
 }
 
-// Several promoters running at once move each due task exactly once.
 // Several promoters running at once move each due task exactly once.
 func TestConcurrentPromotersDeliverEachTaskOnce(t *testing.T) { each(t, testConcurrentPromoters) }
 
@@ -543,6 +564,9 @@ func testLostDeadConsumer(t *testing.T, e env) {
 	b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")})
 	m := fetchOne(t, b, "dead")
 	st := begin(t, b, m, "q/1", "dead")
+	if _, err := b.WatchState(ctx, "q", "q/1"); err != nil { // a Result waits
+		t.Fatal(err)
+	}
 	if id, _ := e.rdb.HGet(ctx, e.keys.Entries(), m.EntryID).Result(); id != "q/1" {
 		t.Fatalf("entries[%s] = %q after the start, want q/1", m.EntryID, id)
 	}
@@ -1013,7 +1037,7 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 	// Empty ids and kinds, the lease token of a delivery not begun, a flag, a stream id.
 	allowed[""], allowed["0"], allowed["1"], allowed["0-0"] = true, true, true, true
 	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET HSETNX ZRANGEBYSCORE ZREM ZRANGE
-		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET XRANGE PERSIST XGROUP DELCONSUMER
+		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET HGETALL XRANGE PERSIST XGROUP DELCONSUMER
 		NX PX KEEPTTL * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
 		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE XTRIM MINID EXISTS HEXISTS table`) {
 		allowed[w] = true

@@ -37,7 +37,7 @@ redis.call('HDEL', KEYS[1], $f_cancel, $f_result)
 redis.call('HSET', KEYS[1], $f_state, $s_canceled, $f_reason, $s_canceled, $f_error, $cancel_message,
   $f_finished, now, $f_mac, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-signal_done(KEYS[2], ARGV[5])
+signal_done(KEYS[1], KEYS[2], ARGV[5])
 return 1
 `)
 

@@ -35,6 +35,9 @@ func TestACancelRequestEndsTheTaskAtItsNextStart(t *testing.T) {
 			t.Fatalf("heartbeat after the cancel = %v, %v; want LeaseCancel", got, err)
 		}
 		settle(t, b, redisq.Settlement{Kind: redisq.Release, Message: m, TaskID: "q/1", Lease: st.Lease})
+		if _, err := b.WatchState(ctx, "q", "q/1"); err != nil { // a Result waits
+			t.Fatal(err)
+		}
 		m2 := fetchOne(t, b, "w2")
 		again, err := b.StartDelivery(ctx, redisq.StartRequest{Message: m2, TaskID: "q/1", Consumer: "w2", Runs: 3, TTL: time.Minute})
 		if err != nil || again.Outcome != redisq.StartFinished {

@@ -58,7 +58,8 @@ func (k Keys) Dead() string { return k.base + "dead" }
 // State is the hash holding one task's state, attempt, error and result.
 func (k Keys) State(id string) string { return k.base + "task:" + id }
 
-// Done is the list that receives one element when a task finishes; Result blocks on it.
+// Done is the list that receives one element when a task that a Result waits on
+// finishes (see Broker.WatchState); Result blocks on it. A task nobody waits on has none.
 func (k Keys) Done(id string) string { return k.base + "done:" + id }
 
 // Unique is the key that holds the id of the task of kind submitted with a uniqueness key.

@@ -33,6 +33,9 @@ const (
 	FieldFinished  = "finished_ms"  // Redis time the task finished
 	FieldMAC       = "mac"          // the worker's MAC of the final outcome (envelope.Outcome)
 	FieldSkewSince = "skew_ms"      // Redis time a worker first handed the task back for a version skew
+	// FieldWaiting marks a task that a Result waits on (Broker.WatchState): only then does
+	// its end push an element on its done list, so a task nobody waits for leaves no list.
+	FieldWaiting = "waiting"
 )
 
 // Fields of a task's state hash the inspector reads and writes (see inspect.go).
@@ -123,7 +126,7 @@ var protocolNames = map[string]string{
 	"f_lease": FieldLease, "f_owner": FieldOwner, "f_entry": FieldEntry,
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
-	"f_finished": FieldFinished, "f_mac": FieldMAC, "f_skew_since": FieldSkewSince,
+	"f_finished": FieldFinished, "f_mac": FieldMAC, "f_skew_since": FieldSkewSince, "f_waiting": FieldWaiting,
 	"d_size": DeadFieldSize, "d_vouch": DeadFieldVouch,
 	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,

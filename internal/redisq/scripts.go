@@ -44,7 +44,10 @@ local function ready(stream, notify, env)
   redis.call('XADD', stream, '*', $env, env)
   redis.call('XADD', notify, 'MAXLEN', '~', 100, '*', $env, '')
 end
-local function signal_done(done, ttl)
+-- signal_done wakes the Results waiting on the task of hash state, if any waits: only a
+-- waiter marks the hash (watchScript), so a task nobody waits for keeps no done list.
+local function signal_done(state, done, ttl)
+  if redis.call('HEXISTS', state, $f_waiting) == 0 then return end
   redis.call('DEL', done)
   redis.call('RPUSH', done, $done)
   redis.call('PEXPIRE', done, ttl)
@@ -282,7 +285,7 @@ redis.call('XADD', KEYS[4], '*', $d_id, ARGV[6], $f_kind, v[3] or '', $d_entry, 
 redis.call('HDEL', KEYS[5], $f_result)
 redis.call('HSET', KEYS[5], $f_state, $s_dead, $f_reason, ARGV[7], $f_error, ARGV[8], $f_finished, now, $f_mac, ARGV[10])
 redis.call('PEXPIRE', KEYS[5], ARGV[9])
-signal_done(KEYS[6], ARGV[9])
+signal_done(KEYS[5], KEYS[6], ARGV[9])
 return 1
 `)
 
@@ -374,7 +377,7 @@ if st == $s_succeeded or st == $s_dead or st == $s_canceled or (v[4] and #KEYS =
     redis.call('HSET', KEYS[2], $f_state, $s_canceled, $f_reason, $s_canceled, $f_error, $cancel_message,
       $f_finished, now_ms(), $f_mac, v[4])
     redis.call('PEXPIRE', KEYS[2], ARGV[6])
-    signal_done(KEYS[4], ARGV[6])
+    signal_done(KEYS[2], KEYS[4], ARGV[6])
   end
   return {-2}
 end
@@ -448,7 +451,7 @@ redis.call('HDEL', KEYS[4], ARGV[2])
 redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel)
 redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-signal_done(KEYS[3], ARGV[5])
+signal_done(KEYS[2], KEYS[3], ARGV[5])
 return 1
 `)
 
@@ -506,7 +509,7 @@ remember(KEYS[3], ARGV[6], now)
 redis.call('HDEL', KEYS[3], $f_result, $f_cancel)
 redis.call('HSET', KEYS[3], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9], $f_dead_entry, de)
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
-signal_done(KEYS[4], ARGV[7])
+signal_done(KEYS[3], KEYS[4], ARGV[7])
 return 1
 `)
 
@@ -616,7 +619,7 @@ if genuine then
   redis.call('HDEL', KEYS[4], $f_result, $f_cancel)
   redis.call('HSET', KEYS[4], $f_state, $s_dead, $f_reason, ARGV[5], $f_error, ARGV[6], $f_finished, now, $f_mac, ARGV[9], $f_dead_entry, de)
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
-  signal_done(KEYS[5], ARGV[7])
+  signal_done(KEYS[4], KEYS[5], ARGV[7])
 end
 return 1
 `)
@@ -665,7 +668,7 @@ remember(KEYS[2], ARGV[4], now)
 redis.call('HDEL', KEYS[2], $f_result, $f_cancel)
 redis.call('HSET', KEYS[2], $f_state, $s_canceled, $f_reason, $s_canceled, $f_error, ARGV[4], $f_finished, now, $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-signal_done(KEYS[3], ARGV[5])
+signal_done(KEYS[2], KEYS[3], ARGV[5])
 return 1
 `)
 
@@ -687,12 +690,30 @@ redis.call('HDEL', KEYS[2], $t_consumer .. ARGV[2])
 return 1
 `)
 
+// watchScript reads a task's state hash for a Result about to wait, and marks the hash
+// (FieldWaiting) unless the task has finished, in the one step that makes a finish
+// between the read and the wait impossible to miss: the finish sees the mark and signals.
+//
+//	KEYS[1] state
+//
+// Returns the hash as HGETALL does; empty when there is no task.
+var watchScript = script(`
+local bad = check({{KEYS[1], 'hash', 'none'}})
+if bad then return bad end
+local st = redis.call('HGET', KEYS[1], $f_state)
+if not st then return {} end
+if st ~= $s_succeeded and st ~= $s_dead and st ~= $s_canceled then
+  redis.call('HSET', KEYS[1], $f_waiting, '1')
+end
+return redis.call('HGETALL', KEYS[1])
+`)
+
 // scripts lists every script, for the test that checks their names.
 var scripts = map[string]*redis.Script{
 	"enqueue": enqueueScript, "fetch": fetchScript, "promote": promoteScript, "reclaim": reclaimScript,
 	"start": startScript, "heartbeat": heartbeatScript, "complete": completeScript,
 	"retry": retryScript, "dead": deadScript, "release": releaseScript, "defer": deferScript,
-	"deadEntry": deadEntryScript, "requeue": requeueScript, "prune": pruneScript,
+	"deadEntry": deadEntryScript, "watch": watchScript, "requeue": requeueScript, "prune": pruneScript,
 	"leadSchedule": leadScheduleScript, "fenceSchedule": fenceScheduleScript,
 	"advanceSchedule": advanceScheduleScript, "releaseSchedule": releaseScheduleScript,
 	"endLost": endLostScript, "cancel": cancelScript,

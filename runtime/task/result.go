@@ -120,7 +120,7 @@ func result[R any](ctx context.Context, c *Client, kind string, id ID) (R, error
 	signaled := false
 	for {
 		st, err := bounded(ctx, func(ctx context.Context) (redisq.State, error) {
-			return c.broker.GetState(ctx, queue, string(id))
+			return c.broker.WatchState(ctx, queue, string(id))
 		})
 		if errors.Is(err, redisq.ErrNoTask) {
 			return zero, fmt.Errorf("result of %s: %w (never submitted, or its result expired)", id, ErrNotFound)

@@ -965,7 +965,9 @@ func leaveEveryKindOfKey(t *testing.T, h *harness, opts ...task.WorkerOption) {
 		}
 		return id
 	}
-	id := submit(callerTrace, "", task.Unique("once", time.Hour))
+	// Delayed, so that the Result below waits on it and it leaves a done list: only a
+	// task a Result waits on has one.
+	id := submit(callerTrace, "", task.Unique("once", time.Hour), task.Delay(300*time.Millisecond))
 	if got, err := wait[bool](t, h.client, id); err != nil || !got {
 		t.Fatalf("the caller did not arrive: %v, %v", got, err)
 	}
