@@ -74,7 +74,10 @@ durability: redis-server
 ## duration, or a count of executions such as 150000x, which CI uses because go1.26's
 ## coordinator can fail a duration-bounded run at its end (golang/go#75804).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzOpen:./internal/envelope FuzzSignOpen:./internal/envelope FuzzParseDirective:./gen FuzzParse:./internal/wireschema
+FUZZ_TARGETS := FuzzOpen:./internal/envelope FuzzSignOpen:./internal/envelope FuzzDecodeV2:./internal/envelope \
+	FuzzTrace:./internal/envelope FuzzV2String:./internal/envelope FuzzCompactJSON:./internal/envelope \
+	FuzzCallerBlock:./internal/envelope FuzzParseUTC:./internal/envelope \
+	FuzzParseDirective:./gen FuzzParse:./internal/wireschema
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} in $${t#*:} for $(FUZZTIME)"; \
