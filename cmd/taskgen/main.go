@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-vet=false] [-v] [packages]
+//	taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-vet=false] [-vet.ambient f,g] [-vet.state T,U] [-v] [packages]
 //
 // The packages default to the current directory, so that
 //
@@ -47,6 +47,7 @@ import (
 	"strings"
 
 	"github.com/taskgen/taskgen/gen"
+	"github.com/taskgen/taskgen/taskvet"
 )
 
 func main() {
@@ -63,9 +64,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	check := flags.Bool("check", false, "write nothing; print a unified diff for each stale, missing or orphaned generated file and exit 1 if there is one")
 	against := flags.String("against", "", "with -check: also compare the tasks with the generated files at git revision `REF` and exit 1 on a change that tasks queued by REF's code would not survive")
 	vet := flags.Bool("vet", true, "warn about ambient reads inside tasks (package taskvet); warnings never change the exit code")
+	// taskvet's own flags, for the analyzer taskgen runs: the names say whose they are.
+	for _, name := range []string{"ambient", "state"} {
+		f := taskvet.Analyzer.Flags.Lookup(name)
+		flags.Var(f.Value, "vet."+name, f.Usage+" (taskvet's -"+name+")")
+	}
 	verbose := flags.Bool("v", false, "print a line for every generated file written, removed or unchanged")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-vet=false] [-v] [packages]\n\n")
+		fmt.Fprintf(stderr, "usage: taskgen [-o tasks_gen.go] [-tags a,b] [-check [-against REF]] [-vet=false] [-vet.ambient f,g] [-vet.state T,U] [-v] [packages]\n\n")
 		fmt.Fprintf(stderr, "taskgen generates typed task code for functions marked //task:<kind>.\nThe packages default to the current directory.\n\nFlags:\n")
 		flags.PrintDefaults()
 	}

@@ -233,6 +233,37 @@ func TestAmbientReadsInsideTasksAreWarningsThatNeverFailTheRun(t *testing.T) {
 	}
 }
 
+// getterSrc reads the caller through a getter of its own package: only the ambient
+// getters taskgen is told about are reported.
+const getterSrc = `package welcome
+
+import "context"
+
+type userKey struct{}
+
+func UserFrom(ctx context.Context) string { u, _ := ctx.Value(userKey{}).(string); return u }
+
+//task:email.send_welcome
+func SendWelcome(ctx context.Context, to string) error {
+	_, _ = to, UserFrom(context.Background())
+	return nil
+}
+`
+
+func TestTaskvetsFlagsPassThroughTaskgen(t *testing.T) {
+	dir := module(t, map[string]string{"welcome/welcome.go": getterSrc})
+	if res := taskgen(t, dir, "./..."); res.code != 0 || res.stderr != "" {
+		t.Fatalf("without -vet.ambient: exit %d, stderr %q; want 0 and no warning", res.code, res.stderr)
+	}
+	res := taskgen(t, dir, "-vet.ambient", "example.com/m/welcome.UserFrom", "./...")
+	if res.code != 0 || !strings.Contains(res.stderr, "warning: ") || !strings.Contains(res.stderr, "UserFrom") {
+		t.Errorf("with -vet.ambient: exit %d, stderr:\n%s\nwant 0 and a warning naming UserFrom", res.code, res.stderr)
+	}
+	if res := taskgen(t, dir, "-vet.ambient", "UserFrom", "./..."); res.code != 2 || !strings.Contains(res.stderr, "vet.ambient") {
+		t.Errorf("a name without its package: exit %d, stderr:\n%s\nwant 2 and the flag named", res.code, res.stderr)
+	}
+}
+
 func TestAnUpToDateFileIsNotRewritten(t *testing.T) {
 	dir := module(t, map[string]string{"welcome/welcome.go": welcomeSrc})
 	pkg := filepath.Join(dir, "welcome")
