@@ -127,9 +127,9 @@ func (w *Worker) checkStale(e *envelope.Envelope) error {
 }
 
 // verifyAndCall is the part of a delivery that needs no stream entry and no lease, only
-// the envelope and this worker (and its store, for a producer's schema): it checks that e's kind is registered, its schema accepted, its caller
-// present and not expired, then calls the task function under parent with the task's
-// timeout. It fills d's refusal, or its run (ran, result, err, took), and reports a
+// the envelope and this worker (and its store, for a producer's schema): it checks that
+// e's kind is registered, its schema accepted, its caller present and not expired, then
+// calls the task function under parent with the task's timeout. It fills d's refusal, or its run (ran, result, err, took), and reports a
 // refusal that a worker of another version may not make. The worker's deliveries and
 // runtime/tasktest's inline runs both go through it, so a test runs what a worker runs.
 func (w *Worker) verifyAndCall(parent context.Context, d *delivery, e *envelope.Envelope, freeSlot func()) (versionSkew bool) {
