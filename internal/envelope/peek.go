@@ -2,8 +2,8 @@ package envelope
 
 // Peek decodes data without verifying its signature, for an operator's view of an
 // envelope that does not verify (a forgery, or one signed with a key this keyring lacks):
-// nothing it returns may be trusted, or acted upon. It checks the form and values as Open
-// does before it verifies, and refuses data longer than maxSize (0: DefaultMaxSize).
+// nothing it returns may be trusted, or acted upon. It reads both versions, checks the form
+// and values as Open does, and refuses data longer than maxSize (0: DefaultMaxSize).
 func Peek(data []byte, maxSize int) (*Envelope, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
@@ -11,5 +11,5 @@ func Peek(data []byte, maxSize int) (*Envelope, error) {
 	if len(data) > maxSize {
 		return nil, ErrTooLarge
 	}
-	return decode(data)
+	return decodeUnverified(data)
 }

@@ -479,18 +479,28 @@ func (k *Keyring) vouchMAC(secret, data []byte, id string) []byte {
 	return h.Sum(nil)
 }
 
+// decodeUnverified parses data of either version, in the one text Sign writes, without
+// verifying its signature.
+func decodeUnverified(data []byte) (*Envelope, error) {
+	if bytes.HasPrefix(data, []byte(v2Start)) {
+		return decodeV2(data)
+	}
+	e, err := decode(data)
+	if err == nil {
+		err = canonical(data, e)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // Resign signs, with the keyring's first key, the envelope data without verifying its
 // signature. Call it only for an envelope whose integrity is vouched for otherwise
 // (CheckVouch). The caller block is kept as it is: it must still open with this keyring,
 // or the re-signed envelope is refused with ErrBadSignature as the original would be.
 func (k *Keyring) Resign(data []byte, change func(*Envelope)) ([]byte, *Envelope, error) {
-	var e *Envelope
-	var err error
-	if bytes.HasPrefix(data, []byte(v2Start)) {
-		e, err = decodeV2(data)
-	} else if e, err = decode(data); err == nil {
-		err = canonical(data, e)
-	}
+	e, err := decodeUnverified(data)
 	if err != nil {
 		return nil, nil, err
 	}
