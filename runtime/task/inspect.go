@@ -50,14 +50,8 @@ func NewInspector(rdb redis.UniversalClient, opts ...Option) (*Inspector, error)
 	}
 	in := &Inspector{}
 	if len(cfg.signing) == 0 {
-		switch {
-		case cfg.prefix == "":
-			return nil, errors.New("task.NewInspector: empty key prefix")
-		case cfg.maxEnvelope <= 0:
-			return nil, fmt.Errorf("task.NewInspector: envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", cfg.maxEnvelope)
-		}
-		if cfg.logger == nil {
-			cfg.logger = slogDiscard()
+		if err := cfg.checkKeyless(); err != nil {
+			return nil, fmt.Errorf("task.NewInspector: %w", err)
 		}
 	} else {
 		keys, err := cfg.check()

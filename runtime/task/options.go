@@ -275,14 +275,8 @@ func workerConfigOf(opts []WorkerOption) (workerConfig, *envelope.Keyring, error
 
 // check checks what clients and workers share and returns the keyring of its keys.
 func (c *commonConfig) check() (*envelope.Keyring, error) {
-	if c.prefix == "" {
-		return nil, errors.New("empty key prefix")
-	}
-	if c.logger == nil {
-		c.logger = slogDiscard()
-	}
-	if c.maxEnvelope <= 0 {
-		return nil, fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", c.maxEnvelope)
+	if err := c.checkKeyless(); err != nil {
+		return nil, err
 	}
 	// The first key that is not retired signs, wherever the retired ones were given.
 	keys := make([]envelope.Key, 0, len(c.signing))
@@ -301,6 +295,21 @@ func (c *commonConfig) check() (*envelope.Keyring, error) {
 		return c.writing(envelope.NewKeyring(c.prefix, c.signing, c.sealKey))
 	}
 	return c.writing(envelope.NewDerivedKeyring(c.prefix, c.signing))
+}
+
+// checkKeyless checks what does not concern the keys, and defaults the logger: all of
+// the config an inspector without signing keys needs.
+func (c *commonConfig) checkKeyless() error {
+	if c.prefix == "" {
+		return errors.New("empty key prefix")
+	}
+	if c.logger == nil {
+		c.logger = slogDiscard()
+	}
+	if c.maxEnvelope <= 0 {
+		return fmt.Errorf("envelope size limit %d: want a positive number of bytes (WithMaxEnvelopeSize)", c.maxEnvelope)
+	}
+	return nil
 }
 
 // WithPrefix sets the prefix of every Redis key; default DefaultPrefix. Clients and
