@@ -515,9 +515,52 @@ type Start struct {
 
 // StartDelivery begins a delivery: it raises the task's lease token and counts the attempt.
 func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, error) {
+	starts, errs := b.StartDeliveries(ctx, []StartRequest{r})
+	return starts[0], errs[0]
+}
+
+// StartDeliveries begins the deliveries of rs, as StartDelivery does each, in one round
+// trip: a worker begins the entries of one fetch together. The scripts run one by one on
+// the server, each atomic on its own; one that fails fails only its own delivery. On a
+// Cluster, go-redis splits the pipeline by node, and each script stays in its queue's slot.
+func (b *Broker) StartDeliveries(ctx context.Context, rs []StartRequest) ([]Start, []error) {
+	starts, errs := make([]Start, len(rs)), make([]error, len(rs))
+	if len(rs) == 1 {
+		keys, args := b.startCall(rs[0])
+		res, err := startScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
+		starts[0], errs[0] = parseStart(rs[0], res, err)
+		return starts, errs
+	}
+	cmds := make([]*redis.Cmd, len(rs))
+	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range rs {
+			keys, args := b.startCall(r)
+			cmds[i] = startScript.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		res, err := cmd.Int64Slice()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The server has not seen the script yet (it restarted, or this is a node of
+			// the cluster new to it): Run sends its body.
+			keys, args := b.startCall(rs[i])
+			res, err = startScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
+		}
+		starts[i], errs[i] = parseStart(rs[i], res, err)
+	}
+	return starts, errs
+}
+
+// startCall returns the keys and arguments of startScript for r.
+func (b *Broker) startCall(r StartRequest) ([]string, []any) {
 	k := b.Keys(r.Message.Queue)
-	res, err := startScript.Run(ctx, b.rdb, []string{k.Stream(), k.State(r.TaskID), k.Entries(), k.Done(r.TaskID)},
-		Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID, ttlMS(max(r.TTL, time.Minute))).Int64Slice()
+	return []string{k.Stream(), k.State(r.TaskID), k.Entries(), k.Done(r.TaskID)},
+		[]any{Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID, ttlMS(max(r.TTL, time.Minute))}
+}
+
+// parseStart reads startScript's reply for r.
+func parseStart(r StartRequest, res []int64, err error) (Start, error) {
 	if err != nil {
 		return Start{}, fmt.Errorf("start %s: %w", r.TaskID, classify(err))
 	}

@@ -20,11 +20,12 @@ const startTimeout = 5 * time.Second
 // ran out: the task is handed back unspent, for another worker to run at once.
 var errShutdown = errors.New("worker shutting down: the task is handed back to its queue")
 
-// handle takes one delivery from verification to its outcome: execute finds the facts,
-// decide chooses the outcome, and the settler writes it. freeSlot is called as soon as
-// the task function returns (or when it will not run), before anything is written.
-func (w *Worker) handle(r *run, freeSlot func()) {
-	d := w.execute(r, freeSlot)
+// handle takes one delivery, admitted and begun by beginAll, to its outcome: execute
+// finds the remaining facts, decide chooses the outcome, and the settler writes it.
+// freeSlot is called as soon as the task function returns (or when it will not run),
+// before anything is written.
+func (w *Worker) handle(r *run, d delivery, freeSlot func()) {
+	d = w.execute(r, d, freeSlot)
 	out := decide(d.facts)
 	w.observe(r.msg, &d, out)
 	w.settle(r, d, out)
@@ -45,11 +46,38 @@ type delivery struct {
 	attemptEnd func(AttemptEnd)
 }
 
-// execute verifies the envelope, begins the delivery, checks the task and its caller, and
-// runs the task function with a context of its own.
-func (w *Worker) execute(r *run, freeSlot func()) delivery {
-	defer freeSlot() // a no-op once the run freed it
-	m := r.msg
+// beginAll admits each delivery of rs, the entries of one fetch, and begins those that
+// verified in one round trip: one start script each, pipelined. The deliveries it returns
+// are in the order of rs.
+func (w *Worker) beginAll(rs []*run) []delivery {
+	ds := make([]delivery, len(rs))
+	var reqs []redisq.StartRequest
+	var which []int // the index in rs of each of reqs
+	for i, r := range rs {
+		ds[i] = w.admit(r.msg)
+		if ds[i].refusal == nil {
+			e := ds[i].env
+			reqs = append(reqs, redisq.StartRequest{
+				Message: r.msg, TaskID: e.ID, Consumer: w.cfg.consumer, Runs: e.MaxRetries + 1, TTL: w.cfg.resultTTL,
+			})
+			which = append(which, i)
+		}
+	}
+	if len(reqs) == 0 {
+		return ds
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	starts, errs := w.store.StartDeliveries(ctx, reqs)
+	cancel()
+	for j, i := range which {
+		w.begun(rs[i], &ds[i], starts[j], errs[j])
+	}
+	return ds
+}
+
+// admit verifies the envelope of m: the part of a delivery that needs neither Redis nor
+// the task's record. The delivery it returns has a refusal, or its verified envelope.
+func (w *Worker) admit(m redisq.Message) delivery {
 	d := delivery{entry: m.EntryID, log: []any{"queue", m.Queue, "entry", m.EntryID}}
 	d.now = time.Now()
 	untrusted := func(err error) delivery {
@@ -76,36 +104,40 @@ func (w *Worker) execute(r *run, freeSlot func()) delivery {
 		// not end a task that is still running.
 		return untrusted(err)
 	}
+	return d
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	st, err := w.store.StartDelivery(ctx, redisq.StartRequest{
-		Message: m, TaskID: e.ID, Consumer: w.cfg.consumer, Runs: e.MaxRetries + 1, TTL: w.cfg.resultTTL,
-	})
-	cancel()
+// begun records in d what the start script of r's delivery answered, and gives r its
+// lease when the delivery began.
+func (w *Worker) begun(r *run, d *delivery, st redisq.Start, err error) {
 	switch {
 	case errors.Is(err, redisq.ErrCorrupt):
-		return untrusted(fmt.Errorf("%w: %v", errCorrupt, err))
+		d.refusal, d.untrusted = fmt.Errorf("%w: %v", errCorrupt, err), true
+		return
 	case err != nil:
 		// Nothing began: the entry stays leased to this worker until the lease runs out,
 		// then it is taken over, by this worker too.
 		d.startErr = err
-		return d
+		return
 	}
 	d.start, d.attempt = st.Outcome, st.Attempts
-	if st.Outcome == redisq.StartNoRecord {
-		return untrusted(errNoRecord)
-	}
-	if st.Outcome == redisq.StartWorkerLost {
-		r.begin(e.ID, st.Lease)
+	switch st.Outcome {
+	case redisq.StartNoRecord:
+		d.refusal, d.untrusted = errNoRecord, true
+	case redisq.StartRun, redisq.StartWorkerLost:
+		r.begin(d.env.ID, st.Lease)
 		d.log = append(d.log, "attempt", st.Attempts)
-		return d
 	}
-	if st.Outcome != redisq.StartRun {
-		return d
-	}
-	r.begin(e.ID, st.Lease)
-	d.log = append(d.log, "attempt", st.Attempts)
+}
 
+// execute runs the task function of a delivery beginAll began, with a context of its own,
+// once its kind, schema and caller check out.
+func (w *Worker) execute(r *run, d delivery, freeSlot func()) delivery {
+	defer freeSlot() // a no-op once the run freed it
+	if d.refusal != nil || d.startErr != nil || d.start != redisq.StartRun {
+		return d
+	}
+	e := d.env
 	if skew := w.verifyAndCall(r.ctx, &d, e, freeSlot); skew {
 		return w.versionSkew(d, e)
 	}

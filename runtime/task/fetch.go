@@ -11,8 +11,9 @@ import (
 
 // Fetching: how a worker reads its queues.
 const (
-	// fetchBatch is the most entries one read takes.
-	fetchBatch = 16
+	// fetchBatch is the most entries one read takes, and so the most deliveries begun in
+	// one round trip (Worker.beginAll).
+	fetchBatch = 32
 	// fetchBlock is how long a read waits for new entries, at most an eighth of the
 	// lease (see fetcher.block).
 	fetchBlock = time.Second
@@ -26,8 +27,8 @@ const (
 type fetcher struct {
 	w     *Worker
 	queue string
-	// dispatch starts one delivery; it owns the slot taken for it.
-	dispatch func(redisq.Message)
+	// dispatch begins the deliveries of one fetch; each owns the slot taken for it.
+	dispatch func([]redisq.Message)
 	slots    chan struct{}
 }
 
@@ -76,8 +77,8 @@ func (f *fetcher) run(ctx context.Context) {
 		cancel()
 		release(f.slots, n-len(msgs))
 		// Entries handed over are this worker's even when the call then failed: run them.
-		for _, m := range msgs {
-			f.dispatch(m)
+		if len(msgs) > 0 {
+			f.dispatch(msgs)
 		}
 		if err != nil {
 			ready = !errors.Is(err, redisq.ErrNoGroup)

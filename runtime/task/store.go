@@ -19,7 +19,7 @@ type store interface {
 	PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error)
 	Promote(ctx context.Context, queue string, limit int) (moved int, next time.Duration, err error)
 	Heartbeat(ctx context.Context, queue, consumer string, lease time.Duration, leases []redisq.Lease) ([]redisq.LeaseStatus, error)
-	StartDelivery(ctx context.Context, r redisq.StartRequest) (redisq.Start, error)
+	StartDeliveries(ctx context.Context, rs []redisq.StartRequest) ([]redisq.Start, []error)
 	SkewSince(ctx context.Context, queue, id string) (time.Time, error)
 	Schema(ctx context.Context, queue, fingerprint string) (string, bool, error)
 	Settle(ctx context.Context, ss []redisq.Settlement) []error

@@ -100,14 +100,19 @@ func (f *fakeStore) Heartbeat(_ context.Context, _, _ string, _ time.Duration, l
 	return out, nil
 }
 
-func (f *fakeStore) StartDelivery(_ context.Context, r redisq.StartRequest) (redisq.Start, error) {
+func (f *fakeStore) StartDeliveries(_ context.Context, rs []redisq.StartRequest) ([]redisq.Start, []error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.startErr != nil {
-		return redisq.Start{}, f.startErr
+	starts, errs := make([]redisq.Start, len(rs)), make([]error, len(rs))
+	for i, r := range rs {
+		if f.startErr != nil {
+			errs[i] = f.startErr
+			continue
+		}
+		f.tokens[r.Message.EntryID]++
+		starts[i] = redisq.Start{Outcome: redisq.StartRun, Attempts: 1, Lease: f.tokens[r.Message.EntryID]}
 	}
-	f.tokens[r.Message.EntryID]++
-	return redisq.Start{Outcome: redisq.StartRun, Attempts: 1, Lease: f.tokens[r.Message.EntryID]}, nil
+	return starts, errs
 }
 
 func (f *fakeStore) SkewSince(context.Context, string, string) (time.Time, error) {

@@ -131,14 +131,26 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelRuns(nil)
 	slots := make(chan struct{}, w.cfg.concurrency)
 	var loops, runs sync.WaitGroup
-	dispatch := func(m redisq.Message) {
-		r := w.leases.add(base, m)
-		var once sync.Once
-		freeSlot := func() { once.Do(func() { <-slots }) }
+	// dispatch begins the deliveries of one fetch together (beginAll), off the fetcher's
+	// goroutine, then runs each in its own; each owns the slot taken for it.
+	dispatch := func(msgs []redisq.Message) {
+		rs := make([]*run, len(msgs))
+		for i, m := range msgs {
+			rs[i] = w.leases.add(base, m)
+		}
 		runs.Add(1)
 		go func() {
 			defer runs.Done()
-			w.handle(r, freeSlot)
+			ds := w.beginAll(rs)
+			for i, r := range rs {
+				var once sync.Once
+				freeSlot := func() { once.Do(func() { <-slots }) }
+				runs.Add(1) // while this goroutine's own count holds runs above zero
+				go func() {
+					defer runs.Done()
+					w.handle(r, ds[i], freeSlot)
+				}()
+			}
 		}()
 	}
 	for _, q := range queues {
