@@ -216,4 +216,3 @@ func TestADurableSubmitManyIsOnTheReplicaWhenItReturns(t *testing.T) {
 		}
 	}
 }
-
