@@ -47,6 +47,10 @@ func NewClient(rdb redis.UniversalClient, opts ...ClientOption) (*Client, error)
 // prove that nothing was enqueued: the command may still reach Redis. Submit with
 // Unique to make a repeated submit safe.
 //
+// Concurrent Submits of one client share round trips: those that come while another's
+// enqueue is in flight go to Redis together in the next pipeline (coalesce.go). A Submit
+// alone is sent at once. SubmitMany sends many tasks of one Def in one call.
+//
 // With WithDurability, Submit returns once the write is also confirmed on the replicas
 // or append-only files asked for. When it is enqueued but not confirmed, Submit returns
 // its ID, not "", with an error wrapping ErrNotDurable; a submit with Unique can then be
