@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/taskgen/taskgen/internal/redisq"
@@ -18,7 +19,8 @@ const submitManyChunk = 512
 // and returns their IDs in the order of args. Each task is a task of its own, as if
 // given to Submit: its own ID, envelope and signature, and the same checks (ErrNoCaller,
 // ErrCallerExpired, a due time after the caller's expiry or beyond MaxTaskLife, the
-// envelope size). The tasks go to Redis in pipelines of up to 512, one round trip each.
+// envelope size). The tasks go to Redis in pipelines of up to 512, one round trip each,
+// the next built while one is in flight.
 //
 // opts apply to every task. Unique is refused with more than one task, as it would make
 // all of them one task; UniqueKeys gives each task its own key.
@@ -71,26 +73,34 @@ func (c *Client) submitMany(ctx context.Context, d Def, caller Caller, raws []js
 	}
 	ids := make([]ID, len(raws))
 	outs := make([]*outgoing, len(raws))
-	for i, raw := range raws {
-		if errs[i] != nil {
-			continue
-		}
-		outs[i], errs[i] = c.build(ctx, d, wireCaller, raw, &sc, sc.uniqueFor(i), now)
+	pipelined := c.recorder == nil && !c.cfg.durability.on()
+	if pipelined {
+		c.register(ctx, d.queue())
 	}
-	switch {
-	case c.recorder != nil, c.cfg.durability.on():
-		for i, o := range outs {
-			if o != nil {
-				ids[i], errs[i] = c.send(o)
+	// Chunk by chunk: while one chunk's pipeline is in flight (at most one), the next
+	// is built and signed, so that the client's work overlaps Redis's. Each chunk
+	// writes only its own indexes of ids and errs.
+	var inFlight sync.WaitGroup
+	for start := 0; start < len(raws); start += submitManyChunk {
+		end := min(start+submitManyChunk, len(raws))
+		for i := start; i < end; i++ {
+			if errs[i] == nil {
+				outs[i], errs[i] = c.build(ctx, d, wireCaller, raws[i], &sc, sc.uniqueFor(i), now)
 			}
 		}
-	default:
-		c.register(ctx, d.queue())
-		for start := 0; start < len(outs); start += submitManyChunk {
-			chunk := outs[start:min(start+submitManyChunk, len(outs))]
-			c.enqueueChunk(ctx, chunk, ids[start:], errs[start:])
+		if !pipelined {
+			// A tasktest client records, a durable one submits each as a durable Submit.
+			for i := start; i < end; i++ {
+				if outs[i] != nil {
+					ids[i], errs[i] = c.send(outs[i])
+				}
+			}
+			continue
 		}
+		inFlight.Wait()
+		inFlight.Go(func() { c.enqueueChunk(ctx, outs[start:end], ids[start:end], errs[start:end]) })
 	}
+	inFlight.Wait()
 	failed, first := 0, -1
 	for i, o := range outs {
 		if o != nil {
