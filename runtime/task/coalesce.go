@@ -19,9 +19,11 @@ import (
 // waits for the next one, which the flush in flight starts as soon as it is answered: so
 // under load the batches grow with the load, and a Submit alone is sent at once, with
 // no timer and no added latency. Nothing runs while nothing is pending: there is no
-// background goroutine.
+// background goroutine. A flush runs in the goroutine of the Submit that starts it when
+// that Submit's ctx cannot end, and otherwise in a goroutine that ends with the flush
+// (one per flush, where bounded started one per Submit).
 //
-// A Submit whose ctx ends returns ctx's error at once, as it did before (see bounded):
+// A Submit whose ctx ends returns ctx's error at once, as bounded promises elsewhere:
 // if its task was not yet taken into a flush, it is removed and never sent; if it was,
 // it may still be enqueued, which is what Submit's doc says of a ctx that ends. A flush
 // runs under the context of the Submit that started it without its cancellation
