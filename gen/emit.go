@@ -63,6 +63,7 @@ func emit(m *pkgModel, existing []byte, cache *formatCache) ([]byte, error) {
 		e.args(t)
 		e.def(t)
 		e.submit(t)
+		e.submitMany(t)
 		e.result(t)
 	}
 	e.f.Id(chunkMarker)
@@ -564,6 +565,37 @@ func (e *emitter) submit(t *taskModel) {
 	e.f.Func().Id(t.submitName).Params(params...).Params(jen.Qual(taskPkgPath, "ID"), jen.Error()).Block(
 		jen.Return(jen.Qual(taskPkgPath, "Submit").Call(
 			jen.Id("ctx"), jen.Id("c"), jen.Id(t.taskName), callerArg, jen.Id(t.argsName).Values(values...), jen.Id("opts").Op("..."),
+		)),
+	)
+	e.f.Line()
+}
+
+// submitMany emits SubmitFMany: the bulk SubmitF, one task per element of args. Its
+// parameter names are fixed and none of them names a package-level declaration it uses
+// (FArgs, FTask and the task package), so, unlike SubmitF's, they need no renaming.
+func (e *emitter) submitMany(t *taskModel) {
+	params := []jen.Code{
+		jen.Id("ctx").Qual("context", "Context"),
+		jen.Id("c").Op("*").Qual(taskPkgPath, "Client"),
+	}
+	callerArg := jen.Qual(taskPkgPath, "Caller").Values()
+	if t.hasCaller {
+		params = append(params, jen.Id("caller").Qual(taskPkgPath, "Caller"))
+		callerArg = jen.Id("caller")
+	}
+	params = append(params,
+		jen.Id("args").Index().Id(t.argsName),
+		jen.Id("opts").Op("...").Qual(taskPkgPath, "SubmitOption"))
+	e.f.Commentf("%s enqueues one %s (task %s) per", t.submitManyName, t.display, t.dir.kind)
+	if t.hasCaller {
+		e.f.Comment("element of args, on behalf of caller, and returns their IDs in order (see")
+	} else {
+		e.f.Comment("element of args and returns their IDs in order (see")
+	}
+	e.f.Comment("task.SubmitMany). ctx bounds only the enqueue.")
+	e.f.Func().Id(t.submitManyName).Params(params...).Params(jen.Index().Qual(taskPkgPath, "ID"), jen.Error()).Block(
+		jen.Return(jen.Qual(taskPkgPath, "SubmitMany").Call(
+			jen.Id("ctx"), jen.Id("c"), jen.Id(t.taskName), callerArg, jen.Id("args"), jen.Id("opts").Op("..."),
 		)),
 	)
 	e.f.Line()

@@ -83,11 +83,12 @@ type taskModel struct {
 	display string    // SendWelcome, Service.Resize or (*Service).Resize
 
 	// Generated names.
-	base       string // SendWelcome or ServiceResize
-	argsName   string // SendWelcomeArgs
-	taskName   string // SendWelcomeTask
-	submitName string // SubmitSendWelcome
-	resultName string // ResultSendWelcome
+	base           string // SendWelcome or ServiceResize
+	argsName       string // SendWelcomeArgs
+	taskName       string // SendWelcomeTask
+	submitName     string // SubmitSendWelcome
+	submitManyName string // SubmitSendWelcomeMany
+	resultName     string // ResultSendWelcome
 
 	recv   *paramModel // the receiver of a method, a lifespan value; nil for functions
 	params []*paramModel
@@ -264,7 +265,7 @@ func (b *modelBuilder) task(fd *funcDirective) *taskModel {
 	sig := fn.Type().(*types.Signature)
 	t := &taskModel{decl: decl, fn: fn, dir: fd.dir, dirPos: fd.comment.Slash, base: taskBaseName(decl)}
 	names := taskspec.NamesOf(t.base)
-	t.argsName, t.taskName, t.submitName, t.resultName = names.Args, names.Task, names.Submit, names.Result
+	t.argsName, t.taskName, t.submitName, t.submitManyName, t.resultName = names.Args, names.Task, names.Submit, names.SubmitMany, names.Result
 	t.display = decl.Name.Name
 	if recv := sig.Recv(); recv != nil {
 		t.display = recvDisplay(recv.Type()) + "." + decl.Name.Name

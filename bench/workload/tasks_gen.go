@@ -35,6 +35,13 @@ func SubmitOrder(ctx context.Context, c *task.Client, caller task.Caller, order 
 	return task.Submit(ctx, c, OrderTask, caller, OrderArgs{Order: order, Qty: qty, Gift: gift, Sent: sent}, opts...)
 }
 
+// SubmitOrderMany enqueues one Order (task bench.order) per
+// element of args, on behalf of caller, and returns their IDs in order (see
+// task.SubmitMany). ctx bounds only the enqueue.
+func SubmitOrderMany(ctx context.Context, c *task.Client, caller task.Caller, args []OrderArgs, opts ...task.SubmitOption) ([]task.ID, error) {
+	return task.SubmitMany(ctx, c, OrderTask, caller, args, opts...)
+}
+
 // ResultOrder waits until task id of Order (task bench.order) finishes
 // and returns nil, or a *task.FailedError when it failed for good, or
 // task.ErrKindMismatch when id is a task of another kind. ctx bounds the wait.

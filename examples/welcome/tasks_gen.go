@@ -35,6 +35,13 @@ func SubmitSendWelcome(ctx context.Context, c *task.Client, caller task.Caller, 
 	return task.Submit(ctx, c, SendWelcomeTask, caller, SendWelcomeArgs{To: to, Name: name}, opts...)
 }
 
+// SubmitSendWelcomeMany enqueues one SendWelcome (task email.send_welcome) per
+// element of args, on behalf of caller, and returns their IDs in order (see
+// task.SubmitMany). ctx bounds only the enqueue.
+func SubmitSendWelcomeMany(ctx context.Context, c *task.Client, caller task.Caller, args []SendWelcomeArgs, opts ...task.SubmitOption) ([]task.ID, error) {
+	return task.SubmitMany(ctx, c, SendWelcomeTask, caller, args, opts...)
+}
+
 // ResultSendWelcome waits until task id of SendWelcome (task email.send_welcome) finishes
 // and returns its result, or a *task.FailedError when it failed for good, or
 // task.ErrKindMismatch when id is a task of another kind. ctx bounds the wait.
@@ -63,6 +70,13 @@ var SendDigestTask = task.Def{
 // ctx bounds only the enqueue, not the task's execution.
 func SubmitSendDigest(ctx context.Context, c *task.Client, caller task.Caller, week int, recipients []string, opts ...task.SubmitOption) (task.ID, error) {
 	return task.Submit(ctx, c, SendDigestTask, caller, SendDigestArgs{Week: week, Recipients: recipients}, opts...)
+}
+
+// SubmitSendDigestMany enqueues one SendDigest (task email.send_digest) per
+// element of args, on behalf of caller, and returns their IDs in order (see
+// task.SubmitMany). ctx bounds only the enqueue.
+func SubmitSendDigestMany(ctx context.Context, c *task.Client, caller task.Caller, args []SendDigestArgs, opts ...task.SubmitOption) ([]task.ID, error) {
+	return task.SubmitMany(ctx, c, SendDigestTask, caller, args, opts...)
 }
 
 // ResultSendDigest waits until task id of SendDigest (task email.send_digest) finishes

@@ -17,13 +17,15 @@ type Names struct {
 	Args   string // FArgs, the serialized arguments
 	Task   string // FTask, the task.Def
 	Submit string // SubmitF
-	Result string // ResultF, the typed result
+	// SubmitMany is SubmitFMany, the bulk submit of a slice of FArgs.
+	SubmitMany string
+	Result     string // ResultF, the typed result
 }
 
 // NamesOf returns the names generated for the task whose base name is base.
 func NamesOf(base string) Names {
-	return Names{Args: base + "Args", Task: base + "Task", Submit: "Submit" + base, Result: "Result" + base}
+	return Names{Args: base + "Args", Task: base + "Task", Submit: "Submit" + base, SubmitMany: "Submit" + base + "Many", Result: "Result" + base}
 }
 
 // All returns the names in the order the generated file declares them.
-func (n Names) All() []string { return []string{n.Args, n.Task, n.Submit, n.Result} }
+func (n Names) All() []string { return []string{n.Args, n.Task, n.Submit, n.SubmitMany, n.Result} }

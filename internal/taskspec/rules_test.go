@@ -37,7 +37,7 @@ func TestQueues(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	got := taskspec.NamesOf("ShardCompact").All()
-	want := []string{"ShardCompactArgs", "ShardCompactTask", "SubmitShardCompact", "ResultShardCompact"}
+	want := []string{"ShardCompactArgs", "ShardCompactTask", "SubmitShardCompact", "SubmitShardCompactMany", "ResultShardCompact"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("NamesOf(ShardCompact).All() = %v, want %v", got, want)
 	}

@@ -21,6 +21,8 @@ type Client struct {
 	// recorder, set only on runtime/tasktest's clients (local.go), records each submit
 	// instead of enqueuing it.
 	recorder *recorder
+	// coalesce holds the submits waiting to share a pipeline (coalesce.go).
+	coalesce coalescer
 	// registered holds the queues this client has recorded in the registry of queues
 	// (for the Inspector): once per queue and process.
 	registered sync.Map
@@ -45,6 +47,10 @@ func NewClient(rdb redis.UniversalClient, opts ...ClientOption) (*Client, error)
 // prove that nothing was enqueued: the command may still reach Redis. Submit with
 // Unique to make a repeated submit safe.
 //
+// Concurrent Submits of one client share round trips: those that come while another's
+// enqueue is in flight go to Redis together in the next pipeline (coalesce.go). A Submit
+// alone is sent at once. SubmitMany sends many tasks of one Def in one call.
+//
 // With WithDurability, Submit returns once the write is also confirmed on the replicas
 // or append-only files asked for. When it is enqueued but not confirmed, Submit returns
 // its ID, not "", with an error wrapping ErrNotDurable; a submit with Unique can then be
@@ -57,81 +63,130 @@ func Submit[A any](ctx context.Context, c *Client, d Def, caller Caller, args A,
 	return c.submit(ctx, d, caller, raw, opts)
 }
 
-func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.RawMessage, opts []SubmitOption) (submitted ID, err error) {
+func (c *Client) submit(ctx context.Context, d Def, caller Caller, args json.RawMessage, opts []SubmitOption) (ID, error) {
 	if c == nil {
 		return "", fmt.Errorf("submit %s: nil *task.Client", d.Kind)
 	}
 	if err := d.check(); err != nil {
 		return "", fmt.Errorf("submit %w", err)
 	}
-	queue := d.queue()
-	var sc submitConfig
-	for _, o := range opts {
-		o(&sc)
-	}
-	if sc.uniqueKey != "" && sc.uniqueTTL <= 0 {
-		return "", fmt.Errorf("submit %s: Unique(%q) needs a positive ttl", d.Kind, sc.uniqueKey)
+	sc, err := submitOptions(d, 1, opts)
+	if err != nil {
+		return "", err
 	}
 	now := time.Now()
+	wireCaller, err := d.admit(caller, &sc, now)
+	if err != nil {
+		return "", err
+	}
+	o, err := c.build(ctx, d, wireCaller, args, &sc, sc.uniqueFor(0), now)
+	if err != nil {
+		return "", err
+	}
+	id, err := c.send(o)
+	o.finish(id, err)
+	return id, err
+}
+
+// send enqueues the built task o, or records it on a tasktest client.
+func (c *Client) send(o *outgoing) (ID, error) {
+	if c.recorder != nil {
+		return c.recorder.record(o.ctx, o.task, o.env, o.caller)
+	}
+	c.register(o.ctx, o.task.Queue)
+	if c.cfg.durability.on() {
+		return c.submitDurable(o.ctx, o.task)
+	}
+	got, err := whileResharding(o.ctx, func(ctx context.Context) (string, error) { return c.coalesced(ctx, o.task) })
+	if err != nil {
+		return "", fmt.Errorf("submit %s: %w", o.task.Kind, err)
+	}
+	return ID(got), nil
+}
+
+// admit checks caller for a submit of d with options sc at now: an empty caller or an
+// expired one for a task that takes one, a task due after its caller's token expires or
+// further ahead than MaxTaskLife. It returns the caller's wire form, nil when d takes no
+// caller. Submit and SubmitMany share it: a rule of submitting is written once.
+func (d Def) admit(caller Caller, sc *submitConfig, now time.Time) (*envelope.Caller, error) {
 	var wireCaller *envelope.Caller
+	due := sc.readyAt(now)
 	if d.Caller {
 		if caller.IsZero() {
-			return "", fmt.Errorf("submit %s: %w", d.Kind, ErrNoCaller)
+			return nil, fmt.Errorf("submit %s: %w", d.Kind, ErrNoCaller)
 		}
 		if caller.Expired(now, 0) {
-			return "", fmt.Errorf("submit %s: caller %s: token expired at %s: %w", d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ErrCallerExpired)
+			return nil, fmt.Errorf("submit %s: caller %s: token expired at %s: %w", d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ErrCallerExpired)
 		}
 		// A task due after its caller's token expires is certain to fail in a worker,
 		// hours from now; refuse it here, where the request can still be answered.
-		if ready := sc.readyAt(now); caller.Expired(ready, 0) {
-			return "", fmt.Errorf("submit %s: caller %s: token expires at %s, before the task is due at %s: %w",
-				d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), ready.Format(time.RFC3339), ErrCallerExpired)
+		if caller.Expired(due, 0) {
+			return nil, fmt.Errorf("submit %s: caller %s: token expires at %s, before the task is due at %s: %w",
+				d.Kind, caller.UserID, caller.ExpiresAt.Format(time.RFC3339), due.Format(time.RFC3339), ErrCallerExpired)
 		}
 		wireCaller = caller.wire()
 	}
-	due := sc.readyAt(now)
 	if due.Sub(now) > MaxTaskLife {
-		return "", fmt.Errorf("submit %s: due at %s, more than MaxTaskLife (%s) from now: a task's envelope is valid for at most that long", d.Kind, due.Format(time.RFC3339), MaxTaskLife)
+		return nil, fmt.Errorf("submit %s: due at %s, more than MaxTaskLife (%s) from now: a task's envelope is valid for at most that long", d.Kind, due.Format(time.RFC3339), MaxTaskLife)
 	}
+	return wireCaller, nil
+}
+
+// outgoing is one task built for a submit: signed, checked, ready to enqueue.
+type outgoing struct {
+	// ctx is the submit's ctx as the observer's Submit hook returned it: the one its
+	// enqueue runs under.
+	ctx    context.Context
+	task   redisq.Task
+	env    *envelope.Envelope
+	caller *envelope.Caller
+	end    func(ID, error) // the observer's, or nil
+}
+
+// finish tells the observer, if any, how the task's submit ended.
+func (o *outgoing) finish(id ID, err error) {
+	if o.end != nil {
+		o.end(id, err)
+	}
+}
+
+// build gives a task of d with args, admitted with wireCaller and options sc at now, its
+// id, its observer's Submit hook and trace, its envelope, caller block and signature, and
+// checks its size. unique is its unique key ("" for none). A failure after the hook
+// began is handed to the hook's end here; on success the caller calls finish. Submit
+// and SubmitMany build each task with it.
+func (c *Client) build(ctx context.Context, d Def, wireCaller *envelope.Caller, args json.RawMessage, sc *submitConfig, unique string, now time.Time) (*outgoing, error) {
+	queue := d.queue()
+	due := sc.readyAt(now)
 	id := newID(queue, now)
+	o := &outgoing{ctx: ctx, caller: wireCaller}
 	if hook := c.cfg.observer.Submit; hook != nil {
-		var end func(ID, error)
-		ctx, end = hook(ctx, Submission{ID: id, Kind: d.Kind, Queue: queue, Delay: due.Sub(now)})
-		defer func() { end(submitted, err) }()
+		o.ctx, o.end = hook(ctx, Submission{ID: id, Kind: d.Kind, Queue: queue, Delay: due.Sub(now)})
 	}
-	e := d.envelope(id, now, due, args)
+	fail := func(err error) (*outgoing, error) {
+		o.finish("", err)
+		return nil, err
+	}
+	o.env = d.envelope(id, now, due, args)
 	if inject := c.cfg.observer.Inject; inject != nil {
-		e.Trace = traceCarrier(ctx, inject)
+		o.env.Trace = traceCarrier(o.ctx, inject)
 	}
-	if err := c.keys.SetCaller(e, wireCaller); err != nil {
-		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
+	if err := c.keys.SetCaller(o.env, wireCaller); err != nil {
+		return fail(fmt.Errorf("submit %s: %w", d.Kind, err))
 	}
-	data, err := c.keys.Sign(e)
+	data, err := c.keys.Sign(o.env)
 	if err != nil {
-		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
+		return fail(fmt.Errorf("submit %s: %w", d.Kind, err))
 	}
 	if len(data) > c.cfg.maxEnvelope {
-		return "", fmt.Errorf("submit %s: envelope is %d bytes, over the %d byte limit (WithMaxEnvelopeSize); pass large data by reference: %w",
-			d.Kind, len(data), c.cfg.maxEnvelope, ErrMalformed)
+		return fail(fmt.Errorf("submit %s: envelope is %d bytes, over the %d byte limit (WithMaxEnvelopeSize); pass large data by reference: %w",
+			d.Kind, len(data), c.cfg.maxEnvelope, ErrMalformed))
 	}
-	t := redisq.Task{
+	o.task = redisq.Task{
 		ID: string(id), Kind: d.Kind, Queue: queue, Envelope: data, Delay: due.Sub(now),
-		UniqueKey: sc.uniqueKey, UniqueTTL: sc.uniqueTTL, Schema: d.Schema, Wire: d.Wire,
+		UniqueKey: unique, UniqueTTL: sc.uniqueTTL, Schema: d.Schema, Wire: d.Wire,
 	}
-	if c.recorder != nil {
-		return c.recorder.record(ctx, t, e, wireCaller)
-	}
-	c.register(ctx, queue)
-	if c.cfg.durability.on() {
-		return c.submitDurable(ctx, t)
-	}
-	got, err := bounded(ctx, func(ctx context.Context) (string, error) {
-		return whileResharding(ctx, func(ctx context.Context) (string, error) { return c.broker.Enqueue(ctx, t) })
-	})
-	if err != nil {
-		return "", fmt.Errorf("submit %s: %w", d.Kind, err)
-	}
-	return ID(got), nil
+	return o, nil
 }
 
 // envelope returns the unsigned envelope of a task of d with id, submitted at now with

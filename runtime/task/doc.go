@@ -9,7 +9,8 @@
 //
 // # The flow
 //
-//  1. A handler calls the generated SubmitF (or [Submit]) with its [Caller]. The client
+//  1. A handler calls the generated SubmitF (or [Submit]; SubmitFMany or [SubmitMany]
+//     for many tasks at once) with its [Caller]. The client
 //     signs the task envelope (HMAC-SHA256, [WithSigningKey]), seals the caller block
 //     (AES-GCM, [WithSealKey]) and adds it to the queue's Redis stream. A caller that has
 //     expired, or that expires before the task is due ([Delay], [At]), is refused at once

@@ -105,6 +105,40 @@ func ExampleFailedError() {
 	// expired caller? false
 }
 
+// Many tasks at once: SubmitMany signs one envelope per element, sends them in pipelines,
+// and returns the IDs in order. The generated SubmitFMany calls it with FArgs.
+func ExampleSubmitMany() {
+	rdb, done := exampleRedis()
+	defer done()
+	quiet := task.WithLogger(slog.New(slog.DiscardHandler))
+	w, _ := task.NewWorker(rdb, task.WithSigningKey("k1", exampleKey), quiet)
+	_ = task.Register(w, greetTask, func(ctx context.Context, caller task.Caller, name string) (string, error) {
+		return "hello " + name, nil
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go w.Run(ctx)
+
+	c, _ := task.NewClient(rdb, task.WithSigningKey("k1", exampleKey))
+	names := []string{"Ann", "Bob", "Cy"}
+	// One unique key per task: submitting the same batch again returns the same IDs.
+	once := task.UniqueKeys([]string{"greet-ann", "greet-bob", "greet-cy"}, time.Hour)
+	ids, err := task.SubmitMany(ctx, c, greetTask, task.System("newsletter"), names, once)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	again, _ := task.SubmitMany(ctx, c, greetTask, task.System("newsletter"), names, once)
+	for i, id := range ids {
+		out, err := task.Result[string](ctx, c, id)
+		fmt.Println(out, err, again[i] == id)
+	}
+	// Output:
+	// hello Ann <nil> true
+	// hello Bob <nil> true
+	// hello Cy <nil> true
+}
+
 // A token never prints, whatever formats it.
 func ExampleSecret() {
 	token := task.NewSecret("eyJhbGciOi...")

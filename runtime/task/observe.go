@@ -22,6 +22,9 @@ type ClientObserver struct {
 	// returns is the one Inject reads and the enqueue runs under (so a span started here
 	// becomes the task's parent); end is called once with the ID Submit returns (with
 	// Unique, the ID of the task already there) and its error. end must not be nil.
+	// SubmitMany calls it once per task. Tasks that share a pipeline (SubmitMany's, or
+	// concurrent Submits', see coalesce.go) are sent under one ctx: SubmitMany's, or that
+	// of the Submit whose task started the pipeline, without its cancellation.
 	Submit func(ctx context.Context, s Submission) (context.Context, func(id ID, err error))
 	// Inject, when set, writes the trace context of ctx into carrier (a
 	// propagation.TextMapCarrier, say). The entries go into the envelope, signed, and a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -504,6 +505,9 @@ type submitConfig struct {
 	at        time.Time
 	uniqueKey string
 	uniqueTTL time.Duration
+	// uniqueKeys are UniqueKeys' keys, one per task, in place of uniqueKey; nil when it
+	// was not given.
+	uniqueKeys []string
 }
 
 // Delay makes the task ready d after Redis receives it (by Redis's clock). A delay that
@@ -528,6 +532,51 @@ func (s *submitConfig) readyAt(now time.Time) time.Time {
 // Unique makes the submit a no-op while another task of the same kind was submitted with
 // the same key less than ttl ago: Submit then returns that task's ID. With a ttl longer
 // than the result TTL (WithResultTTL), that ID may name a task whose result has expired.
+//
+// Given to SubmitMany with more than one task, Unique is refused: it would make every
+// task of the batch but the first a no-op. Give each task its key with UniqueKeys.
 func Unique(key string, ttl time.Duration) SubmitOption {
-	return func(s *submitConfig) { s.uniqueKey, s.uniqueTTL = key, ttl }
+	return func(s *submitConfig) { s.uniqueKey, s.uniqueTTL, s.uniqueKeys = key, ttl, nil }
+}
+
+// UniqueKeys is Unique for SubmitMany: keys[i] is the unique key of the i-th task, and
+// len(keys) must be the number of tasks (1 for Submit). A task whose key is "" is not
+// unique. Two tasks of one batch with the same key are one task: the second gets the
+// first's ID.
+func UniqueKeys(keys []string, ttl time.Duration) SubmitOption {
+	keys = slices.Clone(keys)
+	if keys == nil {
+		keys = []string{}
+	}
+	return func(s *submitConfig) { s.uniqueKeys, s.uniqueTTL, s.uniqueKey = keys, ttl, "" }
+}
+
+// submitOptions applies opts for a submit of n tasks of d and checks them. A Unique key and
+// its ttl are the caller's business only to name, so the mistakes a ttl or a key count
+// can hold are refused here, before anything is signed.
+func submitOptions(d Def, n int, opts []SubmitOption) (submitConfig, error) {
+	var sc submitConfig
+	for _, o := range opts {
+		o(&sc)
+	}
+	switch {
+	case sc.uniqueKeys != nil && len(sc.uniqueKeys) != n:
+		return sc, fmt.Errorf("submit %s: UniqueKeys has %d keys for %d tasks: give exactly one key per task, in the order of the tasks", d.Kind, len(sc.uniqueKeys), n)
+	case sc.uniqueKey != "" && n > 1:
+		return sc, fmt.Errorf("submit %s: Unique(%q) given to SubmitMany with %d tasks would enqueue only the first and return its ID for every other: give each task its own key with UniqueKeys", d.Kind, sc.uniqueKey, n)
+	case sc.uniqueKey != "" && sc.uniqueTTL <= 0:
+		return sc, fmt.Errorf("submit %s: Unique(%q) needs a positive ttl", d.Kind, sc.uniqueKey)
+	case slices.ContainsFunc(sc.uniqueKeys, func(k string) bool { return k != "" }) && sc.uniqueTTL <= 0:
+		return sc, fmt.Errorf("submit %s: UniqueKeys needs a positive ttl", d.Kind)
+	}
+	return sc, nil
+}
+
+// uniqueFor returns the unique key of the i-th task of the submit: UniqueKeys' i-th, or
+// Unique's.
+func (s *submitConfig) uniqueFor(i int) string {
+	if s.uniqueKeys != nil {
+		return s.uniqueKeys[i]
+	}
+	return s.uniqueKey
 }

@@ -17,6 +17,9 @@
 //   - at -rate tasks/s for -rate-for, paced, with a worker running: submit-to-start
 //     latency p50 and p99, CPU per task of this process (client and worker: getrusage)
 //     and of redis-server (INFO used_cpu_sys + used_cpu_user);
+//   - submitmany/s (taskgen only): the same number of tasks enqueued with the generated
+//     SubmitOrderMany in slices of -many-batch from one goroutine, no worker running,
+//     reported beside redis-benchmark's XADD -P 16 (the goal: at least half of it);
 //   - Redis commands per task (INFO commandstats, commands run by Lua scripts included)
 //     of the enqueue phase (the client's) and of the process phase (the worker's), and
 //     round trips per task counted on each side's go-redis client (a pipeline is one).
@@ -50,6 +53,7 @@ type config struct {
 	Warmup       int           `json:"warmup_tasks"`
 	Rate         int           `json:"rate"`
 	RateFor      time.Duration `json:"rate_for_ns"`
+	ManyBatch    int           `json:"submit_many_batch"`
 	XaddRequests int           `json:"xadd_requests"`
 	Timeout      time.Duration `json:"timeout_ns"`
 	JSON         bool          `json:"-"`
@@ -65,6 +69,7 @@ func main() {
 	flag.IntVar(&cfg.Warmup, "warmup", 1000, "tasks each system runs, unmeasured, before the first round (0: none)")
 	flag.IntVar(&cfg.Rate, "rate", 2000, "tasks per second of the paced latency and CPU measurement")
 	flag.DurationVar(&cfg.RateFor, "rate-for", 5*time.Second, "how long the paced submitter runs")
+	flag.IntVar(&cfg.ManyBatch, "many-batch", 1000, "tasks per SubmitMany call in the submitmany phase (taskgen only)")
 	flag.IntVar(&cfg.XaddRequests, "xadd-requests", 200000, "requests of each redis-benchmark XADD run (0: skip)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "longest wait for a phase's tasks to run")
 	flag.BoolVar(&cfg.JSON, "json", false, "print JSON instead of the table")
@@ -102,6 +107,8 @@ func (c config) check() error {
 		return fmt.Errorf("-rate %d: give a rate from 1 to 1e9 tasks per second", c.Rate)
 	case float64(c.Rate)*c.RateFor.Seconds() < 1:
 		return fmt.Errorf("-rate %d for -rate-for %s submits no task: lengthen -rate-for", c.Rate, c.RateFor)
+	case c.ManyBatch < 1:
+		return fmt.Errorf("-many-batch %d: give at least 1", c.ManyBatch)
 	case c.XaddRequests < 0:
 		return fmt.Errorf("-xadd-requests %d: give 0 to skip redis-benchmark, or a positive count", c.XaddRequests)
 	case c.Timeout <= 0:
@@ -186,7 +193,7 @@ func measureAll(ctx context.Context, cfg config, progress io.Writer) (report, er
 	defer aq.close()
 	systems := []system{signed, sealed, aq}
 
-	b := &bench{admin: admin, tasks: cfg.Tasks, concurrency: cfg.Concurrency, rate: cfg.Rate, rateFor: cfg.RateFor, timeout: cfg.Timeout, rec: &workload.Recorder{}}
+	b := &bench{admin: admin, tasks: cfg.Tasks, concurrency: cfg.Concurrency, rate: cfg.Rate, rateFor: cfg.RateFor, manyBatch: cfg.ManyBatch, timeout: cfg.Timeout, rec: &workload.Recorder{}}
 	if cfg.Warmup > 0 {
 		for _, s := range systems {
 			fmt.Fprintf(progress, "warm-up: %s, %d tasks\n", s.name(), cfg.Warmup)

@@ -42,6 +42,12 @@ type measurement struct {
 	// Kept is what the server holds then, by key pattern.
 	Kept map[string]keptPattern `json:"kept_keys"`
 
+	// SubmitMany phase (taskgen only): the same number of tasks enqueued with the
+	// generated SubmitOrderMany in slices of -many-batch from one goroutine, no worker
+	// running; compared with redis-benchmark's XADD -P 16. Zero for asynq.
+	SubmitManyPerSec       float64 `json:"submit_many_per_sec"`
+	SubmitManyTripsPerTask float64 `json:"submit_many_round_trips_per_task"`
+
 	// Rate phase: a paced submitter at the target rate with a running worker; latency
 	// is from just before the Submit or Enqueue to the start of the task's body, CPU
 	// from after the worker started until the last task ran.
@@ -61,6 +67,7 @@ type bench struct {
 	concurrency int
 	rate        int
 	rateFor     time.Duration
+	manyBatch   int // tasks per SubmitMany call
 	timeout     time.Duration
 	rec         *workload.Recorder
 }
@@ -135,6 +142,9 @@ func (b *bench) round(ctx context.Context, s system, round int) (measurement, er
 		return m, err
 	}
 
+	if err := b.bulk(ctx, s, &m); err != nil {
+		return m, err
+	}
 	if b.rateFor == 0 {
 		return m, nil
 	}
@@ -142,6 +152,30 @@ func (b *bench) round(ctx context.Context, s system, round int) (measurement, er
 		return m, err
 	}
 	return m, nil
+}
+
+// bulk runs the SubmitMany phase of s into m, when s has a bulk submit: b.tasks tasks in
+// calls of b.manyBatch from one goroutine, on a flushed server with no worker running.
+func (b *bench) bulk(ctx context.Context, s system, m *measurement) error {
+	bs, ok := s.(bulkSubmitter)
+	if !ok {
+		return nil
+	}
+	if err := b.admin.FlushAll(ctx).Err(); err != nil {
+		return fmt.Errorf("flush redis-server: %w", err)
+	}
+	c0, _ := s.trips()
+	start := time.Now()
+	for first := 0; first < b.tasks; first += b.manyBatch {
+		if err := bs.submitMany(ctx, first, min(b.manyBatch, b.tasks-first), time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("%s: submit many: %w", s.name(), err)
+		}
+	}
+	elapsed := time.Since(start)
+	c1, _ := s.trips()
+	m.SubmitManyPerSec = float64(b.tasks) / elapsed.Seconds()
+	m.SubmitManyTripsPerTask = float64(c1-c0) / float64(b.tasks)
+	return nil
 }
 
 // paced runs the rate phase of s into m.

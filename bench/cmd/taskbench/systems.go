@@ -32,6 +32,13 @@ type system interface {
 	close()
 }
 
+// bulkSubmitter is a system with a bulk submit of its own: taskgen's SubmitMany. asynq
+// has none (its Client enqueues one task per call).
+type bulkSubmitter interface {
+	// submitMany enqueues tasks first to first+n-1 of the workload in one call.
+	submitMany(ctx context.Context, first, n int, sent int64) error
+}
+
 // benchCaller is the caller of every task: a user id, a 40-byte token, an expiry an hour
 // on, which no run of the harness outlasts.
 func benchCaller() task.Caller {
@@ -96,6 +103,18 @@ func (s *taskgenSystem) name() string {
 func (s *taskgenSystem) submit(ctx context.Context, seq int, sent int64) error {
 	order, qty, gift := args(seq)
 	_, err := workload.SubmitOrder(ctx, s.client, s.caller, order, qty, gift, sent)
+	return err
+}
+
+// submitMany enqueues tasks first to first+n-1 of the workload, submitted at sent, with
+// one SubmitOrderMany: the generated bulk submit, which sends them in pipelines.
+func (s *taskgenSystem) submitMany(ctx context.Context, first, n int, sent int64) error {
+	batch := make([]workload.OrderArgs, n)
+	for i := range batch {
+		order, qty, gift := args(first + i)
+		batch[i] = workload.OrderArgs{Order: order, Qty: qty, Gift: gift, Sent: sent}
+	}
+	_, err := workload.SubmitOrderMany(ctx, s.client, s.caller, batch)
 	return err
 }
 
