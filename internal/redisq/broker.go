@@ -70,33 +70,9 @@ func (b *Broker) Enqueue(ctx context.Context, t Task) (id string, err error) {
 // connection (see enqueueScript).
 func (b *Broker) enqueue(ctx context.Context, s redis.Scripter, t Task, durable bool) (id string, err error) {
 	k := b.Keys(t.Queue)
-	keys := []string{k.Stream(), k.Delayed(), k.State(t.ID), k.Notify(), k.Schemas()}
-	ttl := int64(0)
-	if t.UniqueKey != "" {
-		keys = append(keys, k.Unique(t.Kind, t.UniqueKey))
-		ttl = max(t.UniqueTTL.Milliseconds(), 1)
-	}
-	delay := int64(0)
-	if t.Delay > 0 {
-		delay = max(t.Delay.Milliseconds(), 1)
-	}
-	mark := "0"
-	if durable {
-		mark = "1"
-	}
-	wire := t.Wire
-	if t.Schema == "" {
-		wire = ""
-	}
-	res, err := enqueueScript.Run(ctx, s, keys, t.Envelope, t.ID, t.Kind, delay, ttl, mark, t.Schema, wire).Slice()
-	if err != nil {
-		return "", fmt.Errorf("enqueue on %s: %w", k.Stream(), classify(err))
-	}
-	if len(res) != 2 {
-		return "", fmt.Errorf("enqueue on %s: unexpected reply %v", k.Stream(), res)
-	}
-	id, _ = res[1].(string)
-	return id, nil
+	keys, args := enqueueCall(k, t, durable)
+	res, err := enqueueScript.Run(ctx, s, keys, args...).Slice()
+	return enqueueReply(k, res, err)
 }
 
 // EnsureGroup creates the queue's stream and consumer group if they do not exist.
