@@ -540,15 +540,7 @@ func (e *emitter) submit(t *taskModel) {
 		used[locals[i]] = true
 	}
 
-	params := []jen.Code{
-		jen.Id("ctx").Qual("context", "Context"),
-		jen.Id("c").Op("*").Qual(taskPkgPath, "Client"),
-	}
-	callerArg := jen.Qual(taskPkgPath, "Caller").Values()
-	if t.hasCaller {
-		params = append(params, jen.Id("caller").Qual(taskPkgPath, "Caller"))
-		callerArg = jen.Id("caller")
-	}
+	params, callerArg := submitParams(t)
 	var values []jen.Code
 	for i, p := range args {
 		params = append(params, jen.Id(locals[i]).Add(e.typ(p.typ)))
@@ -570,19 +562,24 @@ func (e *emitter) submit(t *taskModel) {
 	e.f.Line()
 }
 
+// submitParams returns the parameters SubmitF and SubmitFMany open with (ctx, c, and
+// caller when t takes one) and the caller argument they pass on.
+func submitParams(t *taskModel) (params []jen.Code, callerArg jen.Code) {
+	params = []jen.Code{
+		jen.Id("ctx").Qual("context", "Context"),
+		jen.Id("c").Op("*").Qual(taskPkgPath, "Client"),
+	}
+	if !t.hasCaller {
+		return params, jen.Qual(taskPkgPath, "Caller").Values()
+	}
+	return append(params, jen.Id("caller").Qual(taskPkgPath, "Caller")), jen.Id("caller")
+}
+
 // submitMany emits SubmitFMany: the bulk SubmitF, one task per element of args. Its
 // parameter names are fixed and none of them names a package-level declaration it uses
 // (FArgs, FTask and the task package), so, unlike SubmitF's, they need no renaming.
 func (e *emitter) submitMany(t *taskModel) {
-	params := []jen.Code{
-		jen.Id("ctx").Qual("context", "Context"),
-		jen.Id("c").Op("*").Qual(taskPkgPath, "Client"),
-	}
-	callerArg := jen.Qual(taskPkgPath, "Caller").Values()
-	if t.hasCaller {
-		params = append(params, jen.Id("caller").Qual(taskPkgPath, "Caller"))
-		callerArg = jen.Id("caller")
-	}
+	params, callerArg := submitParams(t)
 	params = append(params,
 		jen.Id("args").Index().Id(t.argsName),
 		jen.Id("opts").Op("...").Qual(taskPkgPath, "SubmitOption"))
