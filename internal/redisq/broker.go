@@ -496,33 +496,17 @@ func (b *Broker) StartDelivery(ctx context.Context, r StartRequest) (Start, erro
 }
 
 // StartDeliveries begins the deliveries of rs, as StartDelivery does each, in one round
-// trip: a worker begins the entries of one fetch together. The scripts run one by one on
-// the server, each atomic on its own; one that fails fails only its own delivery. On a
-// Cluster, go-redis splits the pipeline by node, and each script stays in its queue's slot.
+// trip (runPipelined): a worker begins the entries of one fetch together. One that fails
+// fails only its own delivery.
 func (b *Broker) StartDeliveries(ctx context.Context, rs []StartRequest) ([]Start, []error) {
 	starts, errs := make([]Start, len(rs)), make([]error, len(rs))
-	if len(rs) == 1 {
-		keys, args := b.startCall(rs[0])
-		res, err := startScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
-		starts[0], errs[0] = parseStart(rs[0], res, err)
-		return starts, errs
+	calls := make([]scriptCall, len(rs))
+	for i, r := range rs {
+		keys, args := b.startCall(r)
+		calls[i] = scriptCall{startScript, keys, args}
 	}
-	cmds := make([]*redis.Cmd, len(rs))
-	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range rs {
-			keys, args := b.startCall(r)
-			cmds[i] = startScript.EvalSha(ctx, p, keys, args...)
-		}
-		return nil
-	})
-	for i, cmd := range cmds {
+	for i, cmd := range b.runPipelined(ctx, calls) {
 		res, err := cmd.Int64Slice()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// The server has not seen the script yet (it restarted, or this is a node of
-			// the cluster new to it): Run sends its body.
-			keys, args := b.startCall(rs[i])
-			res, err = startScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
-		}
 		starts[i], errs[i] = parseStart(rs[i], res, err)
 	}
 	return starts, errs
@@ -690,33 +674,18 @@ func settleErr(s Settlement, n int64, err error) error {
 	return fmt.Errorf("%s: unexpected reply %d", what, n)
 }
 
-// Settle makes the writes ss in one round trip and returns one error per settlement, in
-// order (nil where it was made). A write is refused, changing nothing, with ErrFenced,
+// Settle makes the writes ss in one round trip (runPipelined) and returns one error per
+// settlement, in order (nil where it was made). A write is refused, changing nothing, with ErrFenced,
 // ErrNoRecord or ErrEntryTaken, or fails with ErrCorrupt or a Redis error.
 func (b *Broker) Settle(ctx context.Context, ss []Settlement) []error {
 	errs := make([]error, len(ss))
-	if len(ss) == 1 {
-		sc, keys, args := b.call(ss[0])
-		n, err := sc.Run(ctx, b.rdb, keys, args...).Int64()
-		errs[0] = settleErr(ss[0], n, err)
-		return errs
+	calls := make([]scriptCall, len(ss))
+	for i, s := range ss {
+		sc, keys, args := b.call(s)
+		calls[i] = scriptCall{sc, keys, args}
 	}
-	cmds := make([]*redis.Cmd, len(ss))
-	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, s := range ss {
-			sc, keys, args := b.call(s)
-			cmds[i] = sc.EvalSha(ctx, p, keys, args...)
-		}
-		return nil
-	})
-	for i, cmd := range cmds {
+	for i, cmd := range b.runPipelined(ctx, calls) {
 		n, err := cmd.Int64()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// The server has not seen the script yet (it restarted, or this is a node of
-			// the cluster new to it): Run sends its body.
-			sc, keys, args := b.call(ss[i])
-			n, err = sc.Run(ctx, b.rdb, keys, args...).Int64()
-		}
 		errs[i] = settleErr(ss[i], n, err)
 	}
 	return errs
