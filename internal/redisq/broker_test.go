@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"slices"
 	"strings"
 	"sync"
@@ -98,6 +99,22 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: msgs[0], TaskID: "q/2", Lease: st.Lease, Result: []byte(`"ok"`), TTL: time.Minute})
 	if n, err := e.rdb.Exists(ctx, e.keys.Done("q/2")).Result(); n != 0 || err != nil {
 		t.Errorf("an unwatched task left a done list: exists = %d, %v", n, err)
+	}
+	// What a succeeded task keeps for its TTL: nothing that served only its run.
+	h, err := e.rdb.HGetAll(ctx, e.keys.State("q/2")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for f := range h {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	want := []string{redisq.FieldAttempts, redisq.FieldFinished, redisq.FieldKind, redisq.FieldLease,
+		redisq.FieldMAC, redisq.FieldResult, redisq.FieldStarted, redisq.FieldState}
+	sort.Strings(want)
+	if !slices.Equal(fields, want) {
+		t.Errorf("a succeeded task keeps %v, want %v", fields, want)
 	}
 	if state, err := b.WatchState(ctx, "q", "q/2"); err != nil || string(state.Result) != `"ok"` {
 		t.Errorf("watch of a finished task = %+v, %v", state, err)

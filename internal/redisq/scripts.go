@@ -435,6 +435,12 @@ return out
 
 // completeScript records a successful attempt and wakes Result waiters.
 //
+// A succeeded task keeps for its TTL only what Result, the inspector and the fence need:
+// state, kind, attempts, lease token, start and finish times, result and outcome MAC
+// (and its unique key and error history when it has them). What served its run (owner,
+// entry, envelope digest, submit time, due time) goes: every finished task holds its
+// state for a day by default, so each byte counts many times over.
+//
 //	KEYS[1] stream   KEYS[2] state    KEYS[3] done   KEYS[4] entries
 //	ARGV[1] group    ARGV[2] entry id ARGV[3] lease   ARGV[4] result JSON  ARGV[5] ttl ms
 //	ARGV[6] outcome MAC
@@ -448,7 +454,7 @@ if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
-redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel)
+redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel, $f_owner, $f_entry, $f_digest, $f_submitted, $f_due, $f_skew_since)
 redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 signal_done(KEYS[2], KEYS[3], ARGV[5])

@@ -15,7 +15,9 @@ import (
 // TaskDetail is one task, for a person. It never holds the token.
 type TaskDetail struct {
 	TaskSummary
-	MaxRetries  int
+	MaxRetries int
+	// SubmittedAt is zero for a task that succeeded: its record keeps only what Result
+	// needs, and when it started and finished.
 	SubmittedAt time.Time
 	StartedAt   time.Time // newest delivery
 	FinishedAt  time.Time
