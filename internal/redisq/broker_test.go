@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +235,19 @@ func testUniqueKeyHoldsForItsTTL(t *testing.T, e env) {
 	third, _ := b.Enqueue(ctx, task("q/3"))
 	if first != "q/1" || second != "q/1" || third != "q/3" {
 		t.Errorf("ids = %s %s %s; want q/1 q/1 q/3", first, second, third)
+	}
+
+	// A unique key that is not a string is a corrupt key, reported; nothing is enqueued.
+	bad := task("q/4")
+	bad.UniqueKey = "hash"
+	e.rdb.HSet(ctx, e.keys.Unique("k", "hash"), "x", "y")
+	before, _ := e.rdb.XLen(ctx, e.keys.Stream()).Result()
+	if _, err := b.Enqueue(ctx, bad); !errors.Is(err, redisq.ErrCorrupt) {
+		t.Errorf("enqueue with a unique key of the wrong type: err = %v, want ErrCorrupt", err)
+	}
+	after, _ := e.rdb.XLen(ctx, e.keys.Stream()).Result()
+	if n, _ := e.rdb.Exists(ctx, e.keys.State("q/4")).Result(); n != 0 || after != before {
+		t.Errorf("the refused enqueue wrote: state exists %d, stream %d -> %d entries", n, before, after)
 	}
 }
 
@@ -796,8 +809,22 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 	// it with the lease setup began.
 	settleOne := func(b *redisq.Broker, s redisq.Settlement) error { return b.Settle(ctx, []redisq.Settlement{s})[0] }
 	ops := []op{
-		{name: "enqueue", keys: keys(stream, delayed, state2, notify, schemas), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+		// The enqueue writes without checking types first: a failing write undoes those
+		// before it, so each key is set wrong in turn with every write before it done.
+		// (The unique key is a string: a held one, so nothing is enqueued; see
+		// TestUniqueKeyHoldsForItsTTL for one of another type.)
+		{name: "enqueue", keys: keys(stream, state2, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
 			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")})
+			return err
+		}},
+		{name: "enqueue-unique-schema", keys: keys(schemas, stream, notify, state2), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2"),
+				UniqueKey: "u", UniqueTTL: time.Minute, Schema: "fp-new", Wire: "{}"})
+			return err
+		}},
+		{name: "enqueue-delayed", keys: keys(delayed, state2), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {
+			_, err := b.Enqueue(ctx, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2"), Delay: time.Hour,
+				UniqueKey: "u", UniqueTTL: time.Minute})
 			return err
 		}},
 		{name: "fetch", keys: keys(stream, notify), run: func(b *redisq.Broker, _ redisq.Message, _ int64, _ string) error {

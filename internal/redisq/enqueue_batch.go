@@ -2,6 +2,8 @@ package redisq
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 )
 
@@ -54,7 +56,8 @@ func enqueueCall(k Keys, t Task, durable bool) ([]string, []any) {
 	if t.Schema == "" {
 		wire = ""
 	}
-	return keys, []any{t.Envelope, t.ID, t.Kind, delay, ttl, mark, t.Schema, wire}
+	digest := sha1.Sum(t.Envelope)
+	return keys, []any{t.Envelope, t.ID, t.Kind, delay, ttl, mark, t.Schema, wire, hex.EncodeToString(digest[:])}
 }
 
 // enqueueReply reads enqueueScript's reply res (or its error) for a task on queue keys k.

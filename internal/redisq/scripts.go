@@ -9,9 +9,11 @@ import "github.com/redis/go-redis/v9"
 //
 // Three rules hold for every script:
 //
-//   - It checks the type of every key it touches before its first write (prelude's
-//     check): Redis does not roll back a script that fails half way, so a key of the
-//     wrong type must stop it before it has acknowledged or deleted anything.
+//   - A key of the wrong type changes nothing: Redis does not roll back a script that
+//     fails half way. So a script checks the type of every key it touches before its
+//     first write (prelude's check), or, the enqueue (the hot path, where five TYPE
+//     checks cost more than its writes), writes through prelude's write, which undoes
+//     the writes before it when one fails.
 //   - Times come from Redis (prelude's now_ms), never from the caller: a worker or client
 //     whose clock is off moves no due time and no lease.
 //   - The scripts that settle a delivery (complete, retry, dead, release) are fenced: they
@@ -34,6 +36,19 @@ local function check(spec)
       return redis.error_reply('WRONGTYPE taskgen: key ' .. s[1] .. ' holds a ' .. t .. ', want ' .. table.concat(s, ' or ', 2))
     end
   end
+end
+-- write runs a write command like redis.pcall, for a script that keeps in undo the
+-- commands that take back what it wrote so far. When the command fails, it runs them,
+-- newest first, and returns nil and the error to return: for a key of the wrong type,
+-- the one check reports.
+local function write(undo, key, ...)
+  local r = redis.pcall(...)
+  if type(r) ~= 'table' or not r.err then return r end
+  for i = #undo, 1, -1 do redis.call(unpack(undo[i])) end
+  if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
+    r = redis.error_reply('WRONGTYPE taskgen: key ' .. key .. ' holds a ' .. redis.call('TYPE', key)['ok'])
+  end
+  return nil, r
 end
 local function now_ms()
   local t = redis.call('TIME')
@@ -128,8 +143,14 @@ func script(src string) *redis.Script {
 //	ARGV[5] unique ttl ms
 //	ARGV[6] '1' when a WAIT or WAITAOF follows on the connection (a durable enqueue)
 //	ARGV[7] schema fingerprint   ARGV[8] its description ('': none to record)
+//	ARGV[9] the envelope's digest (lower-case hex SHA-1), computed by the client
 //
 // Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
+//
+// It runs four commands for a task without unique key or schema to record (XADD, XADD,
+// TIME, HSET): it writes through write, undoing on a key of the wrong type, instead of
+// checking five types first. The unique key needs no check: SET NX writes nothing on a
+// key that exists, of whatever type, and the GET that follows fails before any write.
 //
 // A durable enqueue that finds the unique key held rewrites it unchanged (same id, same
 // TTL): WAIT and WAITAOF wait for the connection's last write (from Redis 7.2 on, the
@@ -137,30 +158,46 @@ func script(src string) *redis.Script {
 // that never received the first task as confirming it. The rewrite moves the
 // connection's write past the first task's, which was replicated before it.
 var enqueueScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'zset', 'none'}, {KEYS[3], 'hash', 'none'}, {KEYS[4], 'stream', 'none'}, {KEYS[5], 'hash', 'none'}})
-if bad then return bad end
-if #KEYS == 6 then
-  bad = check({{KEYS[6], 'string', 'none'}})
-  if bad then return bad end
-  if not redis.call('SET', KEYS[6], ARGV[2], 'NX', 'PX', ARGV[5]) then
-    local first = redis.call('GET', KEYS[6])
-    if ARGV[6] == '1' then redis.call('SET', KEYS[6], first, 'KEEPTTL') end
+local undo = {}
+local unique = #KEYS == 6 and KEYS[6]
+if unique then
+  if not redis.call('SET', unique, ARGV[2], 'NX', 'PX', ARGV[5]) then
+    local first, bad = write(undo, unique, 'GET', unique)
+    if bad then return bad end
+    if ARGV[6] == '1' then redis.call('SET', unique, first, 'KEEPTTL') end
     return {0, first}
   end
+  table.insert(undo, {'DEL', unique})
 end
-if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[5], ARGV[7], ARGV[8]) end
+if ARGV[8] ~= '' then
+  local added, bad = write(undo, KEYS[5], 'HSETNX', KEYS[5], ARGV[7], ARGV[8])
+  if bad then return bad end
+  if added == 1 then table.insert(undo, {'HDEL', KEYS[5], ARGV[7]}) end
+end
 local now = now_ms()
-local state = $s_pending
+local fields = {$f_state, $s_pending, $f_kind, ARGV[3], $f_attempts, 0, $f_submitted, now, $f_digest, ARGV[9]}
 if tonumber(ARGV[4]) > 0 then
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
-  redis.call('HSET', KEYS[3], $f_due, now + tonumber(ARGV[4]))
-  state = $s_scheduled
+  local due = now + tonumber(ARGV[4])
+  local added, bad = write(undo, KEYS[2], 'ZADD', KEYS[2], due, ARGV[1])
+  if bad then return bad end
+  if added == 1 then table.insert(undo, {'ZREM', KEYS[2], ARGV[1]}) end
+  fields[2] = $s_scheduled
+  table.insert(fields, $f_due)
+  table.insert(fields, due)
 else
-  ready(KEYS[1], KEYS[4], ARGV[1])
+  local entry, bad = write(undo, KEYS[1], 'XADD', KEYS[1], '*', $env, ARGV[1])
+  if bad then return bad end
+  table.insert(undo, {'XDEL', KEYS[1], entry})
+  local mark, bad = write(undo, KEYS[4], 'XADD', KEYS[4], 'MAXLEN', '~', 100, '*', $env, '')
+  if bad then return bad end
+  table.insert(undo, {'XDEL', KEYS[4], mark})
 end
-if #KEYS == 6 then redis.call('HSET', KEYS[3], $f_unique, KEYS[6]) end
-redis.call('HSET', KEYS[3], $f_state, state, $f_kind, ARGV[3], $f_attempts, 0,
-  $f_submitted, now, $f_digest, redis.sha1hex(ARGV[1]))
+if unique then
+  table.insert(fields, $f_unique)
+  table.insert(fields, unique)
+end
+local _, bad = write(undo, KEYS[3], 'HSET', KEYS[3], unpack(fields))
+if bad then return bad end
 return {1, ARGV[2]}
 `)
 
