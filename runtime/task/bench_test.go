@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,6 +94,48 @@ func BenchmarkWorkerPerTask(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(tripsRun)/float64(b.N), "roundtrips/task")
+		})
+	}
+}
+
+// BenchmarkSubmit measures one Submit per task from 50 goroutines (issue 14's enqueue
+// workload): building, signing (and for "sealed", sealing) the envelope and the enqueue
+// script, with concurrent Submits coalesced into pipelines. ns/op is wall time per task
+// on the package's shared redis-server, Redis's share in it:
+//
+//	go test -run '^$' -bench BenchmarkSubmit -benchmem ./runtime/task
+func BenchmarkSubmit(b *testing.B) {
+	caller := task.Caller{UserID: "user-8f14e45f", Token: task.NewSecret("tok-0123456789abcdef0123456789abcdef0123"), ExpiresAt: time.Now().Add(time.Hour)}
+	for _, c := range []struct {
+		name string
+		opts []task.Option
+	}{{"signed", []task.Option{task.WithPlainCallers()}}, {"sealed", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			srv := redistest.Shared(b)
+			rdb := srv.NewClient()
+			defer rdb.Close()
+			trips := &tripCounter{}
+			rdb.AddHook(trips)
+			opts := append([]task.Option{task.WithPrefix(redistest.Prefix(b)), task.WithSigningKey("k1", signingKey), task.WithLogger(nil)}, c.opts...)
+			client, err := task.NewClient(rdb, clientOptions(opts)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n atomic.Int64
+			b.SetParallelism(max(50/runtime.GOMAXPROCS(0), 1))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					if _, err := task.Submit(context.Background(), client, benchOrderDef, caller, benchOrder{Order: "o-1", Qty: int(i%5) + 1, Gift: i%2 == 0}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(trips.n.Load())/float64(b.N), "roundtrips/task")
 		})
 	}
 }
