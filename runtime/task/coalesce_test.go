@@ -124,19 +124,26 @@ func TestASubmitWaitingForAFlushReturnsWhenItsContextEnds(t *testing.T) {
 		_, err := task.Submit(ctx, h.client, echoDef, alice, echoArgs{Msg: msg})
 		return time.Since(began), err
 	}
-	var wg sync.WaitGroup
-	var inFlightTook time.Duration
-	var inFlightErr error
-	wg.Go(func() { inFlightTook, inFlightErr = submit("in flight", 300*time.Millisecond) })
-	time.Sleep(50 * time.Millisecond) // its flush is sent, and waits for the paused server
-	waitingTook, waitingErr := submit("waiting", 100*time.Millisecond)
-	wg.Wait()
-	for _, r := range []struct {
+	// As many Submits as may be in flight each start a flush, which waits for the paused
+	// server; the next one waits for a flush.
+	type outcome struct {
 		name   string
 		took   time.Duration
 		err    error
 		within time.Duration
-	}{{"in flight", inFlightTook, inFlightErr, 300 * time.Millisecond}, {"waiting", waitingTook, waitingErr, 100 * time.Millisecond}} {
+	}
+	var wg sync.WaitGroup
+	inFlight := make([]outcome, task.MaxFlushes)
+	for i := range inFlight {
+		o := &inFlight[i]
+		o.name, o.within = fmt.Sprint("in flight #", i+1), 300*time.Millisecond
+		wg.Go(func() { o.took, o.err = submit(o.name, o.within) })
+		time.Sleep(50 * time.Millisecond) // its flush is sent, and waits for the paused server
+	}
+	waiting := outcome{name: "waiting", within: 100 * time.Millisecond}
+	waiting.took, waiting.err = submit(waiting.name, waiting.within)
+	wg.Wait()
+	for _, r := range append(inFlight, waiting) {
 		if !errors.Is(r.err, context.DeadlineExceeded) || r.took > r.within+time.Second {
 			t.Errorf("the %s submit returned %v after %s; want DeadlineExceeded right after %s", r.name, r.err, r.took, r.within)
 		}
@@ -154,9 +161,9 @@ func TestASubmitWaitingForAFlushReturnsWhenItsContextEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(entries) == 2 || time.Now().After(deadline) {
-			if len(entries) != 2 {
-				t.Fatalf("stream holds %d entries; want the warm-up task and the one in flight", len(entries))
+		if len(entries) == 1+task.MaxFlushes || time.Now().After(deadline) {
+			if len(entries) != 1+task.MaxFlushes {
+				t.Fatalf("stream holds %d entries; want the warm-up task and the %d in flight", len(entries), task.MaxFlushes)
 			}
 			break
 		}
@@ -167,8 +174,8 @@ func TestASubmitWaitingForAFlushReturnsWhenItsContextEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n, err := rdb.XLen(ctx, stream).Result(); n != 3 || err != nil {
-		t.Errorf("stream length = %d, %v; want 3: the waiting task must never have been sent", n, err)
+	if n, err := rdb.XLen(ctx, stream).Result(); n != 2+task.MaxFlushes || err != nil {
+		t.Errorf("stream length = %d, %v; want %d: the waiting task must never have been sent", n, err, 2+task.MaxFlushes)
 	}
 }
 

@@ -1,0 +1,4 @@
+package task
+
+// MaxFlushes is maxFlushes, for the test of a Submit that waits for a flush.
+const MaxFlushes = maxFlushes
