@@ -805,6 +805,12 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 		done    = func(k redisq.Keys) string { return k.Done("q/1") }
 		state2  = func(k redisq.Keys) string { return k.State("q/2") }
 	)
+	// watch marks q/1 as waited for, as a Result about to wait does.
+	watch := func(t *testing.T, b *redisq.Broker) {
+		if _, err := b.WatchState(ctx, "q", "q/1"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// settleOne makes the settlement of q/1's delivery; the ops that need one begun make
 	// it with the lease setup began.
 	settleOne := func(b *redisq.Broker, s redisq.Settlement) error { return b.Settle(ctx, []redisq.Settlement{s})[0] }
@@ -831,10 +837,22 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 			_, err := b.Fetch(ctx, "q", "w", 10, 0, 1<<20)
 			return err
 		}},
-		{name: "start", keys: keys(stream, state, entries, done), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+		{name: "start", keys: keys(stream, state, entries), run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
 			_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
 			return err
 		}},
+		// The start touches the done list only to wake a Result waiting for a canceled
+		// end: a cancel request pending, a waiter.
+		{name: "start-canceled-watched", keys: keys(done),
+			prepare: func(t *testing.T, b *redisq.Broker, k redisq.Keys, _ redisq.Message, _ int64) string {
+				watch(t, b)
+				e.rdb.HSet(ctx, k.State("q/1"), redisq.FieldCancel, "k1:mac")
+				return ""
+			},
+			run: func(b *redisq.Broker, m redisq.Message, _ int64, _ string) error {
+				_, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w"))
+				return err
+			}},
 		{name: "heartbeat", keys: keys(stream, tick), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
 			_, err := b.Heartbeat(ctx, "q", "w", time.Minute, []redisq.Lease{{EntryID: m.EntryID, TaskID: "q/1", Token: l}})
 			return err
@@ -853,9 +871,17 @@ func testScriptsCheckTypes(t *testing.T, e env) {
 			_, _, _, err := b.Reclaim(ctx, "q", "other", time.Millisecond, 10, "", nil)
 			return err
 		}},
-		{name: "complete", keys: keys(stream, state, done, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+		{name: "complete", keys: keys(stream, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
 			return settleOne(b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
 		}},
+		{name: "complete-watched", keys: keys(done),
+			prepare: func(t *testing.T, b *redisq.Broker, _ redisq.Keys, _ redisq.Message, _ int64) string {
+				watch(t, b)
+				return ""
+			},
+			run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
+				return settleOne(b, redisq.Settlement{Kind: redisq.Complete, Message: m, TaskID: "q/1", Lease: l, TTL: time.Minute})
+			}},
 		{name: "retry", keys: keys(stream, retry, state, entries), run: func(b *redisq.Broker, m redisq.Message, l int64, _ string) error {
 			return settleOne(b, redisq.Settlement{Kind: redisq.Retry, Message: m, TaskID: "q/1", Lease: l})
 		}},
@@ -1083,7 +1109,7 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 	for _, w := range strings.Fields(`TYPE TIME DEL RPUSH PEXPIRE HMGET SET GET ZADD XADD HSET HSETNX ZRANGEBYSCORE ZREM ZRANGE
 		XPENDING XCLAIM XACK XDEL HINCRBY HDEL HGET HGETALL XRANGE PERSIST XGROUP DELCONSUMER
 		NX PX KEEPTTL * -inf LIMIT WITHSCORES IDLE JUSTID - + ( ok stream none zset hash list string
-		WRONGTYPE > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE XTRIM MINID EXISTS HEXISTS table`) {
+		WRONGTYPE NOGROUP > MAXLEN ~ XREADGROUP GROUP COUNT STREAMS XREVRANGE XTRIM MINID EXISTS HEXISTS table`) {
 		allowed[w] = true
 	}
 	quoted := regexp.MustCompile(`'([^'\n]*)'`)

@@ -12,8 +12,9 @@ import "github.com/redis/go-redis/v9"
 //   - A key of the wrong type changes nothing: Redis does not roll back a script that
 //     fails half way. So a script checks the type of every key it touches before its
 //     first write (prelude's check), or, the enqueue (the hot path, where five TYPE
-//     checks cost more than its writes), writes through prelude's write, which undoes
-//     the writes before it when one fails.
+//     checks cost more than its writes), writes through prelude's try, which undoes
+//     the writes before it when one fails; and the hot settle and start scripts check
+//     only the keys that neither a read nor their first write meets first (see try).
 //   - Times come from Redis (prelude's now_ms), never from the caller: a worker or client
 //     whose clock is off moves no due time and no lease.
 //   - The scripts that settle a delivery (complete, retry, dead, release) are fenced: they
@@ -37,15 +38,17 @@ local function check(spec)
     end
   end
 end
--- write runs a write command like redis.pcall, for a script that keeps in undo the
--- commands that take back what it wrote so far. When the command fails, it runs them,
--- newest first, and returns nil and the error to return: for a key of the wrong type,
--- the one check reports.
-local function write(undo, key, ...)
+-- try runs a command like redis.pcall, for a script that keeps in undo the commands that
+-- take back what it wrote so far. When the command fails, it runs them, newest first, and
+-- returns nil and the error to return: for a key of the wrong type (or a stream that is
+-- missing, where one is read), the one check reports. A script that reads a key before
+-- it writes anything, or writes it first, needs no check of that key: through try, the
+-- read or write that meets a key of the wrong type fails before anything was written.
+local function try(undo, key, ...)
   local r = redis.pcall(...)
   if type(r) ~= 'table' or not r.err then return r end
   for i = #undo, 1, -1 do redis.call(unpack(undo[i])) end
-  if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
+  if string.sub(r.err, 1, 9) == 'WRONGTYPE' or string.sub(r.err, 1, 7) == 'NOGROUP' then
     r = redis.error_reply('WRONGTYPE taskgen: key ' .. key .. ' holds a ' .. redis.call('TYPE', key)['ok'])
   end
   return nil, r
@@ -61,11 +64,14 @@ local function ready(stream, notify, env)
 end
 -- signal_done wakes the Results waiting on the task of hash state, if any waits: only a
 -- waiter marks the hash (watchScript), so a task nobody waits for keeps no done list.
-local function signal_done(state, done, ttl)
-  if redis.call('HEXISTS', state, $f_waiting) == 0 then return end
+-- wake wakes them, for a script that read the mark itself.
+local function wake(done, ttl)
   redis.call('DEL', done)
   redis.call('RPUSH', done, $done)
   redis.call('PEXPIRE', done, ttl)
+end
+local function signal_done(state, done, ttl)
+  if redis.call('HEXISTS', state, $f_waiting) == 1 then wake(done, ttl) end
 end
 -- remember appends attempt's error to the task's bounded history (FieldHistory), for the
 -- inspector: the last MaxHistory attempts, each error cut to MaxHistoryError bytes. A
@@ -148,7 +154,7 @@ func script(src string) *redis.Script {
 // Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
 //
 // It runs four commands for a task without unique key or schema to record (XADD, XADD,
-// TIME, HSET): it writes through write, undoing on a key of the wrong type, instead of
+// TIME, HSET): it writes through try, undoing on a key of the wrong type, instead of
 // checking five types first. The unique key needs no check: SET NX writes nothing on a
 // key that exists, of whatever type, and the GET that follows fails before any write.
 //
@@ -162,7 +168,7 @@ local undo = {}
 local unique = #KEYS == 6 and KEYS[6]
 if unique then
   if not redis.call('SET', unique, ARGV[2], 'NX', 'PX', ARGV[5]) then
-    local first, bad = write(undo, unique, 'GET', unique)
+    local first, bad = try(undo, unique, 'GET', unique)
     if bad then return bad end
     if ARGV[6] == '1' then redis.call('SET', unique, first, 'KEEPTTL') end
     return {0, first}
@@ -170,7 +176,7 @@ if unique then
   table.insert(undo, {'DEL', unique})
 end
 if ARGV[8] ~= '' then
-  local added, bad = write(undo, KEYS[5], 'HSETNX', KEYS[5], ARGV[7], ARGV[8])
+  local added, bad = try(undo, KEYS[5], 'HSETNX', KEYS[5], ARGV[7], ARGV[8])
   if bad then return bad end
   if added == 1 then table.insert(undo, {'HDEL', KEYS[5], ARGV[7]}) end
 end
@@ -178,17 +184,17 @@ local now = now_ms()
 local fields = {$f_state, $s_pending, $f_kind, ARGV[3], $f_attempts, 0, $f_submitted, now, $f_digest, ARGV[9]}
 if tonumber(ARGV[4]) > 0 then
   local due = now + tonumber(ARGV[4])
-  local added, bad = write(undo, KEYS[2], 'ZADD', KEYS[2], due, ARGV[1])
+  local added, bad = try(undo, KEYS[2], 'ZADD', KEYS[2], due, ARGV[1])
   if bad then return bad end
   if added == 1 then table.insert(undo, {'ZREM', KEYS[2], ARGV[1]}) end
   fields[2] = $s_scheduled
   table.insert(fields, $f_due)
   table.insert(fields, due)
 else
-  local entry, bad = write(undo, KEYS[1], 'XADD', KEYS[1], '*', $env, ARGV[1])
+  local entry, bad = try(undo, KEYS[1], 'XADD', KEYS[1], '*', $env, ARGV[1])
   if bad then return bad end
   table.insert(undo, {'XDEL', KEYS[1], entry})
-  local mark, bad = write(undo, KEYS[4], 'XADD', KEYS[4], 'MAXLEN', '~', 100, '*', $env, '')
+  local mark, bad = try(undo, KEYS[4], 'XADD', KEYS[4], 'MAXLEN', '~', 100, '*', $env, '')
   if bad then return bad end
   table.insert(undo, {'XDEL', KEYS[4], mark})
 end
@@ -196,7 +202,7 @@ if unique then
   table.insert(fields, $f_unique)
   table.insert(fields, unique)
 end
-local _, bad = write(undo, KEYS[3], 'HSET', KEYS[3], unpack(fields))
+local _, bad = try(undo, KEYS[3], 'HSET', KEYS[3], unpack(fields))
 if bad then return bad end
 return {1, ARGV[2]}
 `)
@@ -393,37 +399,46 @@ return {mark, small, big}
 //
 // Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
 // record, {-2} for a finished task, {-3, attempts, lease} when its runs are spent.
+//
+// It runs on every delivery, so it checks types only where try cannot: XPENDING meets
+// the stream first, HMGET the state, and the first write of either path the entries
+// hash; the done list is checked only when a Result waits for a canceled end.
 var startScript = script(`
-local bad = check({{KEYS[1], 'stream'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'hash', 'none'}})
+local p, bad = try({}, KEYS[1], 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if bad then return bad end
-bad = #KEYS == 4 and check({{KEYS[4], 'list', 'none'}})
-if bad then return bad end
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
-local v = redis.call('HMGET', KEYS[2], $f_state, $f_attempts, $f_entry, $f_cancel)
+local v, bad = try({}, KEYS[2], 'HMGET', KEYS[2], $f_state, $f_attempts, $f_entry, $f_cancel, $f_waiting)
+if bad then return bad end
 local st = v[1]
 if not st then return {-1} end
-if st == $s_succeeded or st == $s_dead or st == $s_canceled or (v[4] and #KEYS == 4) then
+local final = st == $s_succeeded or st == $s_dead or st == $s_canceled
+if final or (v[4] and #KEYS == 4) then
+  if not final and v[5] then
+    bad = check({{KEYS[4], 'list', 'none'}})
+    if bad then return bad end
+  end
+  local _, bad = try({}, KEYS[3], 'HDEL', KEYS[3], ARGV[2])
+  if bad then return bad end
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
   redis.call('XDEL', KEYS[1], ARGV[2])
-  redis.call('HDEL', KEYS[3], ARGV[2])
-  if st ~= $s_succeeded and st ~= $s_dead and st ~= $s_canceled then
+  if not final then
     -- A cancel was requested while an earlier run went on, and that run handed the task
     -- back before its heartbeat learned of it: the task ends canceled now, unrun.
     redis.call('HDEL', KEYS[2], $f_cancel, $f_result)
     redis.call('HSET', KEYS[2], $f_state, $s_canceled, $f_reason, $s_canceled, $f_error, $cancel_message,
       $f_finished, now_ms(), $f_mac, v[4])
     redis.call('PEXPIRE', KEYS[2], ARGV[6])
-    signal_done(KEYS[2], KEYS[4], ARGV[6])
+    if v[5] then wake(KEYS[4], ARGV[6]) end
   end
   return {-2}
 end
+local _, bad = try({}, KEYS[3], 'HSET', KEYS[3], ARGV[2], ARGV[5])
+if bad then return bad end
+if v[3] and v[3] ~= ARGV[2] then redis.call('HDEL', KEYS[3], v[3]) end
 local attempts = tonumber(v[2]) or 0
 local spent = st == $s_running and attempts >= tonumber(ARGV[4])
 local lease = redis.call('HINCRBY', KEYS[2], $f_lease, 1)
 if not spent then attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1) end
-if v[3] and v[3] ~= ARGV[2] then redis.call('HDEL', KEYS[3], v[3]) end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
 redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now_ms())
 if spent then return {-3, attempts, lease} end
 return {1, attempts, lease}
@@ -483,18 +498,27 @@ return out
 //	ARGV[6] outcome MAC
 //
 // Returns 1 when recorded, 0 when fenced off, -1 when the task has no record.
+//
+// It runs on every task that succeeds, so it checks types only where try cannot: the
+// fence's read meets the state first and XACK the stream; the entries hash is checked,
+// and the done list only when a Result waits (it is touched only then).
 var completeScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'hash', 'none'}, {KEYS[3], 'list', 'none'}, {KEYS[4], 'hash', 'none'}})
+local v, bad = try({}, KEYS[2], 'HMGET', KEYS[2], $f_lease, $f_state, $f_waiting)
 if bad then return bad end
-local f = fence(KEYS[2], ARGV[3])
-if f ~= 1 then return f end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if not v[2] then return -1 end
+if v[1] ~= ARGV[3] or v[2] ~= $s_running then return 0 end
+local spec = {{KEYS[4], 'hash', 'none'}}
+if v[3] then table.insert(spec, {KEYS[3], 'list', 'none'}) end
+bad = check(spec)
+if bad then return bad end
+local _, bad = try({}, KEYS[1], 'XACK', KEYS[1], ARGV[1], ARGV[2])
+if bad then return bad end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
 redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel, $f_owner, $f_entry, $f_digest, $f_submitted, $f_due, $f_skew_since)
 redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-signal_done(KEYS[2], KEYS[3], ARGV[5])
+if v[3] then wake(KEYS[3], ARGV[5]) end
 return 1
 `)
 
