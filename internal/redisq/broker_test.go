@@ -124,6 +124,36 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 	}
 }
 
+// A read of a queue whose stream or consumer group is gone (FLUSHDB, a deleted key, a
+// failover to a replica that never had them) reports ErrNoGroup, on which the worker
+// creates them again; a start on a stream that is gone reports it corrupt.
+func TestFetchReportsAMissingGroup(t *testing.T) { each(t, testFetchReportsAMissingGroup) }
+
+func testFetchReportsAMissingGroup(t *testing.T, e env) {
+	ctx := context.Background()
+	b := e.b
+	if err := b.EnsureGroup(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")}); err != nil {
+		t.Fatal(err)
+	}
+	m := fetchOne(t, b, "w")
+	if err := e.rdb.XGroupDestroy(ctx, e.keys.Stream(), redisq.Group).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Fetch(ctx, "q", "w", 10, 0, 1<<20); !errors.Is(err, redisq.ErrNoGroup) {
+		t.Errorf("fetch without the group: err = %v, want ErrNoGroup", err)
+	}
+	e.rdb.Del(ctx, e.keys.Stream())
+	if _, err := b.Fetch(ctx, "q", "w", 10, 0, 1<<20); !errors.Is(err, redisq.ErrNoGroup) {
+		t.Errorf("fetch without the stream: err = %v, want ErrNoGroup", err)
+	}
+	if _, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w")); !errors.Is(err, redisq.ErrCorrupt) {
+		t.Errorf("start without the stream: err = %v, want ErrCorrupt", err)
+	}
+}
+
 // Several promoters running at once move each due task exactly once.
 func TestConcurrentPromotersDeliverEachTaskOnce(t *testing.T) { each(t, testConcurrentPromoters) }
 
