@@ -40,15 +40,15 @@ local function check(spec)
 end
 -- try runs a command like redis.pcall, for a script that keeps in undo the commands that
 -- take back what it wrote so far. When the command fails, it runs them, newest first, and
--- returns nil and the error to return: for a key of the wrong type (or a stream that is
--- missing, where one is read), the one check reports. A script that reads a key before
+-- returns nil and the error to return: for a key of the wrong type, the one check
+-- reports; any other as it is (NOGROUP, say, which the callers recognise). A script that reads a key before
 -- it writes anything, or writes it first, needs no check of that key: through try, the
 -- read or write that meets a key of the wrong type fails before anything was written.
 local function try(undo, key, ...)
   local r = redis.pcall(...)
   if type(r) ~= 'table' or not r.err then return r end
   for i = #undo, 1, -1 do redis.call(unpack(undo[i])) end
-  if string.sub(r.err, 1, 9) == 'WRONGTYPE' or string.sub(r.err, 1, 7) == 'NOGROUP' then
+  if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
     r = redis.error_reply('WRONGTYPE taskgen: key ' .. key .. ' holds a ' .. redis.call('TYPE', key)['ok'])
   end
   return nil, r
@@ -342,14 +342,18 @@ return 1
 //	ARGV[1] group    ARGV[2] consumer   ARGV[3] count   ARGV[4] max entry bytes
 //
 // Returns {notify id, {entries as XREADGROUP gives them}, {{id, size, claimed id}...}}.
+//
+// It checks no type: it reads the notify stream (XREVRANGE) and the paused flag (EXISTS,
+// of any type), and XREADGROUP, its one write, meets the stream before it hands anything
+// over. Through try, either fails on a key of the wrong type with nothing written.
 var fetchScript = script(`
-local bad = check({{KEYS[1], 'stream', 'none'}, {KEYS[2], 'stream', 'none'}})
-if bad then return bad end
 local mark = '0-0'
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local last, bad = try({}, KEYS[2], 'XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if bad then return bad end
 if #last == 1 then mark = last[1][1] end
 if #KEYS == 3 and redis.call('EXISTS', KEYS[3]) == 1 then return {mark, {}, {}} end
-local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+local r, bad = try({}, KEYS[1], 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+if bad then return bad end
 local small, big = {}, {}
 if r then
   for _, e in ipairs(r[1][2]) do
@@ -405,7 +409,7 @@ return {mark, small, big}
 // hash; the done list is checked only when a Result waits for a canceled end.
 var startScript = script(`
 local p, bad = try({}, KEYS[1], 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if bad then return bad end
+if bad then return check({{KEYS[1], 'stream'}}) or bad end
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
 local v, bad = try({}, KEYS[2], 'HMGET', KEYS[2], $f_state, $f_attempts, $f_entry, $f_cancel, $f_waiting)
 if bad then return bad end
