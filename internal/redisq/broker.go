@@ -149,8 +149,8 @@ func (e *CorruptError) Error() string { return ErrCorrupt.Error() + ": " + e.msg
 // Unwrap returns ErrCorrupt.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
 
-// corruptMark starts the error a script's type check raises (prelude's check), which
-// names the key: "WRONGTYPE taskgen: key <key> holds a <type>, want ...".
+// corruptMark starts the error a script raises on a key of the wrong type (prelude's
+// check and try), which names the key: "WRONGTYPE taskgen: key <key> holds a <type>...".
 const corruptMark = "WRONGTYPE taskgen: key "
 
 // classify turns the error a script raises on a key of the wrong type into a

@@ -797,8 +797,9 @@ func testCorruptStateHeartbeat(t *testing.T, e env) {
 	}
 }
 
-// Every script checks the types of the keys it touches before it writes: with one key of
-// the wrong type, it fails with ErrCorrupt and leaves every key as it was.
+// Every script, whether it checks the types of the keys it touches before it writes or
+// meets them first with a read or its first write (prelude's try): with one key of the
+// wrong type, it fails with ErrCorrupt and leaves every key as it was.
 func TestScriptsChangeNothingOnAKeyOfTheWrongType(t *testing.T) { each(t, testScriptsCheckTypes) }
 
 func testScriptsCheckTypes(t *testing.T, e env) {
