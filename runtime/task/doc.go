@@ -86,7 +86,8 @@
 // queue (promote.go) moves delayed tasks to the stream when Redis's clock says so; each
 // delivery is executed (execute.go) and its outcome chosen by one pure function
 // (decide.go, the worker's whole failure policy in a table); the settler (settle.go)
-// writes outcomes in batches, each write with a context of its own, trying a failed write
+// writes outcomes in batches (a batch of fewer than a few dozen lingers up to 2ms for
+// more), each write with a context of its own, trying a failed write
 // again while the lease is renewed; the heartbeater (heartbeat.go) renews the lease of
 // every delivery held (leases.go) until its outcome is written; the scheduler
 // (schedule.go) leads the schedules of the scheduled Defs it can. A slot is freed when the

@@ -19,6 +19,13 @@ const (
 	settleBatch = 64
 	// settleRetryMax caps the pause between tries of a write that failed.
 	settleRetryMax = 2 * time.Second
+	// settleLinger is how long a write of fewer than settleFill outcomes waits for more
+	// to join it: at a few thousand tasks a second, each outcome would otherwise pay a
+	// round trip of its own. A Result learns of an outcome that much later, at most.
+	settleLinger = 2 * time.Millisecond
+	// settleFill is how many outcomes make a write go without lingering ("a few dozen"),
+	// or the worker's concurrency when lower: no more can come soon.
+	settleFill = 32
 )
 
 // settleRequest is one outcome to write, with the delivery whose lease it settles.
@@ -35,10 +42,14 @@ type settleRequest struct {
 // tries a write that failed on Redis again, with backoff, for as long as the worker runs:
 // the delivery's lease is renewed meanwhile, so the task is neither lost nor run twice.
 // A write the scripts refuse (fenced off: another worker owns the task now) is final.
+// A write of fewer than fill outcomes lingers up to linger for more, except once the
+// worker stops: then each is written at once.
 type settler struct {
 	store  store
 	leases *leases
 	log    *slog.Logger
+	linger time.Duration
+	fill   int
 
 	mu       sync.Mutex
 	queue    []*settleRequest
@@ -47,8 +58,10 @@ type settler struct {
 	wake     chan struct{}
 }
 
-func newSettler(s store, l *leases, log *slog.Logger) *settler {
-	return &settler{store: s, leases: l, log: log, wake: make(chan struct{}, 1), sleeping: map[*settleRequest]*time.Timer{}}
+// newSettler returns the settler of a worker that runs up to concurrency tasks at once.
+func newSettler(s store, l *leases, log *slog.Logger, concurrency int) *settler {
+	return &settler{store: s, leases: l, log: log, linger: settleLinger, fill: max(min(settleFill, concurrency), 1),
+		wake: make(chan struct{}, 1), sleeping: map[*settleRequest]*time.Timer{}}
 }
 
 // submit queues an outcome write.
@@ -82,6 +95,9 @@ func (s *settler) backlog() int {
 func (s *settler) run(stop, abandon <-chan struct{}) {
 	stopping := false
 	for {
+		if !stopping && s.queued() > 0 {
+			stopping = s.wait(stop, abandon)
+		}
 		s.mu.Lock()
 		n := min(len(s.queue), settleBatch)
 		batch := append([]*settleRequest(nil), s.queue[:n]...)
@@ -105,6 +121,35 @@ func (s *settler) run(stop, abandon <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// queued returns how many outcomes wait to be written now.
+func (s *settler) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// wait lingers until fill outcomes are queued, linger has passed, or the worker stops
+// (stop closed: it reports true) or abandons its outcomes.
+func (s *settler) wait(stop, abandon <-chan struct{}) (stopped bool) {
+	if s.queued() >= s.fill {
+		return false
+	}
+	t := time.NewTimer(s.linger)
+	defer t.Stop()
+	for s.queued() < s.fill {
+		select {
+		case <-s.wake:
+		case <-t.C:
+			return false
+		case <-stop:
+			return true
+		case <-abandon:
+			return false
+		}
+	}
+	return false
 }
 
 // close refuses new outcomes and gives up the queued and sleeping ones.

@@ -24,6 +24,7 @@ type fakeStore struct {
 	tokens   map[string]int64 // entry -> lease token of its start
 	settled  []redisq.Settlement
 	tries    map[string]int // entry -> settle calls
+	writes   int            // Settle calls: round trips of outcome writes
 	beats    map[string]int // entry -> heartbeats that named it
 	changed  chan struct{}  // signalled on every settle and heartbeat
 	startErr error
@@ -131,6 +132,7 @@ func (f *fakeStore) Settle(_ context.Context, ss []redisq.Settlement) []error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.signal()
+	f.writes++
 	errs := make([]error, len(ss))
 	for i, s := range ss {
 		f.tries[s.Message.EntryID]++
@@ -210,7 +212,7 @@ func fakeWorker(t *testing.T, f *fakeStore, opts ...WorkerOption) *Worker {
 		t.Fatal(err)
 	}
 	w.store = f
-	w.settler = newSettler(f, w.leases, w.log)
+	w.settler = newSettler(f, w.leases, w.log, w.cfg.concurrency)
 	return w
 }
 

@@ -69,7 +69,7 @@ func newWorker(cfg workerConfig, keys *envelope.Keyring, st store) *Worker {
 		leases:    newLeases(),
 		promoters: map[string]*promoter{},
 	}
-	w.settler = newSettler(st, w.leases, w.log)
+	w.settler = newSettler(st, w.leases, w.log, cfg.concurrency)
 	return w
 }
 
