@@ -73,10 +73,15 @@ func (s *settler) submit(req *settleRequest) {
 		return
 	}
 	s.queue = append(s.queue, req)
+	// run needs waking for the first outcome (it may sleep) and for the one that fills a
+	// write (it may linger); the ones between would only wake it to linger on.
+	wake := len(s.queue) == 1 || len(s.queue) == s.fill
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
