@@ -94,13 +94,49 @@ func (p *Pinned) Close() error { return p.conn.Close() }
 // the next Pin finds the new master.
 func (p *Pinned) Enqueue(ctx context.Context, t Task) (string, error) {
 	id, err := p.b.enqueue(ctx, p.conn, t, true)
-	if err != nil && (strings.Contains(err.Error(), "MOVED ") || strings.Contains(err.Error(), "ASK ")) {
-		if c, ok := p.rdb.(*redis.ClusterClient); ok {
-			c.ReloadState(ctx)
-		}
-		return "", fmt.Errorf("%w (the queue's slot moved; nothing was enqueued: submit again)", err)
+	if moved(err) {
+		p.reload(ctx)
+		return "", movedError(err)
 	}
 	return id, err
+}
+
+// moved reports whether err is a Cluster's redirection: the pinned node no longer
+// serves the queue's slot.
+func moved(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "MOVED ") || strings.Contains(err.Error(), "ASK "))
+}
+
+// movedError says what a moved slot means for an enqueue.
+func movedError(err error) error {
+	return fmt.Errorf("%w (the queue's slot moved; nothing was enqueued: submit again)", err)
+}
+
+// reload has a Cluster client reload its slot map, so that the next Pin finds the
+// queue's new master.
+func (p *Pinned) reload(ctx context.Context) {
+	if c, ok := p.rdb.(*redis.ClusterClient); ok {
+		c.ReloadState(ctx)
+	}
+}
+
+// EnqueueMany adds ts, all of the pinned queue, like Broker.EnqueueMany, in one round
+// trip on the pinned connection, so that one Wait confirms them all: WAIT and WAITAOF
+// wait for the connection's last write, and the ones before it reached the replicas
+// first. A task whose slot moved fails as Enqueue's does, with nothing of it written.
+func (p *Pinned) EnqueueMany(ctx context.Context, ts []Task) []EnqueueResult {
+	out := p.b.enqueueMany(ctx, p.conn, ts, true)
+	reloaded := false
+	for i, r := range out {
+		if moved(r.Err) {
+			if !reloaded {
+				p.reload(ctx)
+				reloaded = true
+			}
+			out[i].Err = movedError(r.Err)
+		}
+	}
+	return out
 }
 
 // Wait runs WAIT and then WAITAOF, each only when w asks for it, on the pinned connection

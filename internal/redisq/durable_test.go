@@ -3,6 +3,7 @@ package redisq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,47 @@ func TestAPinnedEnqueueIsConfirmedByTheReplicasThatReceivedIt(t *testing.T) {
 	w.Timeout = 100 * time.Millisecond
 	if _, acks := durable(t, b, redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("e2")}, w); acks.Replicas != 0 {
 		t.Errorf("with the replica paused: %+v, want no replica", acks)
+	}
+}
+
+// The tasks of one pinned EnqueueMany are confirmed by one Wait: each is on the replica
+// when it returns.
+func TestAPinnedEnqueueManyIsConfirmedByOneWait(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	rdb, onReplica := primary.NewClient(), replica.NewClient()
+	defer rdb.Close()
+	defer onReplica.Close()
+	prefix := redistest.Prefix(t)
+	b := redisq.New(rdb, prefix)
+	ctx := context.Background()
+	p, err := b.Pin(ctx, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var ts []redisq.Task
+	for i := range 50 {
+		ts = append(ts, redisq.Task{ID: fmt.Sprint("q/", i), Kind: "k", Queue: "q", Envelope: []byte(fmt.Sprint("e", i))})
+	}
+	for i, r := range p.EnqueueMany(ctx, ts) {
+		if r.Err != nil || r.ID != ts[i].ID {
+			t.Fatalf("task %d: %+v", i, r)
+		}
+	}
+	w := redisq.Wait{Replicas: 1, Timeout: 2 * time.Second}
+	acks, err := p.Wait(ctx, w)
+	if err != nil || acks.Short(w) != "" {
+		t.Fatalf("Wait = %+v, %v", acks, err)
+	}
+	keys := redisq.QueueKeys(prefix, "q")
+	for _, task := range ts {
+		if n, err := onReplica.Exists(ctx, keys.State(task.ID)).Result(); n != 1 || err != nil {
+			t.Fatalf("task %s is not on the replica when the Wait returned: %d, %v", task.ID, n, err)
+		}
+	}
+	if n, err := onReplica.XLen(ctx, keys.Stream()).Result(); n != 50 || err != nil {
+		t.Errorf("the replica's stream holds %d entries, %v; want 50", n, err)
 	}
 }
 

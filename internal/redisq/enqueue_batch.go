@@ -19,16 +19,21 @@ type EnqueueResult struct {
 // (runPipelined). It returns one result per task, in order; a task that fails (a key of
 // the wrong type, say) fails alone.
 func (b *Broker) EnqueueMany(ctx context.Context, ts []Task) []EnqueueResult {
+	return b.enqueueMany(ctx, b.rdb, ts, false)
+}
+
+// enqueueMany is EnqueueMany on on; durable says a WAIT or WAITAOF follows on it.
+func (b *Broker) enqueueMany(ctx context.Context, on pipeliner, ts []Task, durable bool) []EnqueueResult {
 	out := make([]EnqueueResult, len(ts))
 	if len(ts) == 0 {
 		return out
 	}
 	calls := make([]scriptCall, len(ts))
 	for i, t := range ts {
-		keys, args := enqueueCall(b.Keys(t.Queue), t, false)
+		keys, args := enqueueCall(b.Keys(t.Queue), t, durable)
 		calls[i] = scriptCall{enqueueScript, keys, args}
 	}
-	for i, cmd := range b.runPipelined(ctx, calls) {
+	for i, cmd := range runPipelined(ctx, on, calls) {
 		res, err := cmd.Slice()
 		out[i].ID, out[i].Err = enqueueReply(b.Keys(ts[i].Queue), res, err)
 	}

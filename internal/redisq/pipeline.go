@@ -21,11 +21,22 @@ type scriptCall struct {
 // Cluster) and the calls it refused are sent again in one more pipeline. A single call is
 // sent alone, by Script.Run. Enqueues, starts and settles in batches all go through it.
 func (b *Broker) runPipelined(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+	return runPipelined(ctx, b.rdb, calls)
+}
+
+// pipeliner is what runPipelined sends on: a client, or one connection (Pinned).
+type pipeliner interface {
+	redis.Scripter
+	Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// runPipelined is Broker.runPipelined on on.
+func runPipelined(ctx context.Context, on pipeliner, calls []scriptCall) []*redis.Cmd {
 	if len(calls) == 1 {
 		c := calls[0]
-		return []*redis.Cmd{c.script.Run(ctx, b.rdb, c.keys, c.args...)}
+		return []*redis.Cmd{c.script.Run(ctx, on, c.keys, c.args...)}
 	}
-	cmds := b.pipeline(ctx, calls)
+	cmds := pipeline(ctx, on, calls)
 	var again []int
 	for i, cmd := range cmds {
 		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
@@ -41,7 +52,7 @@ func (b *Broker) runPipelined(ctx context.Context, calls []scriptCall) []*redis.
 		s := calls[i].script
 		if !loaded[s] {
 			loaded[s] = true
-			if err := s.Load(ctx, b.rdb).Err(); err != nil {
+			if err := s.Load(ctx, on).Err(); err != nil {
 				// The calls keep their NOSCRIPT replies; the next batch tries again.
 				return cmds
 			}
@@ -49,7 +60,7 @@ func (b *Broker) runPipelined(ctx context.Context, calls []scriptCall) []*redis.
 		retry = append(retry, calls[i])
 	}
 	// A second NOSCRIPT (the scripts flushed again in between) stays the call's reply.
-	for j, cmd := range b.pipeline(ctx, retry) {
+	for j, cmd := range pipeline(ctx, on, retry) {
 		cmds[again[j]] = cmd
 	}
 	return cmds
@@ -57,9 +68,9 @@ func (b *Broker) runPipelined(ctx context.Context, calls []scriptCall) []*redis.
 
 // pipeline sends calls by digest in one pipeline. Exec's own error is the first
 // command's: each command carries its own.
-func (b *Broker) pipeline(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+func pipeline(ctx context.Context, on pipeliner, calls []scriptCall) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
-	_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = on.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
 			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
 		}
