@@ -295,15 +295,22 @@ func (c *Client) submitDurable(ctx context.Context, t redisq.Task) (ID, error) {
 	if id == nil {
 		return "", fmt.Errorf("submit %s: %w", t.Kind, err)
 	}
-	const advice = "it is on the primary and will run, but a failover or a crash of the primary now can lose it; " +
-		"keep its ID to track it, or submit again with the same Unique key, which returns this ID and waits again"
-	if err != nil {
-		return ID(*id), fmt.Errorf("submit %s: task %s is enqueued, but waiting for its confirmation failed (%w); %s: %w",
-			t.Kind, *id, err, advice, ErrNotDurable)
-	}
-	if short := acks.Short(w); short != "" {
-		return ID(*id), fmt.Errorf("submit %s: task %s is enqueued, but %s within %s; %s: %w",
-			t.Kind, *id, short, w.Timeout, advice, ErrNotDurable)
+	if err := notDurable(*id, w, acks, err); err != nil {
+		return ID(*id), fmt.Errorf("submit %s: %w", t.Kind, err)
 	}
 	return ID(*id), nil
+}
+
+// notDurable returns the error of task id, enqueued, whose WAIT for w answered acks or
+// failed with waitErr: nil when it was confirmed, else one that wraps ErrNotDurable.
+func notDurable(id string, w redisq.Wait, acks redisq.Acks, waitErr error) error {
+	const advice = "it is on the primary and will run, but a failover or a crash of the primary now can lose it; " +
+		"keep its ID to track it, or submit again with the same Unique key, which returns this ID and waits again"
+	if waitErr != nil {
+		return fmt.Errorf("task %s is enqueued, but waiting for its confirmation failed (%w); %s: %w", id, waitErr, advice, ErrNotDurable)
+	}
+	if short := acks.Short(w); short != "" {
+		return fmt.Errorf("task %s is enqueued, but %s within %s; %s: %w", id, short, w.Timeout, advice, ErrNotDurable)
+	}
+	return nil
 }

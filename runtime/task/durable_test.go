@@ -57,6 +57,45 @@ func TestADurableSubmitIsOnTheReplicaWhenItReturns(t *testing.T) {
 	}
 }
 
+// A durable SubmitMany confirms its tasks together: each is on the replica when it
+// returns; with the replica paused, each has its ID and fails with ErrNotDurable.
+func TestADurableSubmitManyIsOnTheReplicaWhenItReturns(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	rdb, onReplica := primary.NewClient(), replica.NewClient()
+	defer rdb.Close()
+	defer onReplica.Close()
+	h := durableHarness(t, rdb, task.Durability{Replicas: 1, Timeout: 5 * time.Second})
+	args := make([]echoArgs, 700) // two chunks
+	for i := range args {
+		args[i] = echoArgs{Msg: fmt.Sprint("m", i)}
+	}
+	ids, err := task.SubmitMany(context.Background(), h.client, echoDef, alice, args)
+	if err != nil || len(ids) != len(args) {
+		t.Fatalf("SubmitMany = %d ids, %v", len(ids), err)
+	}
+	for _, id := range ids {
+		if !h.exists(t, onReplica, id) {
+			t.Fatalf("task %s is not on the replica when SubmitMany returns", id)
+		}
+	}
+
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Resume()
+	h = durableHarness(t, rdb, task.Durability{Replicas: 1, Timeout: 200 * time.Millisecond})
+	ids, err = task.SubmitMany(context.Background(), h.client, echoDef, alice, args[:3])
+	if !errors.Is(err, task.ErrNotDurable) || !strings.Contains(err.Error(), "3 of 3 tasks failed") {
+		t.Fatalf("SubmitMany with the replica paused: %v; want 3 of 3 failed, ErrNotDurable", err)
+	}
+	for _, id := range ids {
+		if id == "" || !h.exists(t, rdb, id) {
+			t.Errorf("SubmitMany returned ID %q with ErrNotDurable, want the ID of a task on the primary", id)
+		}
+	}
+}
+
 func TestADurableSubmitNoReplicaConfirmsReturnsItsIDWithErrNotDurable(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
@@ -121,6 +160,16 @@ func TestADurableSubmitAskingForAMissingReplicaIsEnqueuedButNotDurable(t *testin
 		}
 		if id == "" || !h.exists(t, rdb, id) {
 			t.Errorf("Submit returned ID %q, want the ID of the enqueued task", id)
+		}
+		// SubmitMany pins the queue's master as Submit does, and waits there once.
+		ids, err := task.SubmitMany(context.Background(), h.client, echoDef, alice, []echoArgs{{Msg: "a"}, {Msg: "b"}})
+		if !errors.Is(err, task.ErrNotDurable) || len(ids) != 2 {
+			t.Fatalf("SubmitMany = %v, %v; want two IDs and ErrNotDurable", ids, err)
+		}
+		for _, id := range ids {
+			if id == "" || !h.exists(t, rdb, id) {
+				t.Errorf("SubmitMany returned ID %q, want the ID of an enqueued task", id)
+			}
 		}
 	})
 }

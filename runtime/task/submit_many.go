@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,9 +34,10 @@ const submitManyChunk = 512
 // Submit, a task whose enqueue failed because ctx ended may still have reached Redis:
 // UniqueKeys makes a repeated SubmitMany safe. An empty args returns nil, nil.
 //
-// With WithDurability the tasks are submitted one at a time, each as a durable Submit
-// (its enqueue, then its WAIT on the same connection): a task enqueued but not confirmed
-// has its ID and counts as failed, with an error wrapping ErrNotDurable.
+// With WithDurability each chunk of tasks is enqueued in one pipeline on a connection to
+// the queue's master, then confirmed by one WAIT (and WAITAOF) on it, which covers every
+// write before it: a task enqueued but not confirmed has its ID and counts as failed,
+// with an error wrapping ErrNotDurable.
 func SubmitMany[A any](ctx context.Context, c *Client, d Def, caller Caller, args []A, opts ...SubmitOption) ([]ID, error) {
 	raws := make([]json.RawMessage, len(args))
 	errs := make([]error, len(args))
@@ -73,7 +75,7 @@ func (c *Client) submitMany(ctx context.Context, d Def, caller Caller, raws []js
 	}
 	ids := make([]ID, len(raws))
 	outs := make([]*outgoing, len(raws))
-	pipelined := c.recorder == nil && !c.cfg.durability.on()
+	pipelined := c.recorder == nil
 	if pipelined {
 		c.register(ctx, d.queue())
 	}
@@ -89,7 +91,7 @@ func (c *Client) submitMany(ctx context.Context, d Def, caller Caller, raws []js
 			}
 		}
 		if !pipelined {
-			// A tasktest client records, a durable one submits each as a durable Submit.
+			// A tasktest client records each.
 			for i := start; i < end; i++ {
 				if outs[i] != nil {
 					ids[i], errs[i] = c.send(outs[i])
@@ -148,7 +150,7 @@ func (c *Client) enqueueChunk(ctx context.Context, outs []*outgoing, ids []ID, e
 			}
 			var again []int
 			var moved error
-			for k, r := range c.broker.EnqueueMany(ctx, ts) {
+			for k, r := range c.enqueueMany(ctx, ts) {
 				res[pending[k]] = r
 				if redisq.Resharding(r.Err) {
 					again, moved = append(again, pending[k]), r.Err
@@ -170,10 +172,39 @@ func (c *Client) enqueueChunk(ctx context.Context, outs []*outgoing, ids []ID, e
 			errs[i] = fmt.Errorf("submit %s: %w", outs[i].task.Kind, err)
 			continue
 		}
+		ids[i] = ID(res[k].ID) // with an error too, for a task enqueued but not confirmed
 		if res[k].Err != nil {
 			errs[i] = fmt.Errorf("submit %s: %w", outs[i].task.Kind, res[k].Err)
-			continue
 		}
-		ids[i] = ID(res[k].ID)
 	}
+}
+
+// enqueueMany enqueues ts, all of one queue, in one round trip; for a durable client on
+// a connection pinned to the queue's master, followed by one WAIT there. A task enqueued
+// but not confirmed keeps its ID, with an error wrapping ErrNotDurable.
+func (c *Client) enqueueMany(ctx context.Context, ts []redisq.Task) []redisq.EnqueueResult {
+	if !c.cfg.durability.on() {
+		return c.broker.EnqueueMany(ctx, ts)
+	}
+	p, err := c.broker.Pin(ctx, ts[0].Queue)
+	if err != nil {
+		res := make([]redisq.EnqueueResult, len(ts))
+		for i := range res {
+			res[i].Err = err
+		}
+		return res
+	}
+	defer p.Close()
+	res := p.EnqueueMany(ctx, ts)
+	if !slices.ContainsFunc(res, func(r redisq.EnqueueResult) bool { return r.Err == nil }) {
+		return res
+	}
+	w := c.cfg.durability.wait()
+	acks, waitErr := p.Wait(ctx, w)
+	for i, r := range res {
+		if r.Err == nil {
+			res[i].Err = notDurable(r.ID, w, acks, waitErr)
+		}
+	}
+	return res
 }

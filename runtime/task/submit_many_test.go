@@ -200,19 +200,3 @@ func TestSubmitManyOnATasktestClientRecordsEachTask(t *testing.T) {
 		}
 	}
 }
-
-// A durable client submits a batch as durable submits: each task is on the replica when
-// SubmitMany returns.
-func TestADurableSubmitManyIsOnTheReplicaWhenItReturns(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.StartReplica(t, primary)
-	rdb, onReplica := primary.NewClient(), replica.NewClient()
-	defer rdb.Close()
-	defer onReplica.Close()
-	h := durableHarness(t, rdb, task.Durability{Replicas: 1, Timeout: 5 * time.Second})
-	for i, id := range mustSubmitMany(t, h.client, echoes(5)) {
-		if !h.exists(t, onReplica, id) {
-			t.Errorf("task %d (%s) is not on the replica when SubmitMany returns", i, id)
-		}
-	}
-}
