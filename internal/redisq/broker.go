@@ -174,19 +174,40 @@ func classify(err error) error {
 // Fetch reads up to count new entries of queue for consumer. An entry whose fields
 // exceed maxSize bytes is not read: it comes back Oversized, for the caller to
 // dead-letter with a Refuse settlement, and no more of it than its id crosses the
-// network. A paused queue (Keys.Paused) hands over nothing. When there is nothing to read, Fetch blocks up to block for a new entry, on
-// the queue's notify stream, and returns nothing: call it again.
+// network. A paused queue (Keys.Paused) hands over nothing. When there is nothing to
+// read, Fetch blocks up to block for a new entry, on the queue's notify stream, and
+// returns nothing: call it again.
 func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int) ([]Message, error) {
+	msgs, _, err := b.FetchAfter(ctx, queue, consumer, count, block, maxSize, "")
+	return msgs, err
+}
+
+// FetchAfter is Fetch for a reader that goes on reading, and it returns where to go on
+// from. After a read of fewer than count entries the stream held nothing more for the
+// group: every entry added since comes with an entry of the notify stream past the mark
+// that read saw (the enqueue, promote and requeue scripts write both). So FetchAfter
+// returns that mark, and given it as after, it first blocks on the notify stream from
+// there, up to block, and reads only once something came. The read that would have found
+// nothing is spared, which at a few thousand tasks a second is one script call per task.
+// It returns "" when the next call should read at once: after a read of count entries
+// (more may wait), or after a block that ran out (a queue resumed, or entries handed
+// back another way, show without a notify entry).
+func (b *Broker) FetchAfter(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int, after string) ([]Message, string, error) {
 	k := b.Keys(queue)
+	if after != "" && block > 0 {
+		if came, err := b.waitNotify(ctx, k, after, block); err != nil || !came {
+			return nil, "", err
+		}
+	}
 	res, err := fetchScript.Run(ctx, b.rdb, []string{k.Stream(), k.Notify(), k.Paused()}, Group, consumer, count, maxSize+len(EnvelopeField)).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOGROUP") {
-			return nil, fmt.Errorf("read %s: %w", k.Stream(), ErrNoGroup)
+			return nil, "", fmt.Errorf("read %s: %w", k.Stream(), ErrNoGroup)
 		}
-		return nil, fmt.Errorf("read %s: %w", k.Stream(), classify(err))
+		return nil, "", fmt.Errorf("read %s: %w", k.Stream(), classify(err))
 	}
 	if len(res) != 3 {
-		return nil, fmt.Errorf("read %s: unexpected reply %v", k.Stream(), res)
+		return nil, "", fmt.Errorf("read %s: unexpected reply %v", k.Stream(), res)
 	}
 	mark, _ := res[0].(string)
 	out := entries(queue, res[1])
@@ -201,14 +222,28 @@ func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, b
 		claimed, _ := e[2].(string)
 		out = append(out, Message{Queue: queue, EntryID: id, Oversized: true, Size: int(size), Claimed: claimed})
 	}
-	if len(out) > 0 || block <= 0 {
-		return out, nil
+	next := mark
+	if len(out) >= count {
+		next = ""
 	}
-	err = b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{k.Notify(), mark}, Count: 1, Block: block}).Err()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("wait on %s: %w", k.Notify(), err)
+	if len(out) > 0 || block <= 0 || after != "" {
+		return out, next, nil
 	}
-	return nil, nil
+	_, err = b.waitNotify(ctx, k, mark, block)
+	return nil, "", err
+}
+
+// waitNotify blocks up to block for an entry of k's notify stream past mark, and reports
+// whether one came.
+func (b *Broker) waitNotify(ctx context.Context, k Keys, mark string, block time.Duration) (bool, error) {
+	err := b.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{k.Notify(), mark}, Count: 1, Block: block}).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("wait on %s: %w", k.Notify(), err)
+	}
+	return true, nil
 }
 
 // entries turns entries as XREADGROUP or XCLAIM return them from a script into messages.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,73 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 	if w, err := e.rdb.HExists(ctx, e.keys.State("q/2"), redisq.FieldWaiting).Result(); w || err != nil {
 		t.Errorf("a watch of a finished task marked it: %v, %v", w, err)
 	}
+}
+
+// A read of fewer entries than asked returns the notify mark it saw; given it, the next
+// read blocks from there first and reads once something was added, and only then. A
+// read of as many as asked, and a block that runs out, return "": read at once.
+func TestFetchAfterBlocksFromTheMarkOfAShortRead(t *testing.T) { each(t, testFetchAfter) }
+
+func testFetchAfter(t *testing.T, e env) {
+	ctx := context.Background()
+	b := e.b
+	if err := b.EnsureGroup(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	enqueue := func(id string) {
+		t.Helper()
+		if _, err := b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue("q/1")
+	enqueue("q/2")
+	msgs, mark, err := b.FetchAfter(ctx, "q", "w", 2, time.Second, 1<<20, "")
+	if err != nil || len(msgs) != 2 || mark != "" {
+		t.Fatalf("a read of as many as asked = %d, %q, %v; want 2 entries and no mark", len(msgs), mark, err)
+	}
+	enqueue("q/3")
+	msgs, mark, err = b.FetchAfter(ctx, "q", "w", 10, time.Second, 1<<20, "")
+	if err != nil || len(msgs) != 1 || mark == "" {
+		t.Fatalf("a short read = %d, %q, %v; want 1 entry and a mark", len(msgs), mark, err)
+	}
+	// Nothing came since the mark: the block runs out, nothing is read.
+	scripts := &scriptCounter{}
+	e.rdb.AddHook(scripts)
+	msgs, next, err := b.FetchAfter(ctx, "q", "w", 10, 50*time.Millisecond, 1<<20, mark)
+	if err != nil || len(msgs) != 0 || next != "" {
+		t.Fatalf("a block from the mark with nothing new = %d, %q, %v; want nothing and no mark", len(msgs), next, err)
+	}
+	if n := scripts.n.Load(); n != 0 {
+		t.Errorf("the block from the mark ran %d scripts, want none", n)
+	}
+	// An entry added while it blocks is read at once.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		enqueue("q/4")
+	}()
+	msgs, next, err = b.FetchAfter(ctx, "q", "w", 10, 10*time.Second, 1<<20, mark)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "q/4" || next == "" {
+		t.Fatalf("a block from the mark with q/4 added = %+v, %q, %v; want q/4 and a new mark", msgs, next, err)
+	}
+}
+
+// scriptCounter is a go-redis hook that counts the scripts a client runs.
+type scriptCounter struct{ n atomic.Int64 }
+
+func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // A read of a queue whose stream or consumer group is gone (FLUSHDB, a deleted key, a
