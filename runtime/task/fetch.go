@@ -39,6 +39,7 @@ func (f *fetcher) run(ctx context.Context) {
 	reclaims := 0
 	cursor := redisq.ReclaimStart
 	ready := false
+	after := "" // where the next read blocks from first (redisq.Broker.FetchAfter)
 	for ctx.Err() == nil {
 		if !ready {
 			if err := w.store.EnsureGroup(ctx, f.queue); err != nil {
@@ -72,7 +73,7 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 		}
 		if err == nil && len(msgs) == 0 {
-			msgs, err = w.store.Fetch(rctx, f.queue, w.cfg.consumer, n, f.block(), w.cfg.maxEnvelope)
+			msgs, after, err = w.store.FetchAfter(rctx, f.queue, w.cfg.consumer, n, f.block(), w.cfg.maxEnvelope, after)
 		}
 		cancel()
 		release(f.slots, n-len(msgs))

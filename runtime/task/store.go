@@ -13,7 +13,7 @@ import (
 // "lease taken over mid-run") without a server.
 type store interface {
 	EnsureGroup(ctx context.Context, queue string) error
-	Fetch(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int) ([]redisq.Message, error)
+	FetchAfter(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int, after string) ([]redisq.Message, string, error)
 	Reclaim(ctx context.Context, queue, consumer string, lease time.Duration, count int, cursor string, running []string) ([]redisq.Message, []redisq.Lost, string, error)
 	EndLost(ctx context.Context, e redisq.EndLost) (bool, error)
 	PruneConsumers(ctx context.Context, queue, self string, idle time.Duration) (int, error)

@@ -52,7 +52,9 @@ func (f *fakeStore) signal() {
 
 func (f *fakeStore) EnsureGroup(context.Context, string) error { return nil }
 
-func (f *fakeStore) Fetch(ctx context.Context, queue, _ string, count int, block time.Duration, _ int) ([]redisq.Message, error) {
+// FetchAfter hands out what is pending; it keeps no notify stream, so it never returns a
+// mark to block from.
+func (f *fakeStore) FetchAfter(ctx context.Context, queue, _ string, count int, block time.Duration, _ int, _ string) ([]redisq.Message, string, error) {
 	f.mu.Lock()
 	n := min(count, len(f.pending))
 	msgs := append([]redisq.Message(nil), f.pending[:n]...)
@@ -66,7 +68,7 @@ func (f *fakeStore) Fetch(ctx context.Context, queue, _ string, count int, block
 		case <-ctx.Done():
 		}
 	}
-	return msgs, nil
+	return msgs, "", nil
 }
 
 func (f *fakeStore) Reclaim(context.Context, string, string, time.Duration, int, string, []string) ([]redisq.Message, []redisq.Lost, string, error) {
