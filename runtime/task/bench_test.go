@@ -23,6 +23,18 @@ type benchOrder struct {
 
 var benchOrderDef = task.Def{Kind: "bench.order", Queue: "bench", MaxRetries: 3, Caller: true}
 
+// benchCaller is the caller of issue 14's workload: a user id, a 40-byte token, an expiry.
+func benchCaller() task.Caller {
+	return task.Caller{UserID: "user-8f14e45f", Token: task.NewSecret("tok-0123456789abcdef0123456789abcdef0123"), ExpiresAt: time.Now().Add(time.Hour)}
+}
+
+// benchVariants are the two ways a caller travels: "signed" in clear
+// (WithPlainCallers), "sealed" sealed, the default.
+var benchVariants = []struct {
+	name string
+	opts []task.Option
+}{{"signed", []task.Option{task.WithPlainCallers()}}, {"sealed", nil}}
+
 // BenchmarkWorkerPerTask measures what a worker spends on a task beyond the task's own
 // work: fetching it, verifying and opening the envelope, checking the caller, decoding
 // the arguments, calling a body that only reads them, writing the outcome. b.N tasks are
@@ -36,11 +48,8 @@ var benchOrderDef = task.Def{Kind: "bench.order", Queue: "bench", MaxRetries: 3,
 // "signed" sends callers in clear (WithPlainCallers); "sealed" seals them, the default.
 // The harness in bench/ measures the same against asynq, with its own server.
 func BenchmarkWorkerPerTask(b *testing.B) {
-	caller := task.Caller{UserID: "user-8f14e45f", Token: task.NewSecret("tok-0123456789abcdef0123456789abcdef0123"), ExpiresAt: time.Now().Add(time.Hour)}
-	for _, c := range []struct {
-		name string
-		opts []task.Option
-	}{{"signed", []task.Option{task.WithPlainCallers()}}, {"sealed", nil}} {
+	caller := benchCaller()
+	for _, c := range benchVariants {
 		b.Run(c.name, func(b *testing.B) {
 			b.StopTimer()
 			b.ReportAllocs()
@@ -105,11 +114,8 @@ func BenchmarkWorkerPerTask(b *testing.B) {
 //
 //	go test -run '^$' -bench BenchmarkSubmit -benchmem ./runtime/task
 func BenchmarkSubmit(b *testing.B) {
-	caller := task.Caller{UserID: "user-8f14e45f", Token: task.NewSecret("tok-0123456789abcdef0123456789abcdef0123"), ExpiresAt: time.Now().Add(time.Hour)}
-	for _, c := range []struct {
-		name string
-		opts []task.Option
-	}{{"signed", []task.Option{task.WithPlainCallers()}}, {"sealed", nil}} {
+	caller := benchCaller()
+	for _, c := range benchVariants {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			srv := redistest.Shared(b)
