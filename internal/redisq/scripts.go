@@ -41,9 +41,10 @@ end
 -- try runs a command like redis.pcall, for a script that keeps in undo the commands that
 -- take back what it wrote so far. When the command fails, it runs them, newest first, and
 -- returns nil and the error to return: for a key of the wrong type, the one check
--- reports; any other as it is (NOGROUP, say, which the callers recognise). A script that reads a key before
--- it writes anything, or writes it first, needs no check of that key: through try, the
--- read or write that meets a key of the wrong type fails before anything was written.
+-- reports; any other as it is (NOGROUP, say, which the callers recognise). A script that
+-- reads a key before it writes anything, or writes it first, needs no check of that key:
+-- through try, the read or write that meets a key of the wrong type fails before
+-- anything was written.
 local function try(undo, key, ...)
   local r = redis.pcall(...)
   if type(r) ~= 'table' or not r.err then return r end
@@ -57,10 +58,17 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- ready adds env to stream, and an element to notify, which the workers block on.
-local function ready(stream, notify, env)
-  redis.call('XADD', stream, '*', $env, env)
-  redis.call('XADD', notify, 'MAXLEN', '~', 100, '*', $env, '')
+-- ready adds env to stream, and an element to notify, which the workers block on, through
+-- try: on a key of the wrong type it undoes undo (and its own first write) and returns
+-- the error, else nil, with the two entries' removals added to undo.
+local function ready(stream, notify, env, undo)
+  undo = undo or {}
+  local entry, bad = try(undo, stream, 'XADD', stream, '*', $env, env)
+  if bad then return bad end
+  table.insert(undo, {'XDEL', stream, entry})
+  local mark, bad = try(undo, notify, 'XADD', notify, 'MAXLEN', '~', 100, '*', $env, '')
+  if bad then return bad end
+  table.insert(undo, {'XDEL', notify, mark})
 end
 -- signal_done wakes the Results waiting on the task of hash state, if any waits: only a
 -- waiter marks the hash (watchScript), so a task nobody waits for keeps no done list.
@@ -120,12 +128,16 @@ local function silent(tick, consumer, lease_ms, now)
   return not seen or now - seen > lease_ms
 end
 -- fence returns 1 when lease is the newest token of the task and the task runs, 0 when
--- another delivery began since (or the task is not running), -1 when it has no record.
-local function fence(state, lease)
-  local v = redis.call('HMGET', state, $f_lease, $f_state)
-  if not v[2] then return -1 end
-  if v[1] == lease and v[2] == $s_running then return 1 end
-  return 0
+-- another delivery began since (or the task is not running), -1 when it has no record,
+-- or the error reply for a state of the wrong type (its read comes first: a script that
+-- fences needs no check of the state). Then the values of lease, state and the fields
+-- asked for besides.
+local function fence(state, lease, ...)
+  local v, bad = try({}, state, 'HMGET', state, $f_lease, $f_state, ...)
+  if bad then return bad end
+  if not v[2] then return -1, v end
+  if v[1] == lease and v[2] == $s_running then return 1, v end
+  return 0, v
 end
 `
 
@@ -191,12 +203,8 @@ if tonumber(ARGV[4]) > 0 then
   table.insert(fields, $f_due)
   table.insert(fields, due)
 else
-  local entry, bad = try(undo, KEYS[1], 'XADD', KEYS[1], '*', $env, ARGV[1])
+  local bad = ready(KEYS[1], KEYS[4], ARGV[1], undo)
   if bad then return bad end
-  table.insert(undo, {'XDEL', KEYS[1], entry})
-  local mark, bad = try(undo, KEYS[4], 'XADD', KEYS[4], 'MAXLEN', '~', 100, '*', $env, '')
-  if bad then return bad end
-  table.insert(undo, {'XDEL', KEYS[4], mark})
 end
 if unique then
   table.insert(fields, $f_unique)
@@ -220,7 +228,8 @@ if bad then return bad end
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
 for _, env in ipairs(due) do
-  ready(KEYS[2], KEYS[3], env)
+  local bad = ready(KEYS[2], KEYS[3], env)
+  if bad then return bad end
   redis.call('ZREM', KEYS[1], env)
 end
 local wait = -1
@@ -507,13 +516,11 @@ return out
 // fence's read meets the state first and XACK the stream; the entries hash is checked,
 // and the done list only when a Result waits (it is touched only then).
 var completeScript = script(`
-local v, bad = try({}, KEYS[2], 'HMGET', KEYS[2], $f_lease, $f_state, $f_waiting)
-if bad then return bad end
-if not v[2] then return -1 end
-if v[1] ~= ARGV[3] or v[2] ~= $s_running then return 0 end
+local f, v = fence(KEYS[2], ARGV[3], $f_waiting)
+if f ~= 1 then return f end
 local spec = {{KEYS[4], 'hash', 'none'}}
 if v[3] then table.insert(spec, {KEYS[3], 'list', 'none'}) end
-bad = check(spec)
+local bad = check(spec)
 if bad then return bad end
 local _, bad = try({}, KEYS[1], 'XACK', KEYS[1], ARGV[1], ARGV[2])
 if bad then return bad end
@@ -600,7 +607,8 @@ if f ~= 1 then return f end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
-ready(KEYS[1], KEYS[3], ARGV[4])
+local bad = ready(KEYS[1], KEYS[3], ARGV[4])
+if bad then return bad end
 redis.call('HINCRBY', KEYS[2], $f_attempts, -1)
 redis.call('HSET', KEYS[2], $f_state, $s_pending)
 return 1
@@ -709,7 +717,8 @@ if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
   return 0
 end
 redis.call('XDEL', KEYS[1], ARGV[1])
-ready(KEYS[2], KEYS[5], ARGV[2])
+local bad = ready(KEYS[2], KEYS[5], ARGV[2])
+if bad then return bad end
 redis.call('HDEL', KEYS[3], $f_reason, $f_error, $f_result, $f_finished, $f_mac, $f_cancel, $f_dead_entry)
 redis.call('HSET', KEYS[3], $f_state, $s_pending, $f_attempts, 0, $f_kind, ARGV[3], $f_digest, redis.sha1hex(ARGV[2]))
 redis.call('PERSIST', KEYS[3])

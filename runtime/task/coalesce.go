@@ -18,8 +18,8 @@ import (
 // on with what came in meanwhile until nothing is pending. A Submit that finds maxFlushes
 // in flight waits for the next one, which a flush in flight starts as soon as it is
 // answered: so under load the batches grow with the load, and a Submit alone is sent at
-// once, with no timer and no added latency. Nothing runs while nothing is pending: there is no
-// background goroutine. A flush runs in the goroutine of the Submit that starts it when
+// once, with no timer and no added latency. Nothing runs while nothing is pending: there
+// is no background goroutine. A flush runs in the goroutine of the Submit that starts it when
 // that Submit's ctx cannot end, and otherwise in a goroutine that ends with the flush
 // (one per flush, where bounded started one per Submit).
 //
@@ -95,8 +95,9 @@ func (c *Client) coalesced(ctx context.Context, t redisq.Task) (string, error) {
 
 // flush sends the pending tasks, coalesceMax at a time, each pipeline under ctx and
 // coalesceTimeout, until none is pending; then it leaves the flights. With own set (a
-// flusher whose Submit cannot end early), it stops once own is answered and hands what is still pending to a flush
-// in a goroutine of its own, so that this Submit returns as soon as its task is in.
+// flusher whose Submit cannot end early), it stops once own is answered and hands what
+// is still pending to a flush in a goroutine of its own, so that this Submit returns as
+// soon as its task is in.
 func (c *Client) flush(ctx context.Context, own *waiter) {
 	co := &c.coalesce
 	for {
