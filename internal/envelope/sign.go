@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,9 +53,9 @@ type Keyring struct {
 	// v2Prefixes holds, for each signing key, the start of the version 2 envelopes it
 	// signs (see v2Prefix): how Open finds the key before parsing anything.
 	v2Prefixes [][]byte
-	// v2MACs holds, for each signing key, the pool of its HMACs that macV2 uses, and
-	// v2Head what they take in before a version 2 text (see macV2).
-	v2MACs []*sync.Pool
+	// macs holds, for each signing key, the pool of its HMACs (see sum); v2Head is what
+	// they take in before a version 2 text (see macV2).
+	macs   []*sync.Pool
 	v2Head []byte
 }
 
@@ -110,7 +111,7 @@ func NewKeyring(scope string, signing []Key, sealKey []byte) (*Keyring, error) {
 	kr := &Keyring{scope: scope, signing: append([]Key(nil), signing...), opens: map[string]cipher.AEAD{}, writes: Version, v2Head: v2Head(scope)}
 	for _, k := range signing {
 		kr.v2Prefixes = append(kr.v2Prefixes, v2Prefix(k.ID))
-		kr.v2MACs = append(kr.v2MACs, v2MACPool(k.Secret))
+		kr.macs = append(kr.macs, macPool(k.Secret))
 		aead, id, err := derivedSeal(scope, k)
 		if err != nil {
 			return nil, err
@@ -254,8 +255,7 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 	if e.Version == 0 {
 		e.Version = k.writes
 	}
-	key := k.signing[0]
-	e.KeyID = key.ID
+	e.KeyID = k.signing[0].ID
 	e.Sig = nil
 	if err := e.normalize(); err != nil {
 		return nil, fmt.Errorf("encode envelope: %w", err)
@@ -270,7 +270,7 @@ func (k *Keyring) Sign(e *Envelope) ([]byte, error) {
 		}
 		return data, nil
 	}
-	e.Sig = k.mac(key.Secret, e)
+	e.Sig = k.mac(0, e)
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode envelope: %w: %v", ErrMalformed, err) // a time outside the years 0 to 9999
@@ -297,12 +297,12 @@ func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, key := range k.signing {
+	for i, key := range k.signing {
 		if key.ID == e.KeyID {
 			if !key.Retired.IsZero() && time.Now().After(key.Retired) {
 				return nil, fmt.Errorf("%w: signed with key %q, retired since %s", ErrBadSignature, e.KeyID, key.Retired.UTC().Format(time.RFC3339))
 			}
-			if !hmac.Equal(k.mac(key.Secret, e), e.Sig) {
+			if !hmac.Equal(k.mac(i, e), e.Sig) {
 				return nil, fmt.Errorf("%w: signature does not match (key %q)", ErrBadSignature, e.KeyID)
 			}
 			if err := canonical(data, e); err != nil {
@@ -314,10 +314,30 @@ func (k *Keyring) Open(data []byte, maxSize int) (*Envelope, error) {
 	return nil, fmt.Errorf("%w: unknown key id %q", ErrBadSignature, e.KeyID)
 }
 
-func (k *Keyring) mac(secret []byte, e *Envelope) []byte {
-	h := hmac.New(sha256.New, secret)
-	h.Write(signedBytes(k.scope, e))
-	return h.Sum(nil)
+// mac is the version 1 signature of e under signing key i.
+func (k *Keyring) mac(i int, e *Envelope) []byte {
+	return k.sum(i, signedBytes(k.scope, e))
+}
+
+// sum is the HMAC-SHA256 of chunks, in order, under signing key i. It takes the key's
+// HMAC from a pool: an HMAC reset after its first use restores its keyed state instead
+// of hashing the padded key again, and the pool saves allocating one per MAC, which a
+// task costs three of (its signature, checked, and its outcome's).
+func (k *Keyring) sum(i int, chunks ...[]byte) []byte {
+	pool := k.macs[i]
+	h := pool.Get().(hash.Hash)
+	h.Reset()
+	for _, c := range chunks {
+		h.Write(c)
+	}
+	out := h.Sum(make([]byte, 0, sha256.Size))
+	pool.Put(h)
+	return out
+}
+
+// macPool returns the pool of HMAC-SHA256 under secret that sum draws from.
+func macPool(secret []byte) *sync.Pool {
+	return &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}
 }
 
 // signedForm names the byte form signedBytes writes: the envelope version, then the
@@ -333,47 +353,63 @@ const signedForm = "taskgen.envelope.v1/2"
 // stands in the envelope, so any change to it, whitespace included, breaks the signature.
 // A time is signed as its Unix seconds and nanoseconds, which hold every time.Time exactly.
 func signedBytes(scope string, e *Envelope) []byte {
-	var b []byte
-	field := func(s []byte) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	str := func(s string) { field([]byte(s)) }
-	num := func(n int64) { str(strconv.FormatInt(n, 10)) }
-	str(signedForm)
-	str(scope)
-	num(int64(e.Version))
-	str(e.KeyID)
-	str(e.ID)
-	str(e.Kind)
-	str(e.Queue)
-	str(e.Schema)
-	num(int64(e.Attempt))
-	num(int64(e.MaxRetries))
-	num(e.TimeoutMS)
-	num(e.SubmittedAt.Unix())
-	num(int64(e.SubmittedAt.Nanosecond()))
-	field(e.Caller)
+	// Sized for the fields and their prefixes: one allocation per signature.
+	b := make([]byte, 0, 160+len(scope)+len(e.KeyID)+len(e.ID)+len(e.Kind)+len(e.Queue)+len(e.Schema)+len(e.Caller)+len(e.Args)+sealedLen(e.Sealed))
+	b = appendField(b, signedForm)
+	b = appendField(b, scope)
+	b = appendNum(b, int64(e.Version))
+	b = appendField(b, e.KeyID)
+	b = appendField(b, e.ID)
+	b = appendField(b, e.Kind)
+	b = appendField(b, e.Queue)
+	b = appendField(b, e.Schema)
+	b = appendNum(b, int64(e.Attempt))
+	b = appendNum(b, int64(e.MaxRetries))
+	b = appendNum(b, e.TimeoutMS)
+	b = appendNum(b, e.SubmittedAt.Unix())
+	b = appendNum(b, int64(e.SubmittedAt.Nanosecond()))
+	b = appendField(b, e.Caller)
 	if e.Sealed != nil {
-		str("sealed")
-		str(e.Sealed.KeyID)
-		field(e.Sealed.Data)
+		b = appendField(b, "sealed")
+		b = appendField(b, e.Sealed.KeyID)
+		b = appendField(b, e.Sealed.Data)
 	} else {
-		str("plain")
+		b = appendField(b, "plain")
 	}
-	field(e.Args)
+	b = appendField(b, e.Args)
 	// Appended only when set, so envelopes signed before it existed verify unchanged;
 	// args is length-prefixed, so nothing else can end with these bytes.
 	if !e.NotAfter.IsZero() {
-		str("not_after")
-		num(e.NotAfter.Unix())
-		num(int64(e.NotAfter.Nanosecond()))
+		b = appendField(b, "not_after")
+		b = appendNum(b, e.NotAfter.Unix())
+		b = appendNum(b, int64(e.NotAfter.Nanosecond()))
 	}
 	// Likewise appended only when set: envelopes without a trace sign as before.
 	if len(e.Trace) > 0 {
-		appendTrace(e.Trace, str)
+		appendTrace(e.Trace, func(s string) { b = appendField(b, s) })
 	}
 	return b
+}
+
+// appendField appends f to b as signedBytes writes a field: its length as a uvarint,
+// then its bytes.
+func appendField[T ~string | ~[]byte](b []byte, f T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return append(b, f...)
+}
+
+// appendNum appends n to b as a field holding its decimal text.
+func appendNum(b []byte, n int64) []byte {
+	var digits [20]byte
+	return appendField(b, strconv.AppendInt(digits[:0], n, 10))
+}
+
+// sealedLen is the length of a sealed caller block's key id and data, 0 for none.
+func sealedLen(s *Sealed) int {
+	if s == nil {
+		return 0
+	}
+	return len(s.KeyID) + len(s.Data)
 }
 
 // Outcome is how a task finished, as a worker writes it to the task's state and a client
@@ -397,13 +433,13 @@ const outcomeForm = "taskgen.outcome.v1"
 // the keyring has no key keyID. Attempt counts and times are not covered: they are
 // informational.
 func (k *Keyring) SignOutcome(o Outcome, keyID string) string {
-	key := k.signing[0]
-	for _, s := range k.signing {
+	i := 0
+	for j, s := range k.signing {
 		if s.ID == keyID && s.Retired.IsZero() {
-			key = s
+			i = j
 		}
 	}
-	return key.ID + ":" + base64.StdEncoding.EncodeToString(k.outcomeMAC(key.Secret, o))
+	return k.signing[i].ID + ":" + base64.StdEncoding.EncodeToString(k.outcomeMAC(i, o))
 }
 
 // VerifyOutcome checks mac, as SignOutcome writes it, against o with the signing key it
@@ -417,9 +453,9 @@ func (k *Keyring) VerifyOutcome(o Outcome, mac string) error {
 	if err != nil {
 		return fmt.Errorf("%w: the outcome MAC of %s is not base64", ErrBadSignature, o.TaskID)
 	}
-	for _, key := range k.signing {
+	for i, key := range k.signing {
 		if key.ID == id {
-			if !hmac.Equal(k.outcomeMAC(key.Secret, o), want) {
+			if !hmac.Equal(k.outcomeMAC(i, o), want) {
 				return fmt.Errorf("%w: the outcome of %s does not match its MAC (key %q)", ErrBadSignature, o.TaskID, id)
 			}
 			return nil
@@ -428,15 +464,17 @@ func (k *Keyring) VerifyOutcome(o Outcome, mac string) error {
 	return fmt.Errorf("%w: the outcome of %s is signed with unknown key id %q", ErrBadSignature, o.TaskID, id)
 }
 
-func (k *Keyring) outcomeMAC(secret []byte, o Outcome) []byte {
-	h := hmac.New(sha256.New, secret)
-	var b []byte
-	for _, f := range [][]byte{[]byte(outcomeForm), []byte(k.scope), []byte(o.TaskID), []byte(o.State), o.Result, []byte(o.Reason), []byte(o.Error)} {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	h.Write(b)
-	return h.Sum(nil)
+// outcomeMAC is the MAC of o under signing key i.
+func (k *Keyring) outcomeMAC(i int, o Outcome) []byte {
+	b := make([]byte, 0, 32+len(outcomeForm)+len(k.scope)+len(o.TaskID)+len(o.State)+len(o.Result)+len(o.Reason)+len(o.Error))
+	b = appendField(b, outcomeForm)
+	b = appendField(b, k.scope)
+	b = appendField(b, o.TaskID)
+	b = appendField(b, o.State)
+	b = appendField(b, o.Result)
+	b = appendField(b, o.Reason)
+	b = appendField(b, o.Error)
+	return k.sum(i, b)
 }
 
 // vouchForm names the byte form a vouch covers.
@@ -446,8 +484,7 @@ const vouchForm = "taskgen.vouch.v1"
 // the envelope of task id when it was dead-lettered: with it, an operator may have the
 // envelope re-signed after the key that signed it is gone (see CheckVouch).
 func (k *Keyring) Vouch(data []byte, id string) string {
-	key := k.signing[0]
-	return key.ID + ":" + base64.StdEncoding.EncodeToString(k.vouchMAC(key.Secret, data, id))
+	return k.signing[0].ID + ":" + base64.StdEncoding.EncodeToString(k.vouchMAC(0, data, id))
 }
 
 // CheckVouch reports whether vouch, as Vouch writes it, is a worker's word under one of
@@ -459,24 +496,23 @@ func (k *Keyring) CheckVouch(data []byte, id, vouch string) error {
 	if !ok || err != nil {
 		return fmt.Errorf("%w: no worker vouched for the envelope of %s when it was dead-lettered", ErrBadSignature, id)
 	}
-	for _, key := range k.signing {
-		if key.ID == kid && hmac.Equal(k.vouchMAC(key.Secret, data, id), want) {
+	for i, key := range k.signing {
+		if key.ID == kid && hmac.Equal(k.vouchMAC(i, data, id), want) {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: the vouch for the envelope of %s does not verify with this keyring's keys", ErrBadSignature, id)
 }
 
-func (k *Keyring) vouchMAC(secret, data []byte, id string) []byte {
+// vouchMAC is the vouch for data as the envelope of task id under signing key i.
+func (k *Keyring) vouchMAC(i int, data []byte, id string) []byte {
 	digest := sha256.Sum256(data)
-	h := hmac.New(sha256.New, secret)
 	var b []byte
-	for _, f := range [][]byte{[]byte(vouchForm), []byte(k.scope), []byte(id), digest[:]} {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	h.Write(b)
-	return h.Sum(nil)
+	b = appendField(b, vouchForm)
+	b = appendField(b, k.scope)
+	b = appendField(b, id)
+	b = appendField(b, digest[:])
+	return k.sum(i, b)
 }
 
 // decodeUnverified parses data of either version, in the one text Sign writes, without

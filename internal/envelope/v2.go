@@ -8,10 +8,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -50,18 +48,8 @@ func v2Prefix(id string) []byte {
 
 // macV2 is the HMAC of a version 2 envelope's signed text under signing key i: the
 // domain tag and the scope, each length-prefixed (v2Head), then the text as it stands.
-// It takes the key's HMAC from a pool: an HMAC reset after its first use restores its
-// keyed state instead of hashing the padded key again, and the pool saves allocating one
-// per envelope.
 func (k *Keyring) macV2(i int, body []byte) []byte {
-	pool := k.v2MACs[i]
-	h := pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(k.v2Head)
-	h.Write(body)
-	sum := h.Sum(nil)
-	pool.Put(h)
-	return sum
+	return k.sum(i, k.v2Head, body)
 }
 
 // v2Head is what every version 2 MAC of scope takes in before the text: v2Form and the
@@ -72,11 +60,6 @@ func v2Head(scope string) []byte {
 	head = append(head, v2Form...)
 	head = binary.AppendUvarint(head, uint64(len(scope)))
 	return append(head, scope...)
-}
-
-// v2MACPool returns the pool of HMAC-SHA256 under secret that macV2 draws from.
-func v2MACPool(secret []byte) *sync.Pool {
-	return &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}
 }
 
 // splitV2 cuts a version 2 envelope into its signed text and its signature, checking
