@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/taskgen/taskgen/internal/envelope"
@@ -36,8 +35,14 @@ type delivery struct {
 	facts
 	env    *envelope.Envelope // nil when it did not verify
 	result []byte
-	log    []any // attributes for every log line of the delivery
 	took   time.Duration
+	// What every log line of the delivery names (see attrs): the queue, whether the
+	// attempt is known (the delivery began, or an inline run) and the caller, once read.
+	queue      string
+	attempted  bool
+	caller     Caller
+	callerRead bool
+	inline     bool // a runtime/tasktest run
 	// startErr is why the delivery could not begin: Redis failed, nothing was written.
 	startErr error
 	// entry is the stream entry's id ("" for an inline run); attemptEnd is the
@@ -78,7 +83,7 @@ func (w *Worker) beginAll(rs []*run) []delivery {
 // admit verifies the envelope of m: the part of a delivery that needs neither Redis nor
 // the task's record. The delivery it returns has a refusal, or its verified envelope.
 func (w *Worker) admit(m redisq.Message) delivery {
-	d := delivery{entry: m.EntryID, log: []any{"queue", m.Queue, "entry", m.EntryID}}
+	d := delivery{entry: m.EntryID, queue: m.Queue}
 	d.now = time.Now()
 	untrusted := func(err error) delivery {
 		d.refusal, d.untrusted = err, true
@@ -98,7 +103,6 @@ func (w *Worker) admit(m redisq.Message) delivery {
 		return untrusted(fmt.Errorf("%w: envelope signed for queue %q found on queue %q", ErrBadSignature, e.Queue, m.Queue))
 	}
 	d.env, d.maxRetries = e, e.MaxRetries
-	d.log = append(d.log, "id", e.ID, "kind", e.Kind)
 	if err := w.checkStale(e); err != nil {
 		// Refused by entry: the task's record may have expired long ago, and a copy must
 		// not end a task that is still running.
@@ -126,7 +130,7 @@ func (w *Worker) begun(r *run, d *delivery, st redisq.Start, err error) {
 		d.refusal, d.untrusted = errNoRecord, true
 	case redisq.StartRun, redisq.StartWorkerLost:
 		r.begin(d.env.ID, st.Lease)
-		d.log = append(d.log, "attempt", st.Attempts)
+		d.attempted = true
 	}
 }
 
@@ -189,7 +193,7 @@ func (w *Worker) verifyAndCall(parent context.Context, d *delivery, e *envelope.
 	}
 	// The caller's user id and expiry go to the logs, never into Redis: what the worker
 	// writes there (states, dead-letter reasons and errors) holds no caller data.
-	d.log = append(d.log, "caller", caller)
+	d.caller, d.callerRead = caller, true
 	d.callerExpiry, d.skew = caller.ExpiresAt, w.cfg.clockSkew
 	if len(e.Caller) > 0 && !w.cfg.plain {
 		// The token rested in Redis in clear: a client without sealing, or a block put
@@ -214,7 +218,7 @@ func (w *Worker) verifyAndCall(parent context.Context, d *delivery, e *envelope.
 	fnCtx := w.observeAttempt(runCtx, d, e)
 	began := time.Now()
 	info := Info{ID: ID(e.ID), Kind: e.Kind, Attempt: d.attempt, MaxRetries: e.MaxRetries, SubmittedAt: e.SubmittedAt}
-	d.result, d.err = call(fnCtx, h, info, caller, e.Args, lenient, w.log, d.log)
+	d.result, d.err = call(fnCtx, h, info, caller, e.Args, lenient, w.log, d)
 	cancelRun()
 	freeSlot()
 	d.ran, d.took = true, time.Since(began)
@@ -234,7 +238,7 @@ func (w *Worker) versionSkew(d delivery, e *envelope.Envelope) delivery {
 	defer cancel()
 	since, err := w.store.SkewSince(ctx, e.Queue, e.ID)
 	if err != nil {
-		w.log.Warn("cannot read when the task was first handed back; handing it back", append(slices.Clip(d.log), "err", err)...)
+		w.logDelivery(slog.LevelWarn, "cannot read when the task was first handed back; handing it back", &d, "err", err)
 	}
 	d.skewSince = since
 	return d
@@ -243,21 +247,18 @@ func (w *Worker) versionSkew(d delivery, e *envelope.Envelope) delivery {
 // settle hands the outcome of a delivery to the settler, or, when it writes nothing,
 // releases the delivery's lease.
 func (w *Worker) settle(r *run, d delivery, out outcome) {
-	args := slices.Clip(d.log)
-	if d.ran {
-		args = append(args, "took", d.took.Round(time.Microsecond))
-	}
 	if d.startErr != nil {
 		w.leases.remove(r)
-		w.log.Error("cannot begin the task; it runs again when its lease runs out", append(args, "err", d.startErr)...)
+		w.logDelivery(slog.LevelError, "cannot begin the task; it runs again when its lease runs out", &d, "err", d.startErr)
 		return
 	}
 	if out.action == actNone {
 		w.leases.remove(r)
 		if d.err != nil {
-			args = append(args, "err", d.err)
+			w.logDelivery(slog.LevelWarn, "task "+out.why, &d, "err", d.err)
+		} else {
+			w.logDelivery(slog.LevelWarn, "task "+out.why, &d)
 		}
-		w.log.Warn("task "+out.why, args...)
 		return
 	}
 	s := redisq.Settlement{Message: r.msg, Reason: out.reason, Error: out.message, TTL: w.cfg.resultTTL}
@@ -292,27 +293,27 @@ func (w *Worker) settle(r *run, d delivery, out outcome) {
 			s.MAC = w.keys.SignOutcome(envelope.Outcome{TaskID: s.ClaimedID, State: redisq.StateDead, Reason: out.reason, Error: out.message}, "")
 		}
 	}
-	w.settler.submit(&settleRequest{s: s, run: r, done: func(err error) { w.logOutcome(out, d, args, err) }})
+	w.settler.submit(&settleRequest{s: s, run: r, done: func(err error) { w.logOutcome(out, &d, err) }})
 }
 
 // logOutcome logs what became of a delivery once its outcome was written, or why not.
-func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
+func (w *Worker) logOutcome(out outcome, d *delivery, err error) {
 	switch {
 	case errors.Is(err, redisq.ErrFenced) || errors.Is(err, redisq.ErrEntryTaken):
-		w.log.Warn("task "+out.why+", but the task was settled or taken over first (by another worker, or by an earlier try of this write): that outcome stands", append(args, "err", err)...)
+		w.logDelivery(slog.LevelWarn, "task "+out.why+", but the task was settled or taken over first (by another worker, or by an earlier try of this write): that outcome stands", d, "err", err)
 		return
 	case err != nil:
-		w.log.Error("task "+out.why+", but the outcome could not be written", append(args, "err", err)...)
+		w.logDelivery(slog.LevelError, "task "+out.why+", but the outcome could not be written", d, "err", err)
 		return
 	}
 	switch out.action {
 	case actComplete:
-		w.log.Info("task succeeded", args...)
+		w.logDelivery(slog.LevelInfo, "task succeeded", d)
 	case actRetry:
-		w.log.Warn("task failed, will retry", append(args, "err", d.err, "retry_in", out.delay.Round(time.Millisecond), "retries_left", d.maxRetries-d.attempt+1)...)
+		w.logDelivery(slog.LevelWarn, "task failed, will retry", d, "err", d.err, "retry_in", out.delay.Round(time.Millisecond), "retries_left", d.maxRetries-d.attempt+1)
 		w.pokePromoter(d.env.Queue)
 	case actRelease:
-		w.log.Warn("task interrupted by shutdown, handed back to the queue", append(args, "err", d.err)...)
+		w.logDelivery(slog.LevelWarn, "task interrupted by shutdown, handed back to the queue", d, "err", d.err)
 	case actDefer:
 		w.pokePromoter(d.env.Queue)
 		// Once per kind and reason: in a rolling deploy every task of a new kind meets an
@@ -321,13 +322,53 @@ func (w *Worker) logOutcome(out outcome, d delivery, args []any, err error) {
 		if _, seen := w.skewLogged.LoadOrStore(d.env.Kind+"\x00"+reasonOf(d.refusal, ""), true); !seen {
 			level = slog.LevelWarn
 		}
-		w.log.Log(context.Background(), level, "task handed back: a worker of another version may run it (logged once per kind)",
-			append(args, "err", d.refusal, "retry_in", out.delay, "skew_grace", d.skewGrace)...)
+		w.logDelivery(level, "task handed back: a worker of another version may run it (logged once per kind)", d,
+			"err", d.refusal, "retry_in", out.delay, "skew_grace", d.skewGrace)
 	case actDead, actRefuse:
-		w.log.Error("task failed for good: "+out.why, append(args, "reason", out.reason, "err", out.message)...)
+		w.logDelivery(slog.LevelError, "task failed for good: "+out.why, d, "reason", out.reason, "err", out.message)
 	case actCancel:
-		w.log.Warn("task "+out.why, append(args, "returned", d.err)...)
+		w.logDelivery(slog.LevelWarn, "task "+out.why, d, "returned", d.err)
 	}
+}
+
+// logDelivery logs msg at level with the attributes of d (see attrs), then extra. The
+// attributes are built only for a line the logger takes: a worker that logs successes
+// at Info or above spends nothing on the log of a task that succeeds.
+func (w *Worker) logDelivery(level slog.Level, msg string, d *delivery, extra ...any) {
+	ctx := context.Background()
+	if !w.log.Enabled(ctx, level) {
+		return
+	}
+	w.log.Log(ctx, level, msg, d.attrs(extra...)...)
+}
+
+// attrs returns what every log line of d names, then extra: the queue, the stream entry,
+// the task's id and kind once its envelope verified, the attempt once it began, the
+// caller once read (a Caller logs no token), and how long the function ran.
+func (d *delivery) attrs(extra ...any) []any {
+	a := make([]any, 0, 16+len(extra))
+	if d.inline {
+		a = append(a, "tasktest", true)
+	}
+	if d.queue != "" {
+		a = append(a, "queue", d.queue)
+	}
+	if d.entry != "" {
+		a = append(a, "entry", d.entry)
+	}
+	if d.env != nil {
+		a = append(a, "id", d.env.ID, "kind", d.env.Kind)
+	}
+	if d.attempted {
+		a = append(a, "attempt", d.attempt)
+	}
+	if d.callerRead {
+		a = append(a, "caller", d.caller)
+	}
+	if d.ran {
+		a = append(a, "took", d.took.Round(time.Microsecond))
+	}
+	return append(a, extra...)
 }
 
 // claimedID returns the task id that an envelope the worker could not verify claims, when
@@ -354,10 +395,10 @@ func (w *Worker) caller(e *envelope.Envelope) (Caller, error) {
 
 // call runs the task function, turning a panic into an error: a panicking task is a
 // failed attempt, not a dead worker.
-func call(ctx context.Context, h *handler, info Info, caller Caller, args []byte, lenient bool, log *slog.Logger, attrs []any) (out []byte, err error) {
+func call(ctx context.Context, h *handler, info Info, caller Caller, args []byte, lenient bool, log *slog.Logger, d *delivery) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("task panicked", append(attrs, "panic", r, "stack", string(debug.Stack()))...)
+			log.Error("task panicked", d.attrs("panic", r, "stack", string(debug.Stack()))...)
 			err = fmt.Errorf("task panicked: %v", r)
 		}
 	}()

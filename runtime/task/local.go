@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -110,7 +111,7 @@ func (l *localEnv) Sign(def, caller any, args json.RawMessage, id string, submit
 
 func (l *localEnv) Execute(data []byte, attempt int) local.Outcome {
 	w := l.w
-	d := delivery{log: []any{"tasktest", true}}
+	d := delivery{inline: true}
 	d.now = time.Now()
 	e, err := w.keys.Open(data, w.cfg.maxEnvelope)
 	if err == nil {
@@ -120,7 +121,7 @@ func (l *localEnv) Execute(data []byte, attempt int) local.Outcome {
 		d.refusal, d.untrusted = err, true
 	} else {
 		d.env, d.maxRetries, d.attempt, d.start = e, e.MaxRetries, attempt, redisq.StartRun
-		d.log = append(d.log, "queue", e.Queue, "id", e.ID, "kind", e.Kind, "attempt", attempt)
+		d.queue, d.attempted = e.Queue, true
 		d.versionSkew = w.verifyAndCall(context.Background(), &d, e, func() {})
 		if d.ran {
 			d.now = time.Now()
@@ -129,7 +130,7 @@ func (l *localEnv) Execute(data []byte, attempt int) local.Outcome {
 	}
 	out := decide(d.facts)
 	w.observe(redisq.Message{}, &d, out)
-	w.log.Debug("task "+out.why, d.log...)
+	w.logDelivery(slog.LevelDebug, "task "+out.why, &d)
 	o := local.Outcome{Attempt: attempt, Reason: out.reason, Message: out.message, Result: d.result, Err: d.err}
 	if d.refusal != nil {
 		o.Err = d.refusal

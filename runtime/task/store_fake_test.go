@@ -152,13 +152,25 @@ func (f *fakeStore) Settle(_ context.Context, ss []redisq.Settlement) []error {
 // returns its entry id.
 func (f *fakeStore) deliver(t *testing.T, w *Worker, d Def, args any) string {
 	t.Helper()
+	return f.deliverAs(t, w, d, Caller{}, args)
+}
+
+// deliverAs is deliver with a caller, sealed or not as w's keys have it.
+func (f *fakeStore) deliverAs(t *testing.T, w *Worker, d Def, c Caller, args any) string {
+	t.Helper()
 	raw, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := newID(d.queue(), time.Now())
-	data, err := w.keys.Sign(&envelope.Envelope{ID: string(id), Kind: d.Kind, Queue: d.queue(), Schema: d.Schema,
-		MaxRetries: d.MaxRetries, SubmittedAt: time.Now(), Args: raw})
+	e := &envelope.Envelope{ID: string(id), Kind: d.Kind, Queue: d.queue(), Schema: d.Schema,
+		MaxRetries: d.MaxRetries, SubmittedAt: time.Now(), Args: raw}
+	if !c.IsZero() {
+		if err := w.keys.SetCaller(e, c.wire()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := w.keys.Sign(e)
 	if err != nil {
 		t.Fatal(err)
 	}
