@@ -1269,3 +1269,56 @@ func testStallGrace(t *testing.T, e env) {
 		time.Sleep(lease / 4)
 	}
 }
+
+// An enqueue Redis runs twice, because the client library sent it again after a read
+// timeout or a dropped connection (go-redis retries a pipeline then), writes once: the
+// second run finds the task's state and answers with its id. Written twice, the task
+// would have a second stream entry and its state reset to pending while a worker runs
+// it, so that another worker could start the copy beside the first.
+func TestAnEnqueueSentAgainWritesNothing(t *testing.T) { each(t, testAnEnqueueSentAgainWritesNothing) }
+
+func testAnEnqueueSentAgainWritesNothing(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	task := redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("env-1")}
+	if _, err := b.Enqueue(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := b.Fetch(ctx, "q", "c1", 10, time.Second, 1<<20)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Fetch = %+v, %v", msgs, err)
+	}
+	st := begin(t, b, msgs[0], "q/1", "c1")
+	// The same call again, while the task runs, then in a pipeline beside a new task
+	// sent twice itself, and as the same call of a delayed task.
+	if id, err := b.Enqueue(ctx, task); id != "q/1" || err != nil {
+		t.Errorf("enqueue sent again = %q, %v; want the task's id", id, err)
+	}
+	later := redisq.Task{ID: "q/2", Kind: "k", Queue: "q", Envelope: []byte("env-2"), Delay: time.Hour}
+	for i, r := range b.EnqueueMany(ctx, []redisq.Task{task, later, later}) {
+		if want := []string{"q/1", "q/2", "q/2"}[i]; r.ID != want || r.Err != nil {
+			t.Errorf("pipelined enqueue %d = %+v, want %s", i, r, want)
+		}
+	}
+	if n, err := e.rdb.XLen(ctx, e.keys.Stream()).Result(); n != 1 || err != nil {
+		t.Errorf("stream holds %d entries (%v), want the one first written", n, err)
+	}
+	if n, err := e.rdb.ZCard(ctx, e.keys.Delayed()).Result(); n != 1 || err != nil {
+		t.Errorf("delayed set holds %d tasks (%v), want 1", n, err)
+	}
+	state, err := b.GetState(ctx, "q", "q/1")
+	if err != nil || state.State != redisq.StateRunning || state.Attempts != 1 {
+		t.Errorf("state of the running task after its enqueue came again = %+v, %v; want running, attempt 1", state, err)
+	}
+	if more, err := b.Fetch(ctx, "q", "c2", 10, 10*time.Millisecond, 1<<20); len(more) != 0 || err != nil {
+		t.Errorf("another worker fetched %+v (%v): a copy of the running task", more, err)
+	}
+	// The run goes on under its lease and ends as if nothing had come again.
+	settle(t, b, redisq.Settlement{Kind: redisq.Complete, Message: msgs[0], TaskID: "q/1", Lease: st.Lease, Result: []byte(`"ok"`), TTL: time.Minute})
+	if id, err := b.Enqueue(ctx, task); id != "q/1" || err != nil {
+		t.Errorf("enqueue sent again after the task finished = %q, %v", id, err)
+	}
+	if state, err := b.GetState(ctx, "q", "q/1"); err != nil || state.State != redisq.StateSucceeded || string(state.Result) != `"ok"` {
+		t.Errorf("state of the finished task after its enqueue came again = %+v, %v; want its outcome kept", state, err)
+	}
+}

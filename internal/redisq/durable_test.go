@@ -99,7 +99,8 @@ func TestAPinnedEnqueueManyIsConfirmedByOneWait(t *testing.T) {
 
 // WAIT counts the writes of its own connection. A unique submit that finds its key held
 // writes nothing of its own, so on a fresh connection WAIT would confirm at once a first
-// task that no replica has: the script rewrites the key unchanged to prevent that. (From
+// task that no replica has: the script rewrites the key unchanged to prevent that, and
+// the task's kind when it finds the task itself (an enqueue sent again). (From
 // Redis 7.2 on, only a command that writes moves the offset WAIT waits for; Redis 7.0
 // moves it after every command, so there the test passes without the rewrite too; on
 // 7.2.6 it fails without it.)
@@ -131,6 +132,17 @@ func TestAUniqueRetryIsNotConfirmedBeforeTheFirstTaskIsReplicated(t *testing.T) 
 	}
 	if ttl := fresh.PTTL(context.Background(), redisq.QueueKeys(prefix, "q").Unique("k", "u")).Val(); ttl <= 0 || ttl > time.Minute {
 		t.Errorf("the unique key's TTL after the retry is %s, want the first submit's", ttl)
+	}
+	// Likewise an enqueue that Redis runs again (the client library re-sent it): it finds
+	// the task's state, and rewrites its kind so as not to be confirmed at once.
+	plain := redisq.Task{ID: "q/3", Kind: "k", Queue: "q", Envelope: []byte("q/3")}
+	if id, acks := durable(t, redisq.New(first, prefix), plain, w); id != "q/3" || acks.Replicas != 0 {
+		t.Fatalf("first submit: %s, %+v; want q/3 unconfirmed", id, acks)
+	}
+	again := primary.NewClient()
+	defer again.Close()
+	if id, acks := durable(t, redisq.New(again, prefix), plain, w); id != "q/3" || acks.Replicas != 0 {
+		t.Errorf("the same enqueue again on a fresh connection: %s, confirmed by %d replicas, which have not received q/3", id, acks.Replicas)
 	}
 }
 

@@ -163,20 +163,36 @@ func script(src string) *redis.Script {
 //	ARGV[7] schema fingerprint   ARGV[8] its description ('': none to record)
 //	ARGV[9] the envelope's digest (lower-case hex SHA-1), computed by the client
 //
-// Returns {1, id} when enqueued, {0, existing id} when the unique key was already held.
+// Returns {1, id} when enqueued, {0, existing id} when the unique key was already held,
+// and {0, id} when the task's state exists already.
 //
-// It runs four commands for a task without unique key or schema to record (XADD, XADD,
-// TIME, HSET): it writes through try, undoing on a key of the wrong type, instead of
-// checking five types first. The unique key needs no check: SET NX writes nothing on a
-// key that exists, of whatever type, and the GET that follows fails before any write.
+// A task's id is new at every Submit, so a state already there means this very call ran
+// before: the client library sent it again after a read timeout or a dropped connection
+// (go-redis retries a pipeline then), not knowing that Redis had run it. Writing again
+// would queue a second copy of the task and reset its state to pending, perhaps while a
+// worker runs it, so that a second worker could start the copy beside the first. So the
+// call writes nothing and answers as if it had.
+//
+// It runs five commands for a task without unique key or schema to record (HEXISTS,
+// XADD, XADD, TIME, HSET): it writes through try, undoing on a key of the wrong type,
+// instead of checking five types first. The unique key needs no check: SET NX writes
+// nothing on a key that exists, of whatever type, and the GET that follows fails before
+// any write.
 //
 // A durable enqueue that finds the unique key held rewrites it unchanged (same id, same
-// TTL): WAIT and WAITAOF wait for the connection's last write (from Redis 7.2 on, the
-// last command that wrote), and without one a fresh connection would count a replica
-// that never received the first task as confirming it. The rewrite moves the
-// connection's write past the first task's, which was replicated before it.
+// TTL), and one that finds the task's state rewrites its kind: WAIT and WAITAOF wait for
+// the connection's last write (from Redis 7.2 on, the last command that wrote), and
+// without one a fresh connection would count a replica that never received the first
+// task as confirming it. The rewrite moves the connection's write past the first task's,
+// which was replicated before it.
 var enqueueScript = script(`
 local undo = {}
+local seen, bad = try(undo, KEYS[3], 'HEXISTS', KEYS[3], $f_state)
+if bad then return bad end
+if seen == 1 then
+  if ARGV[6] == '1' then redis.call('HSET', KEYS[3], $f_kind, ARGV[3]) end
+  return {0, ARGV[2]}
+end
 local unique = #KEYS == 6 and KEYS[6]
 if unique then
   if not redis.call('SET', unique, ARGV[2], 'NX', 'PX', ARGV[5]) then
