@@ -6,11 +6,13 @@ package redisq
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,6 +22,10 @@ import (
 type Broker struct {
 	rdb    redis.UniversalClient
 	prefix string
+	// calls names each start call this broker makes (see startScript): calls, random,
+	// tells this broker from others, and started counts its calls.
+	calls   string
+	started atomic.Uint64
 	// retention caps the dead-letter streams this broker's workers write to (see
 	// SetRetention); zero values: no cap.
 	retention Retention
@@ -38,7 +44,7 @@ func (b *Broker) SetRetention(r Retention) { b.retention = r }
 
 // New returns a broker over rdb for keys under prefix.
 func New(rdb redis.UniversalClient, prefix string) *Broker {
-	return &Broker{rdb: rdb, prefix: prefix}
+	return &Broker{rdb: rdb, prefix: prefix, calls: rand.Text()[:13]}
 }
 
 // Keys returns the keys of queue.
@@ -550,8 +556,9 @@ func (b *Broker) StartDeliveries(ctx context.Context, rs []StartRequest) ([]Star
 // startCall returns the keys and arguments of startScript for r.
 func (b *Broker) startCall(r StartRequest) ([]string, []any) {
 	k := b.Keys(r.Message.Queue)
+	call := strconv.AppendUint([]byte(b.calls+"."), b.started.Add(1), 10)
 	return []string{k.Stream(), k.State(r.TaskID), k.Entries(), k.Done(r.TaskID)},
-		[]any{Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID, ttlMS(max(r.TTL, time.Minute))}
+		[]any{Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID, ttlMS(max(r.TTL, time.Minute)), call}
 }
 
 // parseStart reads startScript's reply for r.

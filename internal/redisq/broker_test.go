@@ -1220,7 +1220,10 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 		}
 		for _, m := range quoted.FindAllStringSubmatch(src, -1) {
 			word := m[1]
-			if strings.HasPrefix(word, "WRONGTYPE taskgen:") || word == ", want " || word == " holds a " || word == " or " {
+			// The text of error replies, and the form of FieldBegun (a call's name, a space,
+			// its answer).
+			if strings.HasPrefix(word, "WRONGTYPE taskgen:") || word == ", want " || word == " holds a " || word == " or " ||
+				word == " " || word == "^(%S+) (%S+)" {
 				continue
 			}
 			if !allowed[word] {
@@ -1320,5 +1323,83 @@ func testAnEnqueueSentAgainWritesNothing(t *testing.T, e env) {
 	}
 	if state, err := b.GetState(ctx, "q", "q/1"); err != nil || state.State != redisq.StateSucceeded || string(state.Result) != `"ok"` {
 		t.Errorf("state of the finished task after its enqueue came again = %+v, %v; want its outcome kept", state, err)
+	}
+}
+
+// A start Redis runs twice (the client library sent it again after a read timeout or a
+// dropped connection) answers the second time as the first and counts one attempt: a
+// task allowed one run is not dead-lettered worker_lost before it ran, and no retry is
+// spent on a run that never was. Another start of the same delivery, a call of its own,
+// still counts: that is how a task whose worker died is found.
+func TestAStartRedisRunsTwiceCountsOneAttempt(t *testing.T) {
+	each(t, testAStartRedisRunsTwiceCountsOneAttempt)
+}
+
+func testAStartRedisRunsTwiceCountsOneAttempt(t *testing.T, e env) {
+	b := e.b
+	ctx := context.Background()
+	for _, id := range []string{"q/1", "q/2"} {
+		if _, err := b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := b.Fetch(ctx, "q", "c1", 10, time.Second, 1<<20)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("Fetch = %+v, %v", msgs, err)
+	}
+	once := redisq.StartRequest{Message: msgs[0], TaskID: "q/1", Consumer: "c1", Runs: 1}
+	twice := &sentTwice{}
+	e.rdb.AddHook(twice)
+	twice.on.Store(true)
+	st, err := b.StartDelivery(ctx, once)
+	if err != nil || st.Outcome != redisq.StartRun || st.Attempts != 1 || st.Lease != 1 {
+		t.Errorf("a start run twice answered %+v, %v; want the first answer: run, attempt 1, lease 1", st, err)
+	}
+	starts, errs := b.StartDeliveries(ctx, []redisq.StartRequest{{Message: msgs[1], TaskID: "q/2", Consumer: "c1", Runs: 3}})
+	if errs[0] != nil || starts[0].Outcome != redisq.StartRun || starts[0].Attempts != 1 || starts[0].Lease != 1 {
+		t.Errorf("a pipelined start run twice answered %+v, %v; want run, attempt 1, lease 1", starts[0], errs[0])
+	}
+	twice.on.Store(false)
+	if twice.runs.Load() < 2 {
+		t.Fatalf("the hook ran %d commands, want each start twice", twice.runs.Load())
+	}
+	for _, id := range []string{"q/1", "q/2"} {
+		if s, err := b.GetState(ctx, "q", id); err != nil || s.Attempts != 1 || s.State != redisq.StateRunning {
+			t.Errorf("state of %s = %+v, %v; want running, attempt 1", id, s, err)
+		}
+	}
+	// A start of its own: the run it began never settled, so its one run is spent.
+	st, err = b.StartDelivery(ctx, once)
+	if err != nil || st.Outcome != redisq.StartWorkerLost || st.Lease != 2 {
+		t.Errorf("a new start of the unsettled delivery = %+v, %v; want its runs spent, lease 2", st, err)
+	}
+}
+
+// sentTwice is a go-redis hook that, while on, runs every command and pipeline twice
+// and keeps the second answer, as a client that sent them again does.
+type sentTwice struct {
+	on   atomic.Bool
+	runs atomic.Int64
+}
+
+func (h *sentTwice) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *sentTwice) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.on.Load() {
+			h.runs.Add(1)
+			_ = next(ctx, cmd)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *sentTwice) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.on.Load() {
+			h.runs.Add(int64(len(cmds)))
+			_ = next(ctx, cmds)
+		}
+		return next(ctx, cmds)
 	}
 }

@@ -33,6 +33,7 @@ const (
 	FieldFinished  = "finished_ms"  // Redis time the task finished
 	FieldMAC       = "mac"          // the worker's MAC of the final outcome (envelope.Outcome)
 	FieldSkewSince = "skew_ms"      // Redis time a worker first handed the task back for a version skew
+	FieldBegun     = "begun"        // the newest start call that began the task, and its answer (see startScript)
 	// FieldWaiting marks a task that a Result waits on (Broker.WatchState): only then does
 	// its end push an element on its done list, so a task nobody waits for leaves no list.
 	FieldWaiting = "waiting"
@@ -127,7 +128,8 @@ var protocolNames = map[string]string{
 	"f_reason": FieldReason, "f_error": FieldError, "f_result": FieldResult,
 	"f_digest": FieldDigest, "f_submitted": FieldSubmitted, "f_started": FieldStarted,
 	"f_finished": FieldFinished, "f_mac": FieldMAC, "f_skew_since": FieldSkewSince, "f_waiting": FieldWaiting,
-	"d_size": DeadFieldSize, "d_vouch": DeadFieldVouch,
+	"f_begun": FieldBegun,
+	"d_size":  DeadFieldSize, "d_vouch": DeadFieldVouch,
 	"d_id": DeadFieldID, "d_entry": DeadFieldEntry, "d_failed": DeadFieldFailed,
 	"s_pending": StatePending, "s_scheduled": StateScheduled, "s_running": StateRunning,
 	"t_seen": TickSeen, "t_grace": TickGrace, "t_consumer": TickConsumer,

@@ -425,9 +425,16 @@ return {mark, small, big}
 //	KEYS[1] stream   KEYS[2] state   KEYS[3] entries   KEYS[4] done
 //	ARGV[1] group    ARGV[2] entry id   ARGV[3] consumer   ARGV[4] runs allowed
 //	ARGV[5] task id  ARGV[6] ttl ms of a final state
+//	ARGV[7] the call's name, unique to it (Broker.startCall)
 //
 // Returns {1, attempts, lease} to run, {0} when the entry is another's, {-1} without a
 // record, {-2} for a finished task, {-3, attempts, lease} when its runs are spent.
+//
+// A call that began the task records its name and answer (FieldBegun). Run again (the
+// client library sent it again after a read timeout or a dropped connection, not knowing
+// that Redis had run it), it finds them and answers the same, writing nothing: counting
+// the attempt again would spend a run the task never had, and dead-letter a task allowed
+// one run as worker_lost before it ran.
 //
 // It runs on every delivery, so it checks types only where try cannot: XPENDING meets
 // the stream first, HMGET the state, and the first write of either path the entries
@@ -436,10 +443,14 @@ var startScript = script(`
 local p, bad = try({}, KEYS[1], 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if bad then return check({{KEYS[1], 'stream'}}) or bad end
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
-local v, bad = try({}, KEYS[2], 'HMGET', KEYS[2], $f_state, $f_attempts, $f_entry, $f_cancel, $f_waiting)
+local v, bad = try({}, KEYS[2], 'HMGET', KEYS[2], $f_state, $f_attempts, $f_entry, $f_cancel, $f_waiting, $f_begun, $f_lease)
 if bad then return bad end
 local st = v[1]
 if not st then return {-1} end
+if st == $s_running and v[6] then
+  local call, answer = string.match(v[6], '^(%S+) (%S+)')
+  if call == ARGV[7] then return {tonumber(answer), tonumber(v[2]), tonumber(v[7])} end
+end
 local final = st == $s_succeeded or st == $s_dead or st == $s_canceled
 if final or (v[4] and #KEYS == 4) then
   if not final and v[5] then
@@ -468,9 +479,10 @@ local attempts = tonumber(v[2]) or 0
 local spent = st == $s_running and attempts >= tonumber(ARGV[4])
 local lease = redis.call('HINCRBY', KEYS[2], $f_lease, 1)
 if not spent then attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1) end
-redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now_ms())
-if spent then return {-3, attempts, lease} end
-return {1, attempts, lease}
+local answer = spent and -3 or 1
+redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now_ms(),
+  $f_begun, ARGV[7] .. ' ' .. answer)
+return {answer, attempts, lease}
 `)
 
 // heartbeatScript renews the leases a consumer holds, and only those. For each entry it
@@ -542,7 +554,7 @@ local _, bad = try({}, KEYS[1], 'XACK', KEYS[1], ARGV[1], ARGV[2])
 if bad then return bad end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
-redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel, $f_owner, $f_entry, $f_digest, $f_submitted, $f_due, $f_skew_since)
+redis.call('HDEL', KEYS[2], $f_error, $f_reason, $f_cancel, $f_owner, $f_entry, $f_digest, $f_submitted, $f_due, $f_skew_since, $f_begun)
 redis.call('HSET', KEYS[2], $f_state, $s_succeeded, $f_result, ARGV[4], $f_finished, now_ms(), $f_mac, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 if v[3] then wake(KEYS[3], ARGV[5]) end
