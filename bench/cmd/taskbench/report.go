@@ -161,21 +161,22 @@ func printTable(w io.Writer, rep report) error {
 	mc := rep.Machine
 	fmt.Fprintf(w, "machine: %s %s/%s, %d CPUs (GOMAXPROCS %d) %s; redis-server %s on %s\n",
 		mc.GoVersion, mc.OS, mc.Arch, mc.CPUs, mc.GOMAXPROCS, mc.CPUModel, mc.RedisVersion, mc.RedisAddr)
-	fmt.Fprintf(w, "medians of the rounds; ratio = taskgen signed / asynq, oriented so that > 1 is better for taskgen\n\n")
+	fmt.Fprintf(w, "medians of the rounds; ratio = taskgen signed / asynq, oriented so that > 1 is better for taskgen;\n")
+	fmt.Fprintf(w, "signed v2: taskgen signed writing envelope version 2 (WithEnvelopeVersion(2)), ratio v2 the same against asynq\n\n")
 	byName := map[string]*measurement{}
 	for i := range rep.Medians {
 		byName[rep.Medians[i].System] = &rep.Medians[i]
 	}
-	signed, sealed, aq := byName["taskgen signed"], byName["taskgen sealed"], byName["asynq"]
+	signed, sealed, aq, v2 := byName["taskgen signed"], byName["taskgen sealed"], byName["asynq"], byName["taskgen signed v2"]
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "metric\tasynq\ttaskgen signed\ttaskgen sealed\tratio\t")
+	fmt.Fprintln(tw, "metric\tasynq\ttaskgen signed\ttaskgen sealed\tratio\tsigned v2\tratio v2\t")
 	for _, mt := range metrics {
 		if mt.taskgenOnly {
-			fmt.Fprintf(tw, "%s\t-\t"+mt.format+"\t"+mt.format+"\t-\t\n", mt.label, *mt.get(signed), *mt.get(sealed))
+			fmt.Fprintf(tw, "%s\t-\t"+mt.format+"\t"+mt.format+"\t-\t"+mt.format+"\t-\t\n", mt.label, *mt.get(signed), *mt.get(sealed), *mt.get(v2))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t"+mt.format+"\t"+mt.format+"\t"+mt.format+"\t%.2f\t\n",
-			mt.label, *mt.get(aq), *mt.get(signed), *mt.get(sealed), mt.ratio(signed, aq))
+		fmt.Fprintf(tw, "%s\t"+mt.format+"\t"+mt.format+"\t"+mt.format+"\t%.2f\t"+mt.format+"\t%.2f\t\n",
+			mt.label, *mt.get(aq), *mt.get(signed), *mt.get(sealed), mt.ratio(signed, aq), *mt.get(v2), mt.ratio(v2, aq))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -188,7 +189,7 @@ func printTable(w io.Writer, rep report) error {
 			x.Requests, x.Unpipelined, x.Pipelined16, 100*ratioOf(signed.EnqueuePerSec, x.Unpipelined))
 	}
 	fmt.Fprintf(w, "\nkept in Redis after the process phase of the last round (keys, of which with a TTL):\n")
-	for _, m := range []*measurement{aq, signed, sealed} {
+	for _, m := range []*measurement{aq, signed, sealed, v2} {
 		patterns := slices.Sorted(maps.Keys(m.Kept))
 		parts := make([]string, 0, len(patterns))
 		for _, p := range patterns {

@@ -59,9 +59,11 @@ func args(seq int) (order string, qty int, gift bool) {
 var signingKey = []byte("taskbench-signing-key-0123456789abcdef")
 
 // taskgenSystem is taskgen, with callers signed in clear (WithPlainCallers) or signed and
-// sealed (the default).
+// sealed (the default), its clients writing envelope version 1 (the default) or 2
+// (WithEnvelopeVersion).
 type taskgenSystem struct {
 	sealed       bool
+	envelope     int
 	client       *task.Client
 	clientRDB    *redis.Client
 	workerRDB    *redis.Client
@@ -72,9 +74,9 @@ type taskgenSystem struct {
 	workerLogger *slog.Logger
 }
 
-func newTaskgen(addr string, concurrency int, sealed bool, log *slog.Logger) (*taskgenSystem, error) {
-	s := &taskgenSystem{sealed: sealed, caller: benchCaller(), workerLogger: log}
-	s.shared = []task.Option{task.WithSigningKey("k1", signingKey), task.WithLogger(log)}
+func newTaskgen(addr string, concurrency int, sealed bool, envelope int, log *slog.Logger) (*taskgenSystem, error) {
+	s := &taskgenSystem{sealed: sealed, envelope: envelope, caller: benchCaller(), workerLogger: log}
+	s.shared = []task.Option{task.WithSigningKey("k1", signingKey), task.WithLogger(log), task.WithEnvelopeVersion(envelope)}
 	if !sealed {
 		s.shared = append(s.shared, task.WithPlainCallers())
 	}
@@ -94,10 +96,14 @@ func newTaskgen(addr string, concurrency int, sealed bool, log *slog.Logger) (*t
 }
 
 func (s *taskgenSystem) name() string {
+	name := "taskgen signed"
 	if s.sealed {
-		return "taskgen sealed"
+		name = "taskgen sealed"
 	}
-	return "taskgen signed"
+	if s.envelope != 1 {
+		name += fmt.Sprintf(" v%d", s.envelope)
+	}
+	return name
 }
 
 func (s *taskgenSystem) submit(ctx context.Context, seq int, sent int64) error {

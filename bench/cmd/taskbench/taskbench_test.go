@@ -137,8 +137,8 @@ func TestARunMeasuresEverySystemAndPrintsTheTable(t *testing.T) {
 	if err := printTable(&out, rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rounds) != 3 {
-		t.Fatalf("%d measurements; want 3, one per system", len(rep.Rounds))
+	if len(rep.Rounds) != 4 {
+		t.Fatalf("%d measurements; want 4, one per system", len(rep.Rounds))
 	}
 	for _, m := range rep.Rounds {
 		if m.EnqueuePerSec <= 0 || m.ProcessPerSec <= 0 || m.P99Ms <= 0 || m.RateTasks != 40 || m.EnqueueTripsPerTask <= 0 {
@@ -161,7 +161,7 @@ func TestARunMeasuresEverySystemAndPrintsTheTable(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"taskgen signed", "taskgen sealed", "asynq", "process, tasks/s", "submit-to-start p99", "round trips/task, worker", "submitmany, tasks/s", "redis-benchmark XADD", "goals (issue 14)"} {
+	for _, want := range []string{"taskgen signed", "taskgen sealed", "asynq", "signed v2", "taskgen signed v2:", "process, tasks/s", "submit-to-start p99", "round trips/task, worker", "submitmany, tasks/s", "redis-benchmark XADD", "goals (issue 14)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
