@@ -1223,7 +1223,7 @@ func TestScriptsUseOnlyProtocolNames(t *testing.T) {
 			// The text of error replies, and the form of FieldBegun (a call's name, a space,
 			// its answer).
 			if strings.HasPrefix(word, "WRONGTYPE taskgen:") || word == ", want " || word == " holds a " || word == " or " ||
-				word == " " || word == "^(%S+) (%S+)" {
+				word == " " || word == "^(%S+) (%S+)" || word == " holds a hash whose lease or attempts is not a number" {
 				continue
 			}
 			if !allowed[word] {
@@ -1401,5 +1401,39 @@ func (h *sentTwice) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 			_ = next(ctx, cmds)
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// A state whose lease token or attempt count is not a number was written by something
+// else: its start fails with ErrCorrupt, as for a key of the wrong type, and writes
+// nothing (the start counts both up from what it read, in one write).
+func TestAStartRefusesAStateWhoseCountsAreNotNumbers(t *testing.T) {
+	each(t, testAStartRefusesAStateWhoseCountsAreNotNumbers)
+}
+
+func testAStartRefusesAStateWhoseCountsAreNotNumbers(t *testing.T, e env) {
+	ctx := context.Background()
+	for _, field := range []string{redisq.FieldLease, redisq.FieldAttempts} {
+		t.Run(field, func(t *testing.T) {
+			prefix := redistest.Prefix(t)
+			b := redisq.New(e.rdb, prefix)
+			if err := b.EnsureGroup(ctx, "q"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")}); err != nil {
+				t.Fatal(err)
+			}
+			m := fetchOne(t, b, "w")
+			if err := e.rdb.HSet(ctx, redisq.QueueKeys(prefix, "q").State("q/1"), field, "many").Err(); err != nil {
+				t.Fatal(err)
+			}
+			before := dump(t, e.rdb, prefix)
+			if _, err := b.StartDelivery(ctx, startRequest(m, "q/1", "w")); !errors.Is(err, redisq.ErrCorrupt) {
+				t.Errorf("start of a task whose %s is not a number: %v, want ErrCorrupt", field, err)
+			}
+			if after := dump(t, e.rdb, prefix); after != before {
+				t.Errorf("the start changed keys before it failed:\nbefore %s\nafter  %s", before, after)
+			}
+		})
 	}
 }

@@ -438,7 +438,10 @@ return {mark, small, big}
 //
 // It runs on every delivery, so it checks types only where try cannot: XPENDING meets
 // the stream first, HMGET the state, and the first write of either path the entries
-// hash; the done list is checked only when a Result waits for a canceled end.
+// hash; the done list is checked only when a Result waits for a canceled end. The lease
+// token and the attempt count are counted up from what HMGET read and written in the
+// one HSET of the state, not with HINCRBY each: a state whose token or count is not a
+// number is refused like a key of the wrong type, before anything is written.
 var startScript = script(`
 local p, bad = try({}, KEYS[1], 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if bad then return check({{KEYS[1], 'stream'}}) or bad end
@@ -472,16 +475,19 @@ if final or (v[4] and #KEYS == 4) then
   end
   return {-2}
 end
+local attempts, lease = tonumber(v[2] or 0), tonumber(v[7] or 0)
+if not attempts or not lease then
+  return redis.error_reply('WRONGTYPE taskgen: key ' .. KEYS[2] .. ' holds a hash whose lease or attempts is not a number')
+end
 local _, bad = try({}, KEYS[3], 'HSET', KEYS[3], ARGV[2], ARGV[5])
 if bad then return bad end
 if v[3] and v[3] ~= ARGV[2] then redis.call('HDEL', KEYS[3], v[3]) end
-local attempts = tonumber(v[2]) or 0
 local spent = st == $s_running and attempts >= tonumber(ARGV[4])
-local lease = redis.call('HINCRBY', KEYS[2], $f_lease, 1)
-if not spent then attempts = redis.call('HINCRBY', KEYS[2], $f_attempts, 1) end
+lease = lease + 1
+if not spent then attempts = attempts + 1 end
 local answer = spent and -3 or 1
 redis.call('HSET', KEYS[2], $f_state, $s_running, $f_owner, ARGV[3], $f_entry, ARGV[2], $f_started, now_ms(),
-  $f_begun, ARGV[7] .. ' ' .. answer)
+  $f_begun, ARGV[7] .. ' ' .. answer, $f_lease, lease, $f_attempts, attempts)
 return {answer, attempts, lease}
 `)
 
