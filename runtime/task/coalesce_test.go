@@ -205,3 +205,89 @@ func TestAFailedFlushFailsEverySubmitInIt(t *testing.T) {
 		}
 	}
 }
+
+// Submits while Redis stalls for longer than the client's read timeout, with a worker
+// running: go-redis times out reads, may send a pipeline again on a fresh connection,
+// and what was sent runs once Redis resumes, some of it while the worker already runs
+// other tasks. Every Submit returns, with its ID or the timeout's error (its task may
+// still have been enqueued, as Submit's doc says); every task whose ID came back runs,
+// and no task runs twice. (TestAnEnqueueSentAgainWritesNothing, in internal/redisq,
+// runs an enqueue twice for certain.)
+func TestSubmitsThroughAStallLongerThanTheReadTimeoutRunOnce(t *testing.T) {
+	s := redistest.Start(t) // its own server: the test pauses it
+	const readTimeout, stall = time.Second, 2500 * time.Millisecond
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, ReadTimeout: readTimeout}) // MaxRetries: go-redis's 3
+	defer rdb.Close()
+	workerRDB := s.NewClient()
+	defer workerRDB.Close()
+	h := newHarness(t, rdb)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	w, err := task.NewWorker(workerRDB, workerOptions(h.opts, task.WithQueues("q1"), task.WithConcurrency(16))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = task.Register(w, echoDef, func(_ context.Context, _ task.Caller, a echoArgs) (string, error) {
+		mu.Lock()
+		runs[a.Msg]++
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond) // still running when a late copy of its enqueue lands
+		return a.Msg, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, w)
+	defer stop() // before the clients close
+	if id, err := task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: "warm"}); err != nil {
+		t.Fatal(err)
+	} else if _, err := wait[string](t, h.client, id); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	const submits = 12
+	ids, errs, took := make([]task.ID, submits), make([]error, submits), make([]time.Duration, submits)
+	var wg sync.WaitGroup
+	for i := range submits {
+		wg.Go(func() {
+			began := time.Now()
+			ids[i], errs[i] = task.Submit(context.Background(), h.client, echoDef, alice, echoArgs{Msg: fmt.Sprint("m", i)})
+			took[i] = time.Since(began)
+		})
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(stall - submits*50*time.Millisecond)
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	enqueued := 0
+	for i := range submits {
+		switch {
+		case took[i] > stall+5*readTimeout:
+			t.Errorf("submit %d returned after %s", i, took[i])
+		case errs[i] == nil:
+			enqueued++
+			if got, err := wait[string](t, h.client, ids[i]); err != nil || got != fmt.Sprint("m", i) {
+				t.Errorf("task %d (%s) = %q, %v", i, ids[i], got, err)
+			}
+		default:
+			t.Logf("submit %d: %v after %s (its task may still have been enqueued)", i, errs[i], took[i])
+		}
+	}
+	if enqueued == 0 {
+		t.Fatal("no submit got its task in: the stall outlasted every retry, and the test proves nothing")
+	}
+	time.Sleep(2 * time.Second) // for a duplicate to start, were one queued
+	mu.Lock()
+	defer mu.Unlock()
+	for msg, n := range runs {
+		if n != 1 {
+			t.Errorf("task %s ran %d times", msg, n)
+		}
+	}
+	t.Logf("%d of %d submits returned an ID; %d tasks ran", enqueued, submits, len(runs)-1)
+}
