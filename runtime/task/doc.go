@@ -47,7 +47,9 @@
 //     against [ErrBadSignature], [ErrUnknownKind], [ErrCallerExpired] and the others. A
 //     forged copy of a task's envelope is dead-lettered without touching the task.
 //   - Attempts count alike everywhere: the state, [FailedError.Attempts] and the log give
-//     the number of deliveries of the task that began.
+//     the number of deliveries of the task that began. A command the Redis client sent
+//     twice (after a dropped connection or a read timeout) counts once: an enqueue that
+//     finds its task writes nothing, a start that finds itself recorded answers again.
 //   - Durable submits, when asked. By default Submit returns once the primary holds the
 //     task in memory; with [WithDurability] it returns once replicas (WAIT) or append-only
 //     files (WAITAOF, Redis 7.2+) confirm it, and otherwise returns the task's ID with
