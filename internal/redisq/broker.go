@@ -193,69 +193,19 @@ func (b *Broker) Fetch(ctx context.Context, queue, consumer string, count int, b
 // group: every entry added since comes with an entry of the notify stream past the mark
 // that read saw (the enqueue, promote and requeue scripts write both). So FetchAfter
 // returns that mark, and given it as after, it first blocks on the notify stream from
-// there, up to block, and reads once something came or the block ran out (a queue
-// resumed, or entries handed back another way, show without a notify entry): the read
-// that would have found nothing is spared, which at a few thousand tasks a second is one
-// script call per task. It returns "" after a read of count entries: more may wait, and
-// the next call should read at once.
-//
-// The block and the read go in one pipeline, so a task arriving alone costs one round
-// trip, not two: Redis runs the read as soon as the block ends. A go-redis client gives a
-// pipeline only its ReadTimeout, not a blocking command's own allowance, so where that is
-// under twice block the block is sent alone first and the read after it.
+// there, up to block, and reads only once something came. The read that would have found
+// nothing is spared, which at a few thousand tasks a second is one script call per task.
+// It returns "" when the next call should read at once: after a read of count entries
+// (more may wait), or after a block that ran out (a queue resumed, or entries handed
+// back another way, show without a notify entry).
 func (b *Broker) FetchAfter(ctx context.Context, queue, consumer string, count int, block time.Duration, maxSize int, after string) ([]Message, string, error) {
 	k := b.Keys(queue)
-	keys := []string{k.Stream(), k.Notify(), k.Paused()}
-	args := []any{Group, consumer, count, maxSize + len(EnvelopeField)}
 	if after != "" && block > 0 {
-		if b.blocksInPipeline(block) {
-			var wait *redis.XStreamSliceCmd
-			var read *redis.Cmd
-			_, _ = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				wait = p.XRead(ctx, &redis.XReadArgs{Streams: []string{k.Notify(), after}, Count: 1, Block: block})
-				read = fetchScript.EvalSha(ctx, p, keys, args...)
-				return nil
-			})
-			if err := wait.Err(); err != nil && !errors.Is(err, redis.Nil) {
-				return nil, "", fmt.Errorf("wait on %s: %w", k.Notify(), err)
-			}
-			if redis.HasErrorPrefix(read.Err(), "NOSCRIPT") {
-				read = fetchScript.Run(ctx, b.rdb, keys, args...) // loads it; the block is over
-			}
-			return fetched(k, queue, count, read)
-		}
 		if came, err := b.waitNotify(ctx, k, after, block); err != nil || !came {
 			return nil, "", err
 		}
 	}
-	out, next, err := fetched(k, queue, count, fetchScript.Run(ctx, b.rdb, keys, args...))
-	if err != nil || len(out) > 0 || block <= 0 || after != "" {
-		return out, next, err
-	}
-	_, err = b.waitNotify(ctx, k, next, block)
-	return nil, "", err
-}
-
-// blocksInPipeline reports whether a block of block may go in a pipeline on the
-// broker's client: its ReadTimeout (after go-redis's defaults: 0 or less is none) leaves
-// room for it twice over. A client of another kind blocks alone.
-func (b *Broker) blocksInPipeline(block time.Duration) bool {
-	var rt time.Duration
-	switch c := b.rdb.(type) {
-	case *redis.Client:
-		rt = c.Options().ReadTimeout
-	case *redis.ClusterClient:
-		rt = c.Options().ReadTimeout
-	default:
-		return false
-	}
-	return rt <= 0 || rt >= 2*block
-}
-
-// fetched reads fetchScript's reply to a read of up to count entries of queue (keys k):
-// the messages, and the notify mark to block from next, "" after a full read.
-func fetched(k Keys, queue string, count int, cmd *redis.Cmd) ([]Message, string, error) {
-	res, err := cmd.Slice()
+	res, err := fetchScript.Run(ctx, b.rdb, []string{k.Stream(), k.Notify(), k.Paused()}, Group, consumer, count, maxSize+len(EnvelopeField)).Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "NOGROUP") {
 			return nil, "", fmt.Errorf("read %s: %w", k.Stream(), ErrNoGroup)
@@ -278,10 +228,15 @@ func fetched(k Keys, queue string, count int, cmd *redis.Cmd) ([]Message, string
 		claimed, _ := e[2].(string)
 		out = append(out, Message{Queue: queue, EntryID: id, Oversized: true, Size: int(size), Claimed: claimed})
 	}
+	next := mark
 	if len(out) >= count {
-		return out, "", nil
+		next = ""
 	}
-	return out, mark, nil
+	if len(out) > 0 || block <= 0 || after != "" {
+		return out, next, nil
+	}
+	_, err = b.waitNotify(ctx, k, mark, block)
+	return nil, "", err
 }
 
 // waitNotify blocks up to block for an entry of k's notify stream past mark, and reports

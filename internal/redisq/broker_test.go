@@ -126,10 +126,8 @@ func testEnqueueFetchStartComplete(t *testing.T, e env) {
 }
 
 // A read of fewer entries than asked returns the notify mark it saw; given it, the next
-// read blocks from there first and reads once something was added or the block ran out.
-// A read of as many as asked returns "": read at once. With the client's ReadTimeout
-// (3 s here) at least twice the block, the block and the read are one round trip;
-// otherwise the block goes alone and a block that runs out reads nothing.
+// read blocks from there first and reads once something was added, and only then. A
+// read of as many as asked, and a block that runs out, return "": read at once.
 func TestFetchAfterBlocksFromTheMarkOfAShortRead(t *testing.T) { each(t, testFetchAfter) }
 
 func testFetchAfter(t *testing.T, e env) {
@@ -140,8 +138,8 @@ func testFetchAfter(t *testing.T, e env) {
 	}
 	enqueue := func(id string) {
 		t.Helper()
-		if _, err := b.Enqueue(context.WithValue(ctx, untracked{}, true), redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)}); err != nil {
-			t.Error(err)
+		if _, err := b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	enqueue("q/1")
@@ -155,111 +153,43 @@ func testFetchAfter(t *testing.T, e env) {
 	if err != nil || len(msgs) != 1 || mark == "" {
 		t.Fatalf("a short read = %d, %q, %v; want 1 entry and a mark", len(msgs), mark, err)
 	}
-	calls := &scriptCounter{}
-	e.rdb.AddHook(calls)
-	// Nothing came since the mark: the block runs out, and the read in its pipeline
-	// finds nothing and gives the mark again.
+	// Nothing came since the mark: the block runs out, nothing is read.
+	scripts := &scriptCounter{}
+	e.rdb.AddHook(scripts)
 	msgs, next, err := b.FetchAfter(ctx, "q", "w", 10, 50*time.Millisecond, 1<<20, mark)
-	if err != nil || len(msgs) != 0 || next != mark {
-		t.Fatalf("a block from the mark with nothing new = %d, %q, %v; want nothing and the mark %q", len(msgs), next, err, mark)
+	if err != nil || len(msgs) != 0 || next != "" {
+		t.Fatalf("a block from the mark with nothing new = %d, %q, %v; want nothing and no mark", len(msgs), next, err)
 	}
-	if s, rt := calls.n.Load(), calls.trips.Load(); s != 1 || rt != 1 {
-		t.Errorf("the block from the mark ran %d scripts in %d round trips, want the read after it in the same one", s, rt)
+	if n := scripts.n.Load(); n != 0 {
+		t.Errorf("the block from the mark ran %d scripts, want none", n)
 	}
-	// An entry added while it blocks is read at once, in the same round trip. (Each
-	// enqueue while a read blocks is waited for: its reply may come after the read's.)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
+	// An entry added while it blocks is read at once.
+	go func() {
 		time.Sleep(50 * time.Millisecond)
 		enqueue("q/4")
-	})
-	calls.trips.Store(0)
-	began := time.Now()
-	block := readTimeout(t, e.rdb) / 2 // the longest that goes in the pipeline
-	msgs, next, err = b.FetchAfter(ctx, "q", "w", 10, block, 1<<20, mark)
+	}()
+	msgs, next, err = b.FetchAfter(ctx, "q", "w", 10, 10*time.Second, 1<<20, mark)
 	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "q/4" || next == "" {
 		t.Fatalf("a block from the mark with q/4 added = %+v, %q, %v; want q/4 and a new mark", msgs, next, err)
 	}
-	if took, rt := time.Since(began), calls.trips.Load(); took >= block || rt != 1 {
-		t.Errorf("q/4 was read after %s in %d round trips; want it before the block of %s ran out, in one", took, rt, block)
-	}
-	// A block too long for the ReadTimeout goes alone: one that runs out reads nothing,
-	// and tells the next call to read at once.
-	calls.n.Store(0)
-	mark = next
-	long := readTimeout(t, e.rdb)/2 + 100*time.Millisecond
-	msgs, next, err = b.FetchAfter(ctx, "q", "w", 10, long, 1<<20, mark)
-	if err != nil || len(msgs) != 0 || next != "" || calls.n.Load() != 0 {
-		t.Fatalf("a long block from the mark with nothing new = %d, %q, %v, %d scripts; want nothing, no mark, no script", len(msgs), next, err, calls.n.Load())
-	}
-	wg.Go(func() {
-		time.Sleep(50 * time.Millisecond)
-		enqueue("q/5")
-	})
-	msgs, next, err = b.FetchAfter(ctx, "q", "w", 10, long, 1<<20, mark)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Envelope) != "q/5" || next == "" {
-		t.Fatalf("a long block from the mark with q/5 added = %+v, %q, %v; want q/5 and a new mark", msgs, next, err)
-	}
 }
 
-// readTimeout returns the ReadTimeout of rdb's options, after go-redis's defaults.
-func readTimeout(t *testing.T, rdb redis.UniversalClient) time.Duration {
-	switch c := rdb.(type) {
-	case *redis.Client:
-		return c.Options().ReadTimeout
-	case *redis.ClusterClient:
-		return c.Options().ReadTimeout
-	}
-	t.Fatalf("no ReadTimeout for a %T", rdb)
-	return 0
-}
-
-// scriptCounter is a go-redis hook that counts the scripts a client runs, alone or in
-// pipelines, and its round trips (a pipeline is one).
-type scriptCounter struct{ n, trips atomic.Int64 }
+// scriptCounter is a go-redis hook that counts the scripts a client runs.
+type scriptCounter struct{ n atomic.Int64 }
 
 func (c *scriptCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *scriptCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.count(cmd)
-		if !handshake(cmd) && ctx.Value(untracked{}) == nil {
-			c.trips.Add(1)
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			c.n.Add(1)
 		}
 		return next(ctx, cmd)
 	}
 }
 
 func (c *scriptCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		if !slices.ContainsFunc(cmds, handshake) && ctx.Value(untracked{}) == nil {
-			c.trips.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// untracked marks a context whose round trips a scriptCounter leaves out: the test's
-// own writes while it counts a read's.
-type untracked struct{}
-
-// handshake reports whether cmd is one a connection sends once, when it is dialed.
-func handshake(cmd redis.Cmder) bool {
-	switch cmd.Name() {
-	case "hello", "client", "auth", "select":
-		return true
-	}
-	return false
-}
-
-func (c *scriptCounter) count(cmd redis.Cmder) {
-	if name := cmd.Name(); name == "evalsha" || name == "eval" {
-		c.n.Add(1)
-	}
+	return next
 }
 
 // A read of a queue whose stream or consumer group is gone (FLUSHDB, a deleted key, a
