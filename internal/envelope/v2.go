@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -55,11 +54,7 @@ func (k *Keyring) macV2(i int, body []byte) []byte {
 // v2Head is what every version 2 MAC of scope takes in before the text: v2Form and the
 // scope, each length-prefixed.
 func v2Head(scope string) []byte {
-	var head []byte
-	head = binary.AppendUvarint(head, uint64(len(v2Form)))
-	head = append(head, v2Form...)
-	head = binary.AppendUvarint(head, uint64(len(scope)))
-	return append(head, scope...)
+	return appendField(appendField(nil, v2Form), scope)
 }
 
 // splitV2 cuts a version 2 envelope into its signed text and its signature, checking
