@@ -556,7 +556,7 @@ func (b *Broker) StartDeliveries(ctx context.Context, rs []StartRequest) ([]Star
 // startCall returns the keys and arguments of startScript for r.
 func (b *Broker) startCall(r StartRequest) ([]string, []any) {
 	k := b.Keys(r.Message.Queue)
-	call := strconv.AppendUint([]byte(b.calls+"."), b.started.Add(1), 10)
+	call := b.calls + "." + strconv.FormatUint(b.started.Add(1), 10)
 	return []string{k.Stream(), k.State(r.TaskID), k.Entries(), k.Done(r.TaskID)},
 		[]any{Group, r.Message.EntryID, r.Consumer, r.Runs, r.TaskID, ttlMS(max(r.TTL, time.Minute)), call}
 }

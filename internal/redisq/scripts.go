@@ -168,7 +168,7 @@ func script(src string) *redis.Script {
 //
 // A task's id is new at every Submit, so a state already there means this very call ran
 // before: the client library sent it again after a read timeout or a dropped connection
-// (go-redis retries a pipeline then), not knowing that Redis had run it. Writing again
+// (go-redis may retry a pipeline then), not knowing that Redis had run it. Writing again
 // would queue a second copy of the task and reset its state to pending, perhaps while a
 // worker runs it, so that a second worker could start the copy beside the first. So the
 // call writes nothing and answers as if it had.
