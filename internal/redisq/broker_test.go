@@ -132,10 +132,7 @@ func TestFetchAfterBlocksFromTheMarkOfAShortRead(t *testing.T) { each(t, testFet
 
 func testFetchAfter(t *testing.T, e env) {
 	ctx := context.Background()
-	b := e.b
-	if err := b.EnsureGroup(ctx, "q"); err != nil {
-		t.Fatal(err)
-	}
+	b := e.b // each made the group
 	enqueue := func(id string) {
 		t.Helper()
 		if _, err := b.Enqueue(ctx, redisq.Task{ID: id, Kind: "k", Queue: "q", Envelope: []byte(id)}); err != nil {
@@ -202,10 +199,7 @@ func TestFetchReportsAMissingGroup(t *testing.T) { each(t, testFetchReportsAMiss
 
 func testFetchReportsAMissingGroup(t *testing.T, e env) {
 	ctx := context.Background()
-	b := e.b
-	if err := b.EnsureGroup(ctx, "q"); err != nil {
-		t.Fatal(err)
-	}
+	b := e.b // each made the group
 	if _, err := b.Enqueue(ctx, redisq.Task{ID: "q/1", Kind: "k", Queue: "q", Envelope: []byte("e")}); err != nil {
 		t.Fatal(err)
 	}
